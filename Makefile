@@ -1,0 +1,76 @@
+# One set of targets, used locally and in CI. Every target installs what it needs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
+WEB_DIST := src/modelmonitor/static/index.html
+WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tailwind.config.js web/package.json -type f 2>/dev/null)
+TARGET ?=
+ARGS ?=
+
+.PHONY: run up dev test test-python test-web lint typecheck bench bench-proxy bench-pipeline bench-anomaly services build clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+$(WEB_STAMP): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $(WEB_STAMP)
+
+$(WEB_DIST): $(WEB_STAMP) $(WEB_SOURCES)
+	cd web && npm run build
+
+## run: start ModelMonitor on embedded defaults (with the demo model API unless TARGET is set)
+run: $(STAMP) $(WEB_DIST)
+	$(VENV)/bin/modelmonitor up $(if $(TARGET),--target $(TARGET),--demo) $(ARGS)
+
+## dev: the API with the demo, plus Vite's dev server proxying to it
+dev: $(STAMP) $(WEB_STAMP)
+	$(VENV)/bin/modelmonitor up --demo $(ARGS) & cd web && npm run dev; kill %1
+
+## services: start PostgreSQL, Redis and RabbitMQ when they are not running
+services:
+	@bash scripts/services.sh
+
+## test: every test (Python, dashboard components, browser end to end)
+test: $(STAMP) services $(WEB_DIST)
+	$(MAKE) lint
+	$(PY) -m pytest -q -p no:cacheprovider
+	$(MAKE) test-web
+
+test-python: $(STAMP) services
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-web: $(STAMP) $(WEB_DIST)
+	@bash scripts/ensure-chromium.sh
+	cd web && npm run test:unit && npm run test:e2e
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+typecheck: lint
+
+## bench: proxy, pipeline and anomaly benchmarks (prints ratios against same-run baselines)
+bench: bench-proxy bench-pipeline bench-anomaly
+
+bench-proxy: $(STAMP)
+	@bash scripts/ensure-bench-tools.sh
+	$(PY) bench/proxy.py
+
+bench-pipeline: $(STAMP) services
+	$(PY) bench/pipeline.py
+
+bench-anomaly: $(STAMP)
+	$(PY) bench/anomaly.py
+
+build: $(WEB_DIST)
+	$(PY) -m pip wheel --no-deps -w dist .
+
+clean:
+	rm -rf $(VENV) web/node_modules src/modelmonitor/static dist .modelmonitor

@@ -1,0 +1,96 @@
+"""The live-state contract: sliding windows per service and route, and a snapshot feed.
+
+Workers ``record`` every stored batch; the API reads ``snapshot`` and relays
+``updates`` to WebSocket clients; alerting and anomaly detection read ``window``.
+Windows are 1 s, 10 s, 1 min and 5 min. The 1 s and 10 s windows are made of
+1-second buckets, the 1 min and 5 min windows of 10-second buckets, so their
+edges move in 10-second steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from modelmonitor.events import EventBatch, ProxyStats
+
+__all__ = [
+    "WINDOWS",
+    "LiveSnapshot",
+    "LiveState",
+    "RouteLive",
+    "ServiceLive",
+    "WindowStats",
+]
+
+#: Window name -> length in seconds.
+WINDOWS: dict[str, int] = {"1s": 1, "10s": 10, "1m": 60, "5m": 300}
+
+
+class WindowStats(msgspec.Struct, kw_only=True):
+    """Aggregates over one window. Latencies in seconds, None when no requests."""
+
+    window_seconds: int
+    requests: int = 0
+    errors: int = 0
+    rps: float = 0.0
+    error_rate: float = 0.0
+    status_classes: dict[str, int] = {}
+    request_bytes: int = 0
+    response_bytes: int = 0
+    p50_seconds: float | None = None
+    p90_seconds: float | None = None
+    p95_seconds: float | None = None
+    p99_seconds: float | None = None
+    mean_seconds: float | None = None
+
+
+class RouteLive(msgspec.Struct, kw_only=True):
+    method: str
+    route: str
+    window: WindowStats  # the 1-minute window
+
+
+class ServiceLive(msgspec.Struct, kw_only=True):
+    service: str
+    in_flight: int = 0
+    last_seen: float | None = None
+    windows: dict[str, WindowStats]
+    routes: list[RouteLive] = []
+
+
+class LiveSnapshot(msgspec.Struct, kw_only=True):
+    at: float
+    services: list[ServiceLive]
+    proxies: list[ProxyStats] = []
+    #: Events recorded per second over the last 10 seconds, all services.
+    ingest_rate: float = 0.0
+
+
+@runtime_checkable
+class LiveState(Protocol):
+    url: str
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def record(self, batch: EventBatch) -> None:
+        """Add a stored batch's events to the windows and remember its proxy stats."""
+        ...
+
+    async def snapshot(
+        self, *, service: str | None = None, now: float | None = None
+    ) -> LiveSnapshot: ...
+
+    async def window(
+        self, *, service: str, seconds: int, route: str | None = None, now: float | None = None
+    ) -> WindowStats:
+        """One service's (or route's) stats over the last ``seconds`` (rounded to buckets)."""
+        ...
+
+    def updates(self, *, interval: float) -> AsyncIterator[LiveSnapshot]:
+        """A snapshot every ``interval`` seconds, the same for every subscriber."""
+        ...

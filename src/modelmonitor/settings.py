@@ -1,0 +1,292 @@
+"""Typed settings: defaults < YAML file (``--config``) < ``MODELMONITOR_*`` env < CLI flags.
+
+Everything is validated at start-up; a bad value stops the process with a message
+naming the field, instead of failing at the first request.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from modelmonitor.timeparse import parse_duration
+
+__all__ = [
+    "ConfigError",
+    "HostPort",
+    "ServiceConfig",
+    "Settings",
+    "TLSConfig",
+    "format_validation_error",
+    "load_settings",
+    "parse_host_port",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already phrased for the user (one line per problem)."""
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """``"0.0.0.0:9090"``, ``":9090"`` (all interfaces), ``"[::1]:9090"`` or ``"9090"``."""
+    text = value.strip()
+    if text.isdigit():
+        host, port_text = "0.0.0.0", text
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not port_text.isdigit():
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        host = host.strip("[]") or "0.0.0.0"
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 0-65535")
+    return host, port
+
+
+def _check_host_port(value: Any) -> str:
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("expected HOST:PORT")
+    host, port = parse_host_port(value)
+    return f"{host}:{port}"
+
+
+def _check_duration(value: Any) -> float:
+    if isinstance(value, str | int | float):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 30s, 15m, 1h or 7d")
+
+
+HostPort = Annotated[str, BeforeValidator(_check_host_port)]
+Duration = Annotated[float, BeforeValidator(_check_duration), Field(ge=0)]
+
+
+def _check_upstream(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a URL such as http://127.0.0.1:8080")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{value!r} must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError(f"{value!r} has no host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"{value!r} has an invalid port") from None
+    return value.rstrip("/")
+
+
+UpstreamURL = Annotated[str, BeforeValidator(_check_upstream)]
+
+
+class TLSConfig(BaseModel):
+    """How the proxy talks TLS to an ``https://`` upstream."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verify: bool = True
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    server_name: str | None = None
+
+
+class ServiceConfig(BaseModel):
+    """One monitored model API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    upstream: UpstreamURL
+    #: Own listening address; when unset the service shares the main ``listen`` port.
+    listen: HostPort | None = None
+    #: Requests whose path starts with this prefix go to this service (shared port).
+    path_prefix: str | None = None
+    strip_prefix: bool = True
+    #: User route templates such as ``/v1/models/{model}/predict``; they win over
+    #: the automatic id collapsing.
+    route_patterns: list[str] = Field(default_factory=list)
+    model_header: str = "X-Model-Name"
+    #: Top-level JSON field of the request body naming the model (e.g. ``model``);
+    #: read from the first 64 KiB of a JSON body only.
+    model_json_field: str | None = None
+    timeout_seconds: Duration = 60.0
+    connect_timeout_seconds: Duration = 5.0
+    preserve_host: bool = False
+    forwarded_headers: bool = True
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> ServiceConfig:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                "name must be 1-63 letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit"
+            )
+        if self.path_prefix is not None:
+            if not self.path_prefix.startswith("/") or self.path_prefix == "/":
+                raise ValueError("path_prefix must start with '/' and not be '/' alone")
+            self.path_prefix = self.path_prefix.rstrip("/")
+        for pattern in self.route_patterns:
+            if not pattern.startswith("/"):
+                raise ValueError(f"route pattern {pattern!r} must start with '/'")
+        return self
+
+
+class Settings(BaseSettings):
+    """All of ModelMonitor's settings. See the README's configuration reference."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELMONITOR_", extra="forbid", env_nested_delimiter="__"
+    )
+
+    #: Shorthand for a single service: the upstream model API's URL.
+    target: UpstreamURL | None = None
+    #: Name of the service made from ``target``.
+    target_name: str = "default"
+    listen: HostPort = "0.0.0.0:9090"
+    api: HostPort = "127.0.0.1:8000"
+    data_dir: Path = Path(".modelmonitor")
+    broker_url: str = "memory://"
+    database_url: str | None = None
+    cache_url: str = "memory://"
+    services: list[ServiceConfig] = Field(default_factory=list)
+
+    # Capture and shipping (proxy side).
+    buffer_capacity: int = Field(default=100_000, ge=100)
+    batch_max_events: int = Field(default=2_000, ge=1, le=100_000)
+    flush_interval_seconds: Duration = 0.1
+    spool_max_bytes: int = Field(default=0, ge=0)
+
+    # Pipeline and API.
+    ws_interval_seconds: Duration = 1.0
+    retention_raw: Duration = parse_duration("7d")
+    retention_rollups: Duration = parse_duration("90d")
+    max_history_points: int = Field(default=1_000, ge=10, le=100_000)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Alert rules from the config file (validated by the alerting package).
+    alert_rules: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        names = [service.name for service in self.services]
+        if self.target and self.target_name in names:
+            raise ValueError(f"target_name {self.target_name!r} is also a service name")
+        duplicates = {name for name in names if names.count(name) > 1}
+        if duplicates:
+            raise ValueError(f"service names must be unique: {', '.join(sorted(duplicates))}")
+        main_port_plain = [
+            s.name for s in self.services if s.listen is None and s.path_prefix is None
+        ]
+        if self.target:
+            main_port_plain.append(self.target_name)
+        if len(main_port_plain) > 1:
+            raise ValueError(
+                "only one service may take the main listen port without a path_prefix: "
+                + ", ".join(main_port_plain)
+            )
+        ports: dict[str, str] = {}
+        for service in self.services:
+            if service.listen is None:
+                continue
+            if service.listen in ports and service.path_prefix is None:
+                raise ValueError(
+                    f"services {ports[service.listen]!r} and {service.name!r} "
+                    f"both listen on {service.listen}"
+                )
+            ports[service.listen] = service.name
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'modelmonitor.db'}"
+
+    @property
+    def effective_services(self) -> list[ServiceConfig]:
+        """``services`` plus the one made from ``target``, if any."""
+        services = list(self.services)
+        if self.target:
+            services.insert(0, ServiceConfig(name=self.target_name, upstream=self.target))
+        return services
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def format_validation_error(error: ValidationError, source: str = "") -> str:
+    """One line per problem: ``services.0.upstream: 'ftp://x' must start with http://``."""
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"{source}{where}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, a YAML file, the environment and explicit overrides.
+
+    Overrides that are ``None`` are ignored (so unset CLI flags fall through).
+    Raises :class:`ConfigError` with one line per problem.
+    """
+    yaml_data = _read_yaml(Path(config_file)) if config_file is not None else {}
+    source = f"{config_file}: " if config_file is not None else ""
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _YamlSource(settings_cls, yaml_data))
+
+    try:
+        return _Loaded(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
