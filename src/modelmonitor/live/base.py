@@ -55,6 +55,9 @@ class RouteLive(msgspec.Struct, kw_only=True):
 
 class ServiceLive(msgspec.Struct, kw_only=True):
     service: str
+    #: "healthy", "degraded" (errors >= 5 % or slow), "down" (errors >= 50 % or
+    #: upstream unreachable) or "idle" (no requests in 5 minutes), from the 1 min window.
+    status: str = "idle"
     in_flight: int = 0
     last_seen: float | None = None
     windows: dict[str, WindowStats]
