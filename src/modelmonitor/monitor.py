@@ -5,15 +5,20 @@ monitor = ModelAPIMonitor({
     "monitoring_port": 9090, "rabbitmq_url": "amqp://localhost:5672",
 })
 await monitor.start_monitoring()
+await monitor.configure({"thresholds": {"response_time_ms": 1000, "error_rate_percent": 5.0},
+                         "alert_channels": ["email", "slack", "webhook"]})
 ...
 await monitor.stop_monitoring()
 """
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any
 
+from modelmonitor.alerts import service as alert_service
+from modelmonitor.alerts.configure import rules_from_configure
 from modelmonitor.runtime import Runtime
 from modelmonitor.settings import ConfigError, Settings, load_settings
 
@@ -34,6 +39,8 @@ _KNOWN_KEYS = {
     "redis_url",
     "data_dir",
     "config_file",
+    "notification_channels",
+    "alert_rules",
 }
 
 
@@ -46,6 +53,7 @@ class ModelAPIMonitor:
             raise ConfigError(f"unknown ModelAPIMonitor option(s): {', '.join(unknown)}")
         self.settings = self._settings(config)
         self._runtime: Runtime | None = None
+        self._alert_configs: list[dict[str, Any]] = []
 
     @staticmethod
     def _settings(config: dict[str, Any]) -> Settings:
@@ -68,6 +76,8 @@ class ModelAPIMonitor:
             database_url=config.get("database_url"),
             cache_url=config.get("redis_url"),
             data_dir=config.get("data_dir"),
+            notification_channels=config.get("notification_channels"),
+            alert_rules=config.get("alert_rules"),
         )
 
     @property
@@ -98,6 +108,28 @@ class ModelAPIMonitor:
         runtime = Runtime(self.settings)
         await runtime.start()
         self._runtime = runtime
+        try:
+            for pending in self._alert_configs:
+                await self.configure(pending)
+        except BaseException:
+            await self.stop_monitoring()
+            raise
+
+    async def configure(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """Alerting in the brief's short form (``metrics``, ``thresholds``,
+        ``alert_channels``; see docs/alerting.md for the mapping to rules).
+
+        Returns the rules made. Before ``start_monitoring`` the config is validated
+        at once and applied when monitoring starts. Raises ``RuleError`` (a
+        ``ValueError``) naming the bad field.
+        """
+        runtime = self._runtime
+        if runtime is None or runtime.alerts is None:
+            rules = rules_from_configure(config, now=time.time())
+            self._alert_configs.append(config)
+        else:
+            rules = await alert_service.apply_configure(system=runtime.alerts, data=config)
+        return [rule.document() for rule in rules]
 
     async def stop_monitoring(self) -> None:
         """Stop accepting requests, flush captured events to the store, and stop."""

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import ComponentHealth
 from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
@@ -62,6 +63,7 @@ class Runtime:
     shipper: Any = None
     capture: Any = None
     worker: Any = None
+    alerts: AlertSystem | None = None
     api_server: uvicorn.Server | None = None
     demo_server: uvicorn.Server | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -96,6 +98,7 @@ class Runtime:
             self.live = create_live(settings.cache_url, clock=self.clock)
             await self.live.connect()
             self._stack.push_async_callback(self.live.close)
+            await self._start_alerts()
         if self.parts.proxy or self.parts.worker:
             self.bus = create_bus(settings.broker_url)
             await self.bus.connect()
@@ -106,6 +109,15 @@ class Runtime:
             await self._start_proxy()
         if self.parts.api:
             await self._start_api()
+
+    async def _start_alerts(self) -> None:
+        """The alert system; the engine runs where the live windows are complete: in a
+        worker, or anywhere when the live state is shared (``redis://``)."""
+        assert self.live is not None
+        self.alerts = AlertSystem.from_settings(self.settings, live=self.live, clock=self.clock)
+        shared_live = urlsplit(self.settings.cache_url).scheme != "memory"
+        await self.alerts.start(evaluate=self.parts.worker or shared_live)
+        self._stack.push_async_callback(self.alerts.stop)
 
     async def _start_demo(self) -> None:
         from modelmonitor.demo.model_api import create_demo_app
@@ -175,6 +187,7 @@ class Runtime:
             live=self.live,
             clock=self.clock,
             health_sources=[self._health],
+            alert_system=self.alerts,
         )
         host, port = parse_host_port(self.settings.api)
         self.api_server = await self._serve(app, host, port)
@@ -234,6 +247,11 @@ class Runtime:
                 detail=stats.last_error
                 if not stats.store_ok
                 else f"{stats.events_stored_total} events stored",
+            )
+        if self.alerts is not None and self.alerts.engine.running:
+            error = self.alerts.engine.last_error
+            components["alerts"] = ComponentHealth(
+                status="degraded" if error else "ok", detail=error or "evaluating"
             )
         if self.capture is not None:
             fill = self.capture.size / self.capture.capacity

@@ -12,9 +12,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from modelmonitor import __version__
+from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import install_openapi
 from modelmonitor.api.deps import ApiContext, ComponentHealth
-from modelmonitor.api.routes import health, metrics, requests, services
+from modelmonitor.api.routes import alerts, health, metrics, requests, services
 from modelmonitor.api.ws import SnapshotHub
 from modelmonitor.api.ws import router as ws_router
 from modelmonitor.live import LiveState, create_live
@@ -36,9 +37,10 @@ def create_app(
     clock: Clock = time.time,
     health_sources: list[Callable[[], dict[str, ComponentHealth]]] | None = None,
     static_dir: Path = STATIC_DIR,
+    alert_system: AlertSystem | None = None,
 ) -> FastAPI:
-    """Build the API. Store and live state are opened here unless given (``modelmonitor up``
-    shares its own with the worker)."""
+    """Build the API. Store, live state and the alert system are opened here unless given
+    (``modelmonitor up`` shares its own with the worker)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +61,11 @@ def create_app(
                 started_at=clock(),
                 health_sources=list(health_sources or []),
             )
+            if alert_system is None:
+                own_alerts = AlertSystem.from_settings(settings, live=own_live, clock=clock)
+                await own_alerts.start(evaluate=True)
+                stack.push_async_callback(own_alerts.stop)
+            context.extras["alerts"] = alert_system or own_alerts
             app.state.context = context
             hub = SnapshotHub(context)
             app.state.hub = hub
@@ -73,7 +80,14 @@ def create_app(
         lifespan=lifespan,
     )
     install_openapi(app)
-    for router in (health.router, services.router, metrics.router, requests.router, ws_router):
+    for router in (
+        health.router,
+        services.router,
+        metrics.router,
+        requests.router,
+        alerts.router,
+        ws_router,
+    ):
         app.include_router(router)
     _mount_dashboard(app, static_dir)
     return app
