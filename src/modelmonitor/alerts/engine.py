@@ -47,6 +47,9 @@ class RoundReport(msgspec.Struct, kw_only=True):
     transitions: int = 0
     conflicts: int = 0
     errors: int = 0
+    #: Every notice due this round (also those for rules without channels).
+    notices: list[AlertNotice] = []
+    #: (channel name, notification) handed to the dispatcher.
     notifications: list[tuple[str, Notification]] = []
 
 
@@ -152,6 +155,7 @@ class AlertEngine:
                     report.errors += 1
                     log.warning("rule %r on %r failed: %s", rule.name, service, exc)
         await self._store.add_history(history)
+        report.notices = [notice for entries in notices.values() for _, notice in entries]
         report.notifications = self._notify(notices, now)
         return report
 
