@@ -1,0 +1,311 @@
+"""Channels against real receivers: signed webhooks, Slack, SMTP; retries, SSRF, disable."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import AsyncIterator
+from email import message_from_bytes
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI
+
+from modelmonitor.alerts.channels import build_channels
+from modelmonitor.alerts.channels.base import DeliveryError
+from modelmonitor.alerts.channels.netguard import check_target, is_public
+from modelmonitor.alerts.dispatch import Dispatcher
+from modelmonitor.alerts.models import AlertNotice, Notification
+from modelmonitor.alerts.store.sqlite import SQLiteAlertStore
+from tests.alert_helpers import FakeChannel, Receiver, serve
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SQLiteAlertStore]:
+    store = SQLiteAlertStore("sqlite://:memory:")
+    await store.connect()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    async with serve(found.app()) as url:
+        found.url = url
+        yield found
+
+
+def notification(status: str = "firing") -> Notification:
+    notice = AlertNotice(
+        id="r1:iris",
+        rule_id="r1",
+        rule_name="High error rate",
+        status=status,
+        reason=status,
+        severity="critical",
+        service="iris",
+        metric="error_rate",
+        comparator=">",
+        threshold=0.05,
+        value=0.5,
+        window="1m",
+        labels={"team": "ml"},
+        starts_at=time.time() - 60,
+        ends_at=time.time() if status == "resolved" else None,
+    )
+    return Notification(
+        id="n-1", service="iris", status=status, created_at=time.time(), alerts=[notice]
+    )
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: float = 300) -> bool:
+    """What a receiver does (the snippet in docs/alerting.md)."""
+    timestamp = headers["x-modelmonitor-timestamp"]
+    if abs(time.time() - int(timestamp)) > tolerance:
+        return False
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return hmac.compare_digest(
+        f"sha256={expected.hexdigest()}", headers["x-modelmonitor-signature"]
+    )
+
+
+async def test_webhook_is_signed_and_versioned(receiver: Receiver, store: SQLiteAlertStore) -> None:
+    channels = build_channels(
+        {
+            "hook": {
+                "type": "webhook",
+                "url": f"{receiver.url}/hook",
+                "secret": "s3cret",
+                "allow_private": True,
+            }
+        }
+    )
+    dispatcher = Dispatcher(channels=channels, store=store)
+    delivery = await dispatcher.deliver(channels["hook"], notification())
+    assert delivery.status == "delivered" and delivery.http_status == 200
+    headers, body = receiver.requests[0]
+    assert verify("s3cret", headers, body)
+    assert not verify("wrong", headers, body)
+    assert headers["x-modelmonitor-delivery"] == "n-1"
+    payload = json.loads(body)
+    assert payload["version"] == "1"
+    assert payload["status"] == "firing"
+    assert payload["alerts"][0]["rule_name"] == "High error rate"
+    assert payload["alerts"][0]["labels"] == {"team": "ml"}
+    await dispatcher.stop()
+
+
+async def test_ssrf_guard_refuses_private_targets_by_default(
+    receiver: Receiver, store: SQLiteAlertStore
+) -> None:
+    channels = build_channels(
+        {
+            "hook": {"type": "webhook", "url": f"{receiver.url}/hook"},
+            "slack": {"webhook_url": f"{receiver.url}/slack"},
+        }
+    )
+    dispatcher = Dispatcher(channels=channels, store=store)
+    for name in ("hook", "slack"):
+        delivery = await dispatcher.deliver(channels[name], notification())
+        assert delivery.status == "refused"
+        assert delivery.attempts == 1  # refusals are not retried
+        assert "127.0.0.1" in delivery.error
+    assert receiver.requests == []
+    for address in ("10.1.2.3", "192.168.0.1", "169.254.169.254", "::1", "::ffff:127.0.0.1"):
+        assert not is_public(address)
+    assert is_public("93.184.216.34")
+    with pytest.raises(DeliveryError, match="refused"):
+        await check_target("http://localhost:1/x", allow_private=False)
+    await dispatcher.stop()
+
+
+async def test_slack_block_kit_payload(receiver: Receiver, store: SQLiteAlertStore) -> None:
+    channels = build_channels(
+        {"slack": {"webhook_url": f"{receiver.url}/services/T/B/X", "allow_private": True}}
+    )
+    dispatcher = Dispatcher(channels=channels, store=store)
+    delivery = await dispatcher.deliver(channels["slack"], notification("resolved"))
+    assert delivery.status == "delivered"
+    payload = json.loads(receiver.requests[0][1])
+    assert payload["text"] == "[RESOLVED] iris: High error rate"
+    kinds = [block["type"] for block in payload["blocks"]]
+    assert kinds == ["header", "section", "context"]
+    assert "error_rate > 0.05" in payload["blocks"][1]["text"]["text"]
+    await dispatcher.stop()
+
+
+async def test_retries_5xx_with_backoff_then_succeeds(
+    receiver: Receiver, store: SQLiteAlertStore
+) -> None:
+    receiver.statuses = [503, 500]
+    channels = build_channels(
+        {
+            "hook": {
+                "type": "webhook",
+                "url": f"{receiver.url}/h",
+                "allow_private": True,
+                "backoff_seconds": 0.5,
+            }
+        }
+    )
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    dispatcher = Dispatcher(channels=channels, store=store, sleep=sleep)
+    delivery = await dispatcher.deliver(channels["hook"], notification())
+    assert delivery.status == "delivered" and delivery.attempts == 3
+    assert len(delays) == 2 and 0 <= delays[0] <= 0.5 and 0 <= delays[1] <= 1.0
+    assert len(receiver.requests) == 3
+    # 4xx is not retried.
+    receiver.statuses = [400]
+    delivery = await dispatcher.deliver(channels["hook"], notification())
+    assert delivery.status == "failed" and delivery.attempts == 1 and delivery.http_status == 400
+    logged = await store.deliveries()
+    assert [d.status for d in logged] == ["failed", "delivered"]
+    await dispatcher.stop()
+
+
+async def test_timeouts_are_retried(store: SQLiteAlertStore) -> None:
+    async def hang() -> None:
+        await asyncio.sleep(1.0)
+
+    app = FastAPI()
+    app.post("/slow")(hang)
+    async with serve(app) as url:
+        channels = build_channels(
+            {
+                "hook": {
+                    "type": "webhook",
+                    "url": f"{url}/slow",
+                    "allow_private": True,
+                    "timeout_seconds": 0.2,
+                    "max_attempts": 2,
+                    "backoff_seconds": 0,
+                }
+            }
+        )
+        dispatcher = Dispatcher(channels=channels, store=store)
+        delivery = await dispatcher.deliver(channels["hook"], notification())
+        await dispatcher.stop()
+    assert delivery.status == "failed" and delivery.attempts == 2
+    assert "timed out" in delivery.error
+
+
+async def test_channel_disabled_after_consecutive_failures_and_reenabled(
+    store: SQLiteAlertStore,
+) -> None:
+    channel = FakeChannel("flaky", fail=100, max_attempts=1, disable_after=3)
+    dispatcher = Dispatcher(channels={"flaky": channel}, store=store)
+    for _ in range(3):
+        await dispatcher.deliver(channel, notification())
+    (status,) = await store.channel_statuses()
+    assert not status.enabled and status.consecutive_failures == 3
+    assert "3 consecutive failed deliveries" in status.disabled_reason
+    skipped = await dispatcher.deliver(channel, notification())
+    assert skipped.status == "skipped" and channel.attempts == 3
+    await store.set_channel_enabled("flaky", enabled=True, reason="", now=time.time())
+    channel.fail = 0
+    assert (await dispatcher.deliver(channel, notification())).status == "delivered"
+    (status,) = await store.channel_statuses()
+    assert status.enabled and status.consecutive_failures == 0
+    await dispatcher.stop()
+
+
+async def test_slow_channel_does_not_delay_others(store: SQLiteAlertStore) -> None:
+    slow = FakeChannel("slow", delay=2.0)
+    fast = FakeChannel("fast")
+    dispatcher = Dispatcher(channels={"slow": slow, "fast": fast}, store=store)
+    await dispatcher.start()
+    started = time.perf_counter()
+    for _ in range(3):
+        assert dispatcher.submit("slow", notification())
+        assert dispatcher.submit("fast", notification())
+    assert time.perf_counter() - started < 0.1  # submit never waits
+    for _ in range(100):
+        if len(fast.received) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert len(fast.received) == 3 and slow.received == []
+    await dispatcher.stop()
+
+
+async def test_full_queue_drops_and_logs(store: SQLiteAlertStore) -> None:
+    slow = FakeChannel("slow", delay=5.0, queue_size=1)
+    dispatcher = Dispatcher(channels={"slow": slow}, store=store)
+    await dispatcher.start()
+    assert dispatcher.submit("slow", notification())
+    await asyncio.sleep(0.05)  # the sender takes the first one
+    assert dispatcher.submit("slow", notification())
+    assert not dispatcher.submit("slow", notification())
+    await dispatcher.stop()
+    dropped = await store.deliveries(status="dropped")
+    assert len(dropped) == 1 and dropped[0].error == "queue full"
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+async def test_email_arrives_at_a_real_smtp_server(store: SQLiteAlertStore) -> None:
+    inbox = _Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        channels = build_channels(
+            {
+                "email": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "security": "none",
+                    "from": "monitor@example.com",
+                    "to": ["oncall@example.com", "ml@example.com"],
+                }
+            }
+        )
+        dispatcher = Dispatcher(channels=channels, store=store)
+        delivery = await dispatcher.deliver(channels["email"], notification())
+        await dispatcher.stop()
+    finally:
+        controller.stop()
+    assert delivery.status == "delivered", delivery.error
+    ((sender, recipients, content),) = inbox.messages
+    assert sender == "monitor@example.com"
+    assert recipients == ["oncall@example.com", "ml@example.com"]
+    message = message_from_bytes(content)
+    assert message["Subject"] == "[ModelMonitor] [FIRING] iris: High error rate"
+    body = message.get_payload(decode=True).decode()
+    assert "FIRING: High error rate [critical]" in body
+    assert "condition: error_rate > 0.05 over 1m" in body
+
+
+def test_channel_config_errors_name_the_field() -> None:
+    from modelmonitor.alerts.channels import ChannelConfigError
+
+    with pytest.raises(ChannelConfigError) as caught:
+        build_channels(
+            {
+                "ops": {"type": "email", "host": "smtp", "from": "a@b", "to": ["nobody"]},
+                "hook": {"type": "webhook", "url": "ftp://x"},
+                "pager": {"type": "pagerduty"},
+            }
+        )
+    text = str(caught.value)
+    assert "notification_channels.ops.to" in text
+    assert "notification_channels.hook.url" in text
+    assert "notification_channels.pager.type: unknown channel type 'pagerduty'" in text
