@@ -72,6 +72,11 @@ def _run_parts(args: argparse.Namespace, *, proxy: bool, worker: bool, api: bool
             "nothing to proxy: give --target URL (or MODELMONITOR_TARGET), --demo, "
             "or services in --config"
         )
+    if proxy != worker and settings.broker_url.startswith("memory:"):
+        raise ConfigError(
+            "the memory:// broker only connects parts inside one process: "
+            "use `modelmonitor up`, or give --broker amqp://..."
+        )
     runtime = Runtime(settings, parts=Parts(proxy=proxy, worker=worker, api=api), demo=demo)
     _install_loop()
     asyncio.run(run_until_signalled(runtime, ready="ModelMonitor is running; Ctrl-C stops it"))

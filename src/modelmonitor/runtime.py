@@ -76,28 +76,17 @@ class Runtime:
             raise
 
     async def _start(self) -> None:
-        settings = self.settings
-        separate = self.parts != Parts()
-        if (
-            separate
-            and urlsplit(settings.broker_url).scheme == "memory"
-            and (self.parts.proxy or self.parts.worker)
-        ):
-            raise RuntimeError(
-                "the memory:// broker only connects parts inside one process: "
-                "use `modelmonitor up`, or set --broker amqp://..."
-            )
         if self.demo:
             await self._start_demo()
         if self.parts.worker or self.parts.api:
-            self.store = create_store(settings.effective_database_url)
+            self.store = create_store(self.settings.effective_database_url)
             await self.store.connect()
             self._stack.push_async_callback(self.store.close)
-            self.live = create_live(settings.cache_url, clock=self.clock)
+            self.live = create_live(self.settings.cache_url, clock=self.clock)
             await self.live.connect()
             self._stack.push_async_callback(self.live.close)
         if self.parts.proxy or self.parts.worker:
-            self.bus = create_bus(settings.broker_url)
+            self.bus = create_bus(self.settings.broker_url)
             await self.bus.connect()
             self._stack.push_async_callback(self.bus.close)
         if self.parts.worker:
