@@ -177,6 +177,8 @@ class Runtime:
             access_log=False,
             lifespan="on",
             ws_ping_interval=20.0,
+            # Snapshots go to many clients: compressing each copy costs more CPU than it saves.
+            ws_per_message_deflate=False,
         )
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
