@@ -88,7 +88,7 @@ async def run(clients: int, seconds: float, services: int) -> int:
             for _ in range(clients):
                 tasks.append(asyncio.create_task(client(url, delays, stop_at, connected)))
                 await asyncio.sleep(0.002)
-            while connected[0] < clients and time.time() < stop_at:
+            while connected[0] < clients and time.time() < stop_at:  # noqa: ASYNC110 - bounded poll
                 await asyncio.sleep(0.1)
             delays.clear()  # measure only once everyone is connected
             measured = max(0.0, stop_at - time.time())
@@ -109,7 +109,8 @@ async def run(clients: int, seconds: float, services: int) -> int:
     print(f"  message size: {sizes[0] / 1024:.1f} KiB")
     print(f"  messages received: {len(delays)} (about {expected:.0f} expected at 1/s)")
     print(
-        f"  delivery delay p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        f"  delivery delay p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms,"
+        f" p99 {p99 * 1000:.0f} ms"
     )
     print(f"  API process RSS: {server_rss:.0f} MiB")
     ok = p95 <= 1.0 and connected[0] == clients and len(delays) >= 0.9 * expected
