@@ -214,3 +214,18 @@ async def test_websocket_pushes_snapshots(pipeline: Runtime) -> None:
         assert payload["type"] == "snapshot"
         assert [s["service"] for s in payload["data"]["services"]] == ["svc"]
         assert payload["data"]["services"][0]["windows"]["5m"]["requests"] == 50
+
+
+async def test_prometheus_exposition(pipeline: Runtime) -> None:
+    await publish(pipeline, make_events(40, start=time.time() - 20, spread=15, error_share=0.0))
+    await stored(pipeline, 40)
+    async with httpx.AsyncClient(base_url=pipeline.api_url) as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    lines = response.text.splitlines()
+    assert 'modelmonitor_error_ratio{service="svc",window="5m"} 0.0' in lines
+    assert any(
+        line.startswith('modelmonitor_latency_seconds{service="svc",window="5m",quantile="0.99"}')
+        for line in lines
+    )
+    assert 'modelmonitor_dropped_events_total{proxy="test-proxy"} 0' in lines
