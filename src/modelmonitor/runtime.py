@@ -53,6 +53,7 @@ class Runtime:
     settings: Settings
     parts: Parts = field(default_factory=Parts)
     demo: bool = False
+    demo_port: int = 8080
     clock: Clock = time.time
 
     bus: EventBus | None = None
@@ -99,7 +100,7 @@ class Runtime:
     async def _start_demo(self) -> None:
         from modelmonitor.demo.model_api import create_demo_app
 
-        port = _free_port() if self.settings.target else 8080
+        port = _free_port() if self.settings.target else self.demo_port
         app = create_demo_app()
         self.demo_server = await self._serve(app, "127.0.0.1", port)
         url = f"http://127.0.0.1:{self._bound_port(self.demo_server)}"
@@ -169,10 +170,17 @@ class Runtime:
         self.api_server = await self._serve(app, host, port)
 
     async def _serve(self, app: Any, host: str, port: int) -> uvicorn.Server:
+        # Bind here so a taken port is a plain OSError, not uvicorn's sys.exit().
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
         config = uvicorn.Config(
             app,
-            host=host,
-            port=port,
             log_level="warning",
             access_log=False,
             lifespan="on",
@@ -181,17 +189,20 @@ class Runtime:
             ws_per_message_deflate=False,
         )
         server = _QuietServer(config)
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
-                task.result()
-                raise RuntimeError(f"could not listen on {host}:{port}")
+                sock.close()
+                raise RuntimeError(
+                    f"the server on {host}:{port} did not start: {task.exception()!r}"
+                )
             await asyncio.sleep(0.01)
 
         async def stop() -> None:
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            sock.close()
 
         self._stack.push_async_callback(stop)
         return server

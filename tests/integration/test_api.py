@@ -94,6 +94,10 @@ async def test_counts_rollups_and_percentiles(pipeline: Runtime) -> None:
         routes = (await client.get("/api/v1/routes", params={"service": "wine"})).json()["routes"]
         assert sum(r["requests"] for r in routes) == 500
 
+        health = (await client.get("/api/v1/health")).json()
+        assert [p["proxy_id"] for p in health["proxies"]] == ["test-proxy"]
+        assert realtime["proxies"][0]["buffer_capacity"] == 1000
+
 
 async def test_redelivered_batch_is_stored_once(pipeline: Runtime) -> None:
     events = make_events(300, start=time.time() - 30, spread=20)
