@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ class Runtime:
     capture: Any = None
     worker: Any = None
     api_server: uvicorn.Server | None = None
-    demo_server: uvicorn.Server | None = None
+    demo_url: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -98,14 +99,41 @@ class Runtime:
             await self._start_api()
 
     async def _start_demo(self) -> None:
-        from modelmonitor.demo.model_api import create_demo_app
-
+        """Run the demo model API in its own process, so it never competes with the proxy."""
         port = _free_port() if self.settings.target else self.demo_port
-        app = create_demo_app()
-        self.demo_server = await self._serve(app, "127.0.0.1", port)
-        url = f"http://127.0.0.1:{self._bound_port(self.demo_server)}"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "modelmonitor",
+            "demo",
+            "serve",
+            "--port",
+            str(port),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+
+        async def stop() -> None:
+            if process.returncode is None:
+                process.terminate()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), timeout=10)
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+        self._stack.push_async_callback(stop)
+        deadline = time.monotonic() + 60
+        while not await _answers("127.0.0.1", port):
+            if process.returncode is not None:
+                raise RuntimeError(f"the demo model API could not start on port {port}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the demo model API did not start within 60 s")
+            await asyncio.sleep(0.1)
+        self.demo_url = f"http://127.0.0.1:{port}"
         if not self.settings.target and not self.settings.services:
-            self.settings = self.settings.model_copy(update={"target": url, "target_name": "demo"})
+            self.settings = self.settings.model_copy(
+                update={"target": self.demo_url, "target_name": "demo"}
+            )
 
     async def _start_worker(self) -> None:
         from modelmonitor.pipeline.worker import Worker
@@ -256,8 +284,8 @@ class Runtime:
             lines.append(f"proxy    {name}: http://{address}")
         if self.api_url:
             lines.append(f"api      {self.api_url}  (dashboard at /, OpenAPI at /docs)")
-        if self.demo_server is not None:
-            lines.append(f"demo     model API at {self.settings.target}")
+        if self.demo_url is not None:
+            lines.append(f"demo     model API at {self.demo_url}")
         lines.append(
             f"backends broker={_redact(self.settings.broker_url)} "
             f"database={_redact(self.settings.effective_database_url)} "
@@ -271,6 +299,17 @@ def _redact(url: str) -> str:
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")
     return url
+
+
+async def _answers(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def _free_port() -> int:
