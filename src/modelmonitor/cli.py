@@ -72,7 +72,17 @@ def _run_parts(args: argparse.Namespace, *, proxy: bool, worker: bool, api: bool
             "nothing to proxy: give --target URL (or MODELMONITOR_TARGET), --demo, "
             "or services in --config"
         )
-    runtime = Runtime(settings, parts=Parts(proxy=proxy, worker=worker, api=api), demo=demo)
+    if proxy != worker and settings.broker_url.startswith("memory:"):
+        raise ConfigError(
+            "the memory:// broker only connects parts inside one process: "
+            "use `modelmonitor up`, or give --broker amqp://..."
+        )
+    runtime = Runtime(
+        settings,
+        parts=Parts(proxy=proxy, worker=worker, api=api),
+        demo=demo,
+        demo_port=getattr(args, "demo_port", 8080),
+    )
     _install_loop()
     asyncio.run(run_until_signalled(runtime, ready="ModelMonitor is running; Ctrl-C stops it"))
     return 0
@@ -151,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run proxy, worker and API in one process")
     _add_settings_flags(up, proxy=True, api=True)
     up.add_argument("--demo", action="store_true", help="also start the bundled demo model API")
+    up.add_argument("--demo-port", type=int, default=8080, help="the demo model API's port")
     up.set_defaults(handler=_cmd_up)
 
     for name, helptext, proxy, api, handler in (

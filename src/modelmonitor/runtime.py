@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class Runtime:
     settings: Settings
     parts: Parts = field(default_factory=Parts)
     demo: bool = False
+    demo_port: int = 8080
     clock: Clock = time.time
 
     bus: EventBus | None = None
@@ -65,7 +67,7 @@ class Runtime:
     worker: Any = None
     alerts: AlertSystem | None = None
     api_server: uvicorn.Server | None = None
-    demo_server: uvicorn.Server | None = None
+    demo_url: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -78,29 +80,18 @@ class Runtime:
             raise
 
     async def _start(self) -> None:
-        settings = self.settings
-        separate = self.parts != Parts()
-        if (
-            separate
-            and urlsplit(settings.broker_url).scheme == "memory"
-            and (self.parts.proxy or self.parts.worker)
-        ):
-            raise RuntimeError(
-                "the memory:// broker only connects parts inside one process: "
-                "use `modelmonitor up`, or set --broker amqp://..."
-            )
         if self.demo:
             await self._start_demo()
         if self.parts.worker or self.parts.api:
-            self.store = create_store(settings.effective_database_url)
+            self.store = create_store(self.settings.effective_database_url)
             await self.store.connect()
             self._stack.push_async_callback(self.store.close)
-            self.live = create_live(settings.cache_url, clock=self.clock)
+            self.live = create_live(self.settings.cache_url, clock=self.clock)
             await self.live.connect()
             self._stack.push_async_callback(self.live.close)
             await self._start_alerts()
         if self.parts.proxy or self.parts.worker:
-            self.bus = create_bus(settings.broker_url)
+            self.bus = create_bus(self.settings.broker_url)
             await self.bus.connect()
             self._stack.push_async_callback(self.bus.close)
         if self.parts.worker:
@@ -120,14 +111,41 @@ class Runtime:
         self._stack.push_async_callback(self.alerts.stop)
 
     async def _start_demo(self) -> None:
-        from modelmonitor.demo.model_api import create_demo_app
+        """Run the demo model API in its own process, so it never competes with the proxy."""
+        port = _free_port() if self.settings.target else self.demo_port
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "modelmonitor",
+            "demo",
+            "serve",
+            "--port",
+            str(port),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
 
-        port = _free_port() if self.settings.target else 8080
-        app = create_demo_app()
-        self.demo_server = await self._serve(app, "127.0.0.1", port)
-        url = f"http://127.0.0.1:{self._bound_port(self.demo_server)}"
+        async def stop() -> None:
+            if process.returncode is None:
+                process.terminate()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), timeout=10)
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+        self._stack.push_async_callback(stop)
+        deadline = time.monotonic() + 60
+        while not await _answers("127.0.0.1", port):
+            if process.returncode is not None:
+                raise RuntimeError(f"the demo model API could not start on port {port}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the demo model API did not start within 60 s")
+            await asyncio.sleep(0.1)
+        self.demo_url = f"http://127.0.0.1:{port}"
         if not self.settings.target and not self.settings.services:
-            self.settings = self.settings.model_copy(update={"target": url, "target_name": "demo"})
+            self.settings = self.settings.model_copy(
+                update={"target": self.demo_url, "target_name": "demo"}
+            )
 
     async def _start_worker(self) -> None:
         from modelmonitor.pipeline.worker import Worker
@@ -193,27 +211,39 @@ class Runtime:
         self.api_server = await self._serve(app, host, port)
 
     async def _serve(self, app: Any, host: str, port: int) -> uvicorn.Server:
+        # Bind here so a taken port is a plain OSError, not uvicorn's sys.exit().
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
         config = uvicorn.Config(
             app,
-            host=host,
-            port=port,
             log_level="warning",
             access_log=False,
             lifespan="on",
             ws_ping_interval=20.0,
+            # Snapshots go to many clients: compressing each copy costs more CPU than it saves.
+            ws_per_message_deflate=False,
         )
         server = _QuietServer(config)
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
-                task.result()
-                raise RuntimeError(f"could not listen on {host}:{port}")
+                sock.close()
+                raise RuntimeError(
+                    f"the server on {host}:{port} did not start: {task.exception()!r}"
+                )
             await asyncio.sleep(0.01)
 
         async def stop() -> None:
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            sock.close()
 
         self._stack.push_async_callback(stop)
         return server
@@ -272,8 +302,8 @@ class Runtime:
             lines.append(f"proxy    {name}: http://{address}")
         if self.api_url:
             lines.append(f"api      {self.api_url}  (dashboard at /, OpenAPI at /docs)")
-        if self.demo_server is not None:
-            lines.append(f"demo     model API at {self.settings.target}")
+        if self.demo_url is not None:
+            lines.append(f"demo     model API at {self.demo_url}")
         lines.append(
             f"backends broker={_redact(self.settings.broker_url)} "
             f"database={_redact(self.settings.effective_database_url)} "
@@ -287,6 +317,17 @@ def _redact(url: str) -> str:
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")
     return url
+
+
+async def _answers(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def _free_port() -> int:

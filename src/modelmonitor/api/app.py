@@ -15,7 +15,7 @@ from modelmonitor import __version__
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import install_openapi
 from modelmonitor.api.deps import ApiContext, ComponentHealth
-from modelmonitor.api.routes import alerts, health, metrics, requests, services
+from modelmonitor.api.routes import alerts, health, metrics, prometheus, requests, services
 from modelmonitor.api.ws import SnapshotHub
 from modelmonitor.api.ws import router as ws_router
 from modelmonitor.live import LiveState, create_live
@@ -26,7 +26,7 @@ from modelmonitor.types import Clock
 __all__ = ["STATIC_DIR", "create_app"]
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-_API_PREFIXES = ("api/", "ws/", "docs", "redoc", "openapi.json", "health")
+_API_PREFIXES = ("api/", "ws/", "docs", "redoc", "openapi.json", "health", "metrics")
 
 
 def create_app(
@@ -80,15 +80,10 @@ def create_app(
         lifespan=lifespan,
     )
     install_openapi(app)
-    for router in (
-        health.router,
-        services.router,
-        metrics.router,
-        requests.router,
-        alerts.router,
-        ws_router,
-    ):
-        app.include_router(router)
+    routers = (health, services, metrics, requests, prometheus, alerts)
+    for module in routers:
+        app.include_router(module.router)
+    app.include_router(ws_router)
     _mount_dashboard(app, static_dir)
     return app
 

@@ -9,7 +9,14 @@ import time
 from collections.abc import AsyncIterator
 
 from modelmonitor.events import EventBatch, ProxyStats, RequestEvent
-from modelmonitor.live.base import WINDOWS, LiveSnapshot, RouteLive, ServiceLive, WindowStats
+from modelmonitor.live.base import (
+    WINDOWS,
+    LiveSnapshot,
+    ProxyStatus,
+    RouteLive,
+    ServiceLive,
+    WindowStats,
+)
 from modelmonitor.live.broadcast import Broadcast
 from modelmonitor.live.windows import (
     COARSE_SECONDS,
@@ -196,7 +203,10 @@ class MemoryLiveState:
         return LiveSnapshot(
             at=now,
             services=services,
-            proxies=sorted(self._proxies.values(), key=lambda stats: stats.proxy_id),
+            proxies=[
+                ProxyStatus.from_stats(stats)
+                for stats in sorted(self._proxies.values(), key=lambda stats: stats.proxy_id)
+            ],
             ingest_rate=ingested / 10.0,
         )
 

@@ -34,6 +34,7 @@ class WorkerStats(msgspec.Struct, kw_only=True):
     duplicates_total: int = 0
     rejected_total: int = 0
     store_failures_total: int = 0
+    live_failures_total: int = 0
     last_batch_at: float | None = None
     store_ok: bool = True
     last_error: str = ""
@@ -62,9 +63,11 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = WorkerStats()
         self.hooks: list[BatchHook] = []
+        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=prefetch)
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._consume(), name="worker-consume"))
+        self._tasks.append(asyncio.create_task(self._pump(), name="worker-pump"))
+        self._tasks.append(asyncio.create_task(self._process(), name="worker-process"))
         if any(self._retention):
             self._tasks.append(asyncio.create_task(self._retain(), name="worker-retention"))
 
@@ -76,27 +79,40 @@ class Worker:
                 await task
         self._tasks.clear()
 
-    async def _consume(self) -> None:
+    async def _pump(self) -> None:
         async for delivery in self._bus.consume(prefetch=self._prefetch):
-            await self.handle(delivery)
+            await self._inbox.put(delivery)
 
-    async def handle(self, delivery: Delivery) -> None:
-        """Store one delivery; retry the store until it commits, then ack."""
-        try:
-            batch = decode_batch(delivery.body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.stats.rejected_total += 1
-            log.warning("dropping an undecodable message from the bus: %s", exc)
-            await delivery.reject(requeue=False)
+    async def _process(self) -> None:
+        while True:
+            deliveries = [await self._inbox.get()]
+            while not self._inbox.empty() and len(deliveries) < self._prefetch:
+                deliveries.append(self._inbox.get_nowait())
+            await self.handle(*deliveries)
+
+    async def handle(self, *deliveries: Delivery) -> None:
+        """Store deliveries in one transaction (retrying until it commits), then ack them."""
+        batches: list[EventBatch] = []
+        accepted: list[Delivery] = []
+        for delivery in deliveries:
+            try:
+                batches.append(decode_batch(delivery.body))
+                accepted.append(delivery)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.stats.rejected_total += 1
+                log.warning("dropping an undecodable message from the bus: %s", exc)
+                await delivery.reject(requeue=False)
+        if not batches:
             return
+        events = [event for batch in batches for event in batch.events]
         delay = 0.1
         while True:
             try:
-                fresh = await self._store.write_batch(batch.events)
+                fresh = await self._store.write_batch(events)
                 break
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any store failure means: keep the message, retry
+            except Exception as exc:  # noqa: BLE001 - any store failure means: keep the messages, retry
                 self.stats.store_ok = False
                 self.stats.store_failures_total += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -104,14 +120,24 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.stats.store_ok = True
-        await self._live.record(batch)
-        await delivery.ack()
-        self.stats.batches_total += 1
+        for batch in batches:
+            try:
+                await self._live.record(batch)
+            except Exception as exc:  # noqa: BLE001 - live state is best effort; storage is the record
+                self.stats.live_failures_total += 1
+                log.warning("live state update failed: %s", exc)
+        for delivery in accepted:
+            await delivery.ack()
+        self.stats.batches_total += len(batches)
         self.stats.events_stored_total += fresh
-        self.stats.duplicates_total += len(batch.events) - fresh
+        self.stats.duplicates_total += len(events) - fresh
         self.stats.last_batch_at = self._clock()
-        for hook in self.hooks:
-            await hook(batch)
+        for batch in batches:
+            for hook in self.hooks:
+                try:
+                    await hook(batch)
+                except Exception:  # a hook must never stop ingestion
+                    log.exception("batch hook %r failed", hook)
 
     async def _retain(self) -> None:
         raw, rollups = self._retention

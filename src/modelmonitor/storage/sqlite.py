@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
@@ -112,7 +112,9 @@ def _rollup_values(row: RollupRow) -> tuple[Any, ...]:
 
 
 def sqlite_path(url: str) -> str:
-    """``sqlite:///relative/path.db``, ``sqlite:////abs/path.db`` or ``sqlite://:memory:``."""
+    """``sqlite:///relative/path.db``, ``sqlite:////abs/path.db`` or ``sqlite://:memory:``.
+
+    The query may set ``busy_timeout_ms`` (how long to wait for another writer)."""
     parts = urlsplit(url)
     if parts.scheme != "sqlite":
         raise ValueError(f"not a sqlite URL: {url!r}")
@@ -125,6 +127,8 @@ class SQLiteStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._path = sqlite_path(url)
+        query = parse_qs(urlsplit(url).query)
+        self._busy_timeout_ms = int(query.get("busy_timeout_ms", ["10000"])[0])
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
 
@@ -141,7 +145,7 @@ class SQLiteStore:
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=10000")
+            db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             for statement in _SCHEMA:
                 db.execute(statement)
             return db

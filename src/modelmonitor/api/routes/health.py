@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from modelmonitor import __version__
 from modelmonitor.api._openapi import schema_response
 from modelmonitor.api.deps import ComponentHealth, Context, json_response
-from modelmonitor.events import ProxyStats
+from modelmonitor.live.base import ProxyStatus
 
 __all__ = ["router"]
 
@@ -33,7 +33,7 @@ class Health(msgspec.Struct, kw_only=True):
     buffer: BufferHealth
     dropped_events_total: int
     ingest_rate: float
-    proxies: list[ProxyStats]
+    proxies: list[ProxyStatus]
 
 
 async def _health(context: Context) -> Health:
