@@ -151,8 +151,10 @@ async def update_rule(context: Context, rule_id: str, body: JsonBody) -> object:
     return json_response(_rule(rule))
 
 
-@router.delete("/rules/{rule_id}", status_code=204, summary="Delete an alert rule")
-async def delete_rule(context: Context, rule_id: str) -> object:
+@router.delete(
+    "/rules/{rule_id}", status_code=204, response_model=None, summary="Delete an alert rule"
+)
+async def delete_rule(context: Context, rule_id: str) -> Response:
     await _call(service.delete_rule(system=_system(context), rule_id=rule_id))
     return Response(status_code=204)
 
@@ -183,8 +185,10 @@ async def update_silence(context: Context, silence_id: str, body: JsonBody) -> o
     return json_response(_silence(silence))
 
 
-@router.delete("/silences/{silence_id}", status_code=204, summary="Delete (expire) a silence")
-async def delete_silence(context: Context, silence_id: str) -> object:
+@router.delete(
+    "/silences/{silence_id}", status_code=204, response_model=None, summary="Delete a silence"
+)
+async def delete_silence(context: Context, silence_id: str) -> Response:
     await _call(service.delete_silence(system=_system(context), silence_id=silence_id))
     return Response(status_code=204)
 
