@@ -144,11 +144,11 @@ async def test_keep_firing_for_delays_resolve(
     await add_rule(store, **{"for": 0, "keep_firing_for": "20s"})
     timeline = Timeline(engine, live, clock)
     await timeline.run(30, errors=10)  # last round that holds: T0+30
-    await timeline.run(15, errors=0)  # T0+35..45: not holding, kept firing
+    await timeline.run(20, errors=0)  # T0+35: first round not holding; kept firing to T0+50
     assert await status(store) == "firing"
-    await timeline.run(5, errors=0)  # T0+50: 20 s since it last held
+    await timeline.run(5, errors=0)  # T0+55: 20 s after it was first seen not holding
     assert await status(store) == "resolved"
-    assert timeline.reasons() == [(5.0, "firing"), (50.0, "resolved")]
+    assert timeline.reasons() == [(5.0, "firing"), (55.0, "resolved")]
 
 
 async def test_min_requests_keeps_an_idle_service_quiet(

@@ -9,8 +9,9 @@ the clock, so the rules of the lifecycle are tested without either.
 - pending + holds for ``for`` seconds: firing, notify "firing"
 - pending + stops holding: inactive (no notification)
 - firing + holds: notify "repeat" every ``repeat_interval`` (0 = never)
-- firing + stopped holding for ``keep_firing_for`` seconds: resolved, notify "resolved"
-  (only when the firing notification went out)
+- firing + not holding: resolved once ``keep_firing_for`` seconds have passed since the
+  first evaluation that found it not holding (0: at once); notify "resolved" (only
+  when the firing notification went out). Holding again meanwhile keeps it firing.
 - a silenced alert changes state but sends nothing; when the silence ends while it
   still fires, the firing notification goes out then.
 """
@@ -89,10 +90,12 @@ def step(
                 new, reason = _fire(new, now=now, silenced=silenced)
     elif status == "firing":
         if active:
-            new = msgspec.structs.replace(new, last_active_at=now)
-        last_active = new.last_active_at if new.last_active_at is not None else now
-        if not active and now - last_active >= rule.keep_firing_for:
-            new = msgspec.structs.replace(new, status="resolved", resolved_at=now)
+            new = msgspec.structs.replace(new, last_active_at=now, cleared_at=None)
+        else:
+            cleared = state.cleared_at if state.cleared_at is not None else now
+            new = msgspec.structs.replace(new, cleared_at=cleared)
+        if not active and now - (new.cleared_at or now) >= rule.keep_firing_for:
+            new = msgspec.structs.replace(new, status="resolved", resolved_at=now, cleared_at=None)
             if state.notified and not silenced:
                 reason = "resolved"
         elif not silenced:
@@ -113,8 +116,12 @@ def step(
 
 
 def _differs(old: AlertState, new: AlertState) -> bool:
-    """Worth a write while pending or firing: the value (shown by the API) or the last
-    time the condition held (``keep_firing_for`` counts from it)."""
+    """Worth a write while pending or firing: the value (shown by the API), the last
+    time the condition held, or when it stopped holding (``keep_firing_for``)."""
     if new.status not in ("pending", "firing"):
         return False
-    return old.value != new.value or old.last_active_at != new.last_active_at
+    return (
+        old.value != new.value
+        or old.last_active_at != new.last_active_at
+        or old.cleared_at != new.cleared_at
+    )

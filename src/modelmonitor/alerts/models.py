@@ -37,8 +37,11 @@ class AlertState(msgspec.Struct, kw_only=True):
     #: When the condition started holding (pending and firing).
     active_since: float | None = None
     firing_since: float | None = None
-    #: Last evaluation at which the condition held (for keep_firing_for).
+    #: Last evaluation at which the condition held.
     last_active_at: float | None = None
+    #: First evaluation at which a firing alert's condition no longer held
+    #: (``keep_firing_for`` counts from here, as in Prometheus).
+    cleared_at: float | None = None
     resolved_at: float | None = None
     #: The firing notification went out (false while silenced).
     notified: bool = False
