@@ -11,6 +11,7 @@ import pytest
 
 from modelmonitor.alerts.dispatch import Dispatcher
 from modelmonitor.alerts.engine import AlertEngine, RoundReport
+from modelmonitor.alerts.models import AlertState
 from modelmonitor.alerts.rules import parse_rule
 from modelmonitor.alerts.silences import Silence
 from modelmonitor.alerts.store.sqlite import SQLiteAlertStore
@@ -56,6 +57,19 @@ async def add_rule(store: SQLiteAlertStore, rule_id: str = "r1", **fields: Any) 
     rule = parse_rule(document)
     rule.id = rule_id
     await store.put_rule(rule)
+
+
+class RacingStore(SQLiteAlertStore):
+    """Waits after reading the states until the other evaluator has read them too."""
+
+    def __init__(self, url: str, barrier: asyncio.Barrier) -> None:
+        super().__init__(url)
+        self._barrier = barrier
+
+    async def list_states(self, *, rule_id: str | None = None) -> list[AlertState]:
+        states = await super().list_states(rule_id=rule_id)
+        await self._barrier.wait()
+        return states
 
 
 class Timeline:
@@ -287,7 +301,8 @@ async def test_two_engines_on_one_store_notify_once(
     tmp_path: Path, live: MemoryLiveState, clock: SimClock
 ) -> None:
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
-    stores = [SQLiteAlertStore(url), SQLiteAlertStore(url)]
+    barrier = asyncio.Barrier(2)
+    stores = [RacingStore(url, barrier), RacingStore(url, barrier)]
     for store in stores:
         await store.connect()
     try:
@@ -301,7 +316,7 @@ async def test_two_engines_on_one_store_notify_once(
 
         async def both_evaluate() -> None:
             nonlocal conflicts
-            # Both read the same stored version before either writes: a real race.
+            # Both read the same stored versions before either writes: a real race.
             reports = await asyncio.gather(*(engine.evaluate() for engine in engines))
             for report in reports:
                 conflicts += report.conflicts
