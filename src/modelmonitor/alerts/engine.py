@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -51,6 +52,20 @@ class RoundReport(msgspec.Struct, kw_only=True):
     notices: list[AlertNotice] = []
     #: (channel name, notification) handed to the dispatcher.
     notifications: list[tuple[str, Notification]] = []
+
+
+@dataclass
+class _Round:
+    """What one round reads once and collects while it goes through the rules."""
+
+    now: float
+    report: RoundReport
+    states: dict[tuple[str, str], AlertState]
+    silences: list[Silence]
+    notices: dict[str, list[tuple[RuleBase, AlertNotice]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    history: list[HistoryEntry] = field(default_factory=list)
 
 
 class AlertEngine:
@@ -128,17 +143,19 @@ class AlertEngine:
         services = sorted({s.service for s in snapshot.services} | set(self._configured))
         context = RoundContext(now=now, services=services)
         rules = await self._store.list_rules()
-        states: dict[tuple[str, str], AlertState] = {
-            (state.rule_id, state.service): state for state in await self._store.list_states()
-        }
-        silences = [s for s in await self._store.list_silences() if s.active(now)]
-        notices: dict[str, list[tuple[RuleBase, AlertNotice]]] = defaultdict(list)
-        history: list[HistoryEntry] = []
+        states = await self._store.list_states()
+        silences = await self._store.list_silences()
+        round_ = _Round(
+            now=now,
+            report=report,
+            states={(state.rule_id, state.service): state for state in states},
+            silences=[silence for silence in silences if silence.active(now)],
+        )
         for rule in rules:
             evaluator = self.evaluators.get(rule.kind)
             if evaluator is None:
                 continue
-            existing = {svc for (rid, svc), st in states.items() if rid == rule.id}
+            existing = {svc for (rid, svc) in round_.states if rid == rule.id}
             if rule.enabled:
                 targets = sorted(set(evaluator.targets(rule, context)) | existing)
             else:
@@ -146,31 +163,22 @@ class AlertEngine:
             for service in targets:
                 report.evaluated += 1
                 try:
-                    await self._evaluate_one(
-                        rule, evaluator, service, states, silences, now, report, notices, history
-                    )
+                    await self._evaluate_one(round_, rule, evaluator, service)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the others
                     report.errors += 1
                     log.warning("rule %r on %r failed: %s", rule.name, service, exc)
-        await self._store.add_history(history)
-        report.notices = [notice for entries in notices.values() for _, notice in entries]
-        report.notifications = self._notify(notices, now)
+        await self._store.add_history(round_.history)
+        report.notices = [notice for entries in round_.notices.values() for _, notice in entries]
+        report.notifications = self._notify(round_.notices, now)
         return report
 
     async def _evaluate_one(
-        self,
-        rule: RuleBase,
-        evaluator: Evaluator,
-        service: str,
-        states: dict[tuple[str, str], AlertState],
-        silences: list[Silence],
-        now: float,
-        report: RoundReport,
-        notices: dict[str, list[tuple[RuleBase, AlertNotice]]],
-        history: list[HistoryEntry],
+        self, round_: _Round, rule: RuleBase, evaluator: Evaluator, service: str
     ) -> None:
+        """Evaluate one rule on one service; store, record and queue what changed."""
+        now, states = round_.now, round_.states
         old = states.get((rule.id, service)) or AlertState(rule_id=rule.id, service=service)
         if rule.enabled:
             evaluation = await evaluator.evaluate(rule, service=service, now=now)
@@ -185,18 +193,18 @@ class AlertEngine:
             route=rule.route,
             labels=rule.labels,
         )
-        silenced = any(silence.matches(labels) for silence in silences)
+        silenced = any(silence.matches(labels) for silence in round_.silences)
         result = step(old, rule, active=active, value=value, now=now, silenced=silenced)
         if not result.changed:
             return
         stored = await self._store.compare_and_set(result.state, expected_version=old.version)
         if stored is None:
-            report.conflicts += 1  # another evaluator made this change; it notifies
+            round_.report.conflicts += 1  # another evaluator made this change; it notifies
             return
         states[(rule.id, service)] = stored
         if result.transition:
-            report.transitions += 1
-            history.append(
+            round_.report.transitions += 1
+            round_.history.append(
                 HistoryEntry(
                     at=now,
                     rule_id=rule.id,
@@ -228,7 +236,7 @@ class AlertEngine:
                 ends_at=stored.resolved_at,
                 **evaluator.describe(rule),
             )
-            notices[service].append((rule, notice))
+            round_.notices[service].append((rule, notice))
 
     def _notify(
         self, notices: dict[str, list[tuple[RuleBase, AlertNotice]]], now: float
