@@ -113,15 +113,18 @@ def _cmd_api(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from modelmonitor.alerts.system import validate_alerting
+
     settings = load_settings(args.file)
+    rules, channels = validate_alerting(settings)
     services = settings.effective_services
     print(f"{args.file}: ok, {len(services)} service(s)")
     for service in services:
         where = service.listen or settings.listen
         prefix = service.path_prefix or ""
         print(f"  {service.name}: http://{where}{prefix} -> {service.upstream}")
-    if settings.alert_rules:
-        print(f"  {len(settings.alert_rules)} alert rule(s)")
+    if rules or channels:
+        print(f"  {len(rules)} alert rule(s), {len(channels)} notification channel(s)")
     return 0
 
 

@@ -25,7 +25,7 @@ from modelmonitor.live.base import LiveState
 from modelmonitor.settings import ConfigError, Settings
 from modelmonitor.types import Clock
 
-__all__ = ["AlertSystem", "config_rules"]
+__all__ = ["AlertSystem", "config_rules", "validate_alerting"]
 
 
 def _slug(name: str) -> str:
@@ -60,6 +60,31 @@ def config_rules(
     if problems:
         raise ConfigError("\n".join(problems))
     return rules
+
+
+def validate_alerting(
+    settings: Settings, *, now: float = 0.0
+) -> tuple[list[RuleBase], dict[str, NotificationChannel[Any]]]:
+    """The ``alert_rules`` and ``notification_channels`` settings, validated; raises
+    :class:`ConfigError` with one line per problem, naming the field."""
+    problems: list[str] = []
+    channels: dict[str, NotificationChannel[Any]] = {}
+    try:
+        channels = build_channels(settings.notification_channels)
+    except ChannelConfigError as exc:
+        problems.append(str(exc))
+    # Channel names are checked against the configured names, broken or not.
+    types = {name: channel.type for name, channel in channels.items()}
+    for name, raw in settings.notification_channels.items():
+        types.setdefault(name, str(raw.get("type", name)) if isinstance(raw, dict) else name)
+    rules: list[RuleBase] = []
+    try:
+        rules = config_rules(settings.alert_rules, channel_types=types, now=now)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return rules, channels
 
 
 class AlertSystem:
@@ -101,15 +126,7 @@ class AlertSystem:
         store: AlertStore | None = None,
     ) -> AlertSystem:
         """Validate the alerting settings (raises :class:`ConfigError`) and build."""
-        try:
-            channels = build_channels(settings.notification_channels)
-        except ChannelConfigError as exc:
-            raise ConfigError(str(exc)) from None
-        rules = config_rules(
-            settings.alert_rules,
-            channel_types={name: channel.type for name, channel in channels.items()},
-            now=clock(),
-        )
+        rules, channels = validate_alerting(settings, now=clock())
         return cls(
             store=store or create_alert_store(settings.effective_database_url),
             channels=channels,

@@ -13,8 +13,9 @@ import msgspec
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
 from modelmonitor.alerts import service
+from modelmonitor.alerts.configure import ConfigureRequest
 from modelmonitor.alerts.models import Delivery, HistoryEntry
-from modelmonitor.alerts.rules import RuleBase, RuleError
+from modelmonitor.alerts.rules import RuleBase, RuleError, ThresholdRule
 from modelmonitor.alerts.service import AlertView, ChannelView, NotFoundError
 from modelmonitor.alerts.silences import Silence
 from modelmonitor.alerts.system import AlertSystem
@@ -27,6 +28,15 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 T = TypeVar("T")
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    """Document a JSON body validated by hand (for 422s shaped like FastAPI's)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_RULE_BODY = _body(ThresholdRule.model_json_schema(by_alias=True))
+_CONFIGURE_BODY = _body(ConfigureRequest.model_json_schema())
 JsonBody = Annotated[Any, Body(description="A JSON object; see docs/alerting.md")]
 
 
@@ -121,7 +131,11 @@ async def alert_history(
     return json_response(HistoryList(history=entries))
 
 
-@router.post("/configure", summary="The short form: thresholds and channels to rules")
+@router.post(
+    "/configure",
+    openapi_extra=_CONFIGURE_BODY,
+    summary="The short form: thresholds and channels to rules",
+)
 async def configure(context: Context, body: JsonBody) -> object:
     rules = await _call(service.apply_configure(system=_system(context), data=body))
     return json_response({"rules": [_rule(r) for r in rules]})
@@ -133,7 +147,7 @@ async def list_rules(context: Context) -> object:
     return json_response({"rules": [_rule(r) for r in rules]})
 
 
-@router.post("/rules", status_code=201, summary="Create an alert rule")
+@router.post("/rules", status_code=201, openapi_extra=_RULE_BODY, summary="Create an alert rule")
 async def create_rule(context: Context, body: JsonBody) -> object:
     rule = await _call(service.create_rule(system=_system(context), data=body))
     return json_response(_rule(rule), status_code=201)
@@ -145,7 +159,7 @@ async def get_rule(context: Context, rule_id: str) -> object:
     return json_response(_rule(rule))
 
 
-@router.put("/rules/{rule_id}", summary="Replace an alert rule")
+@router.put("/rules/{rule_id}", openapi_extra=_RULE_BODY, summary="Replace an alert rule")
 async def update_rule(context: Context, rule_id: str, body: JsonBody) -> object:
     rule = await _call(service.update_rule(system=_system(context), rule_id=rule_id, data=body))
     return json_response(_rule(rule))
