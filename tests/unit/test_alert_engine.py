@@ -333,3 +333,24 @@ async def test_two_engines_on_one_store_notify_once(
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_state_survives_a_restart(
+    tmp_path: Path, live: MemoryLiveState, clock: SimClock
+) -> None:
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    reasons: list[tuple[float, str]] = []
+    for phase in range(2):
+        store = SQLiteAlertStore(url)
+        await store.connect()
+        try:
+            if phase == 0:
+                await add_rule(store, **{"for": 0})
+            engine = AlertEngine(store=store, live=live, clock=clock, configured_services=["svc"])
+            timeline = Timeline(engine, live, clock)
+            await timeline.run(10, errors=10 if phase == 0 else 0)
+            reasons += timeline.reasons()
+        finally:
+            await store.close()
+    # The restarted engine did not fire again; it resolved what the first one fired.
+    assert reasons == [(5.0, "firing"), (15.0, "resolved")]
