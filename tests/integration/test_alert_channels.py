@@ -7,9 +7,12 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from email import message_from_bytes
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -309,3 +312,85 @@ def test_channel_config_errors_name_the_field() -> None:
     assert "notification_channels.ops.to" in text
     assert "notification_channels.hook.url" in text
     assert "notification_channels.pager.type: unknown channel type 'pagerduty'" in text
+
+
+@pytest.fixture
+def tls_context(tmp_path: Path) -> ssl.SSLContext:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+# aiosmtpd's own deprecation notice and its warning about AUTH without required TLS
+# (it cannot tell that an implicit-TLS socket is encrypted) concern the test server.
+@pytest.mark.filterwarnings("ignore:Session.login_data is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_email_over_tls_with_login(
+    store: SQLiteAlertStore, tls_context: ssl.SSLContext, security: str
+) -> None:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == b"pw")
+
+    inbox = _Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options: dict[str, Any] = {"authenticator": authenticator, "auth_required": True}
+    if security == "starttls":
+        options.update(tls_context=tls_context, require_starttls=True)
+    else:
+        # The server cannot tell that an implicit-TLS socket is encrypted.
+        options.update(ssl_context=tls_context, auth_require_tls=False)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, **options)
+    controller.start()
+    try:
+        base = {
+            "host": "127.0.0.1",
+            "port": port,
+            "security": security,
+            "verify_tls": False,
+            "from": "monitor@example.com",
+            "to": ["oncall@example.com"],
+            "max_attempts": 1,
+        }
+        channels = build_channels(
+            {"good": {"type": "email", **base, "username": "bot", "password": "pw"}}
+        )
+        dispatcher = Dispatcher(channels=channels, store=store)
+        delivered = await dispatcher.deliver(channels["good"], notification())
+        await dispatcher.stop()
+    finally:
+        controller.stop()
+    assert delivered.status == "delivered", delivered.error
+    assert logins == [(b"bot", b"pw")]
+    assert len(inbox.messages) == 1
