@@ -15,6 +15,7 @@ from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
@@ -23,7 +24,7 @@ from modelmonitor.alerts.channels import build_channels
 from modelmonitor.alerts.channels.base import DeliveryError
 from modelmonitor.alerts.channels.netguard import check_target, is_public
 from modelmonitor.alerts.dispatch import Dispatcher
-from modelmonitor.alerts.models import AlertNotice, Notification
+from modelmonitor.alerts.models import AlertNotice, Delivery, Notification
 from modelmonitor.alerts.store.sqlite import SQLiteAlertStore
 from tests.alert_helpers import FakeChannel, Receiver, serve
 
@@ -222,6 +223,13 @@ async def test_channel_disabled_after_consecutive_failures_and_reenabled(
     await dispatcher.stop()
 
 
+async def wait_until(condition: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
+
+
 async def test_slow_channel_does_not_delay_others(store: SQLiteAlertStore) -> None:
     slow = FakeChannel("slow", delay=2.0)
     fast = FakeChannel("fast")
@@ -229,28 +237,66 @@ async def test_slow_channel_does_not_delay_others(store: SQLiteAlertStore) -> No
     await dispatcher.start()
     started = time.perf_counter()
     for _ in range(3):
-        assert dispatcher.submit("slow", notification())
-        assert dispatcher.submit("fast", notification())
-    assert time.perf_counter() - started < 0.1  # submit never waits
-    for _ in range(100):
-        if len(fast.received) == 3:
-            break
-        await asyncio.sleep(0.01)
-    assert len(fast.received) == 3 and slow.received == []
+        assert await dispatcher.enqueue("slow", notification())
+        assert await dispatcher.enqueue("fast", notification())
+    assert time.perf_counter() - started < 0.5  # enqueue never waits for a channel
+    await wait_until(lambda: len(fast.received) == 3, seconds=1.5)
+    assert slow.received == []
     await dispatcher.stop()
+    pending = await store.deliveries(channel="slow", status="pending")
+    assert len(pending) == 3  # unsent at shutdown: still in the outbox
 
 
-async def test_full_queue_drops_and_logs(store: SQLiteAlertStore) -> None:
-    slow = FakeChannel("slow", delay=5.0, queue_size=1)
-    dispatcher = Dispatcher(channels={"slow": slow}, store=store)
+async def test_full_queue_defers_to_the_outbox(store: SQLiteAlertStore) -> None:
+    slow = FakeChannel("slow", delay=0.1, queue_size=1)
+    dispatcher = Dispatcher(channels={"slow": slow}, store=store, recover_every_seconds=0.05)
     await dispatcher.start()
-    assert dispatcher.submit("slow", notification())
-    await asyncio.sleep(0.05)  # the sender takes the first one
-    assert dispatcher.submit("slow", notification())
-    assert not dispatcher.submit("slow", notification())
+    for _ in range(4):
+        await dispatcher.enqueue("slow", notification())
+    await wait_until(lambda: len(slow.received) == 4)
     await dispatcher.stop()
-    dropped = await store.deliveries(status="dropped")
-    assert len(dropped) == 1 and dropped[0].error == "queue full"
+    assert [d.status for d in await store.deliveries()] == ["delivered"] * 4
+
+
+async def test_pending_deliveries_survive_a_crash(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    stores = [SQLiteAlertStore(url) for _ in range(3)]
+    for each in stores:
+        await each.connect()
+    now = time.time()
+    # What a process that died mid-retry leaves behind, and one a live process holds.
+    for notification_id, claimed_until in (("orphan", now - 1), ("held", now + 600)):
+        await stores[0].add_delivery(
+            Delivery(
+                notification_id=notification_id,
+                channel="ops",
+                channel_type="fake",
+                service="iris",
+                status="pending",
+                created_at=now,
+                claimed_until=claimed_until,
+                notification=msgspec.structs.replace(notification(), id=notification_id),
+            )
+        )
+    channels = [FakeChannel("ops"), FakeChannel("ops")]
+    dispatchers = [
+        Dispatcher(channels={"ops": channel}, store=each, recover_every_seconds=0.02)
+        for channel, each in zip(channels, stores[1:], strict=True)
+    ]
+    for dispatcher in dispatchers:
+        await dispatcher.start()
+    try:
+        await wait_until(lambda: sum(len(c.received) for c in channels) >= 1)
+        await asyncio.sleep(0.2)  # both keep recovering; nobody sends it twice
+    finally:
+        for dispatcher in dispatchers:
+            await dispatcher.stop()
+    received = [n.id for channel in channels for n in channel.received]
+    assert received == ["orphan"]
+    log = {d.notification_id: d.status for d in await stores[0].deliveries()}
+    assert log == {"orphan": "delivered", "held": "pending"}
+    for each in stores:
+        await each.close()
 
 
 class _Inbox:

@@ -1,12 +1,14 @@
-"""Delivery: one bounded queue and one sender task per channel.
+"""Delivery: an outbox in the alert store, one bounded queue and sender task per channel.
 
-``submit`` never waits: the evaluator hands a notification over and moves on, so
-a slow or failing channel delays neither evaluation nor the other channels. A
-full queue drops the notification (and logs the drop as a delivery). Each
-delivery is retried on retryable errors with exponential backoff and full
-jitter; its outcome is stored in the delivery log, and the channel's
-consecutive-failure count (kept in the store, shared by every process) disables
-the channel after ``disable_after`` failed deliveries.
+``enqueue`` stores the notification as a ``pending`` delivery (the outbox row) and
+puts it on the channel's queue without waiting for the channel, so a slow or
+failing channel delays neither evaluation nor the other channels. The sender
+tries it, retrying retryable errors with exponential backoff and full jitter,
+and replaces the row with the outcome. The process sending a delivery holds a
+claim on it; a delivery whose claim ran out (its process died, or the queue was
+full) is taken over by whichever process claims it first, so notifications are
+not lost to a crash or a burst. The channel's consecutive-failure count (also in
+the store, shared by every process) disables it after ``disable_after`` failures.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from modelmonitor.alerts.channels.base import DeliveryError, NotificationChannel
+from modelmonitor.alerts.channels.base import ChannelConfig, DeliveryError, NotificationChannel
 from modelmonitor.alerts.models import Delivery, Notification
 from modelmonitor.alerts.store.base import AlertStore
 from modelmonitor.types import Clock
@@ -40,25 +42,28 @@ class Dispatcher:
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        recover_every_seconds: float = 15.0,
     ) -> None:
         self.channels = channels
         self._store = store
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._queues: dict[str, asyncio.Queue[Notification]] = {}
+        self._recover_every = recover_every_seconds
+        self._queues: dict[str, asyncio.Queue[Delivery]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._records: set[asyncio.Task[int]] = set()
 
     async def start(self) -> None:
         for name, channel in self.channels.items():
-            queue: asyncio.Queue[Notification] = asyncio.Queue(channel.config.queue_size)
+            queue: asyncio.Queue[Delivery] = asyncio.Queue(channel.config.queue_size)
             self._queues[name] = queue
             self._tasks.append(
                 asyncio.create_task(self._run(channel, queue), name=f"alerts-{name}")
             )
+        self._tasks.append(asyncio.create_task(self._recover_loop(), name="alerts-recover"))
 
     async def stop(self) -> None:
+        """Stop sending; unfinished deliveries stay pending for the next claimer."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -66,36 +71,79 @@ class Dispatcher:
                 await task
         self._tasks.clear()
         self._queues.clear()
-        if self._records:
-            await asyncio.gather(*self._records, return_exceptions=True)
         for channel in self.channels.values():
             await channel.close()
 
-    def submit(self, channel_name: str, notification: Notification) -> bool:
-        """Queue a notification for a channel; False (and a logged drop) when full."""
+    def lease_seconds(self, channel: NotificationChannel[Any]) -> float:
+        """Long enough for every attempt and backoff of one delivery."""
+        config: ChannelConfig = channel.config
+        per_attempt = 2 * config.timeout_seconds + config.backoff_max_seconds
+        return config.max_attempts * per_attempt + 60.0
+
+    async def enqueue(self, channel_name: str, notification: Notification) -> Delivery | None:
+        """Store the notification as a pending delivery and queue it; never waits for the
+        channel. A full queue leaves it pending for :meth:`recover` to pick up."""
+        channel = self.channels.get(channel_name)
+        if channel is None:
+            log.warning("notification for unknown channel %r not sent", channel_name)
+            return None
+        now = self._clock()
+        delivery = self._delivery(
+            channel,
+            notification,
+            status="pending",
+            claimed_until=now + self.lease_seconds(channel),
+        )
+        delivery.notification = notification
+        delivery.id = await self._store.add_delivery(delivery)
         queue = self._queues.get(channel_name)
-        if queue is None:
-            log.warning("notification for unknown or stopped channel %r dropped", channel_name)
-            return False
         try:
-            queue.put_nowait(notification)
+            if queue is None:
+                raise asyncio.QueueFull
+            queue.put_nowait(delivery)
         except asyncio.QueueFull:
-            channel = self.channels[channel_name]
-            self._spawn_record(
-                self._delivery(channel, notification, status="dropped", error="queue full")
+            log.warning(
+                "channel %r is backed up; notification %s deferred", channel_name, notification.id
             )
-            return False
-        return True
+            delivery.claimed_until = now  # free for the next recovery round
+            await self._store.update_delivery(delivery)
+        return delivery
+
+    async def recover(self) -> int:
+        """Claim pending deliveries nobody holds (crashed senders, full queues) into the
+        queues that have room; returns how many."""
+        taken = 0
+        for name, queue in self._queues.items():
+            room = queue.maxsize - queue.qsize()
+            if room <= 0:
+                continue
+            now = self._clock()
+            claimed = await self._store.claim_deliveries(
+                channel=name,
+                now=now,
+                until=now + self.lease_seconds(self.channels[name]),
+                limit=room,
+            )
+            for delivery in claimed:
+                queue.put_nowait(delivery)
+            taken += len(claimed)
+        return taken
+
+    async def _recover_loop(self) -> None:
+        while True:
+            try:
+                if await self.recover():
+                    log.info("took over pending notifications")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the store may be down; retry next round
+                log.warning("recovering pending notifications failed: %s", exc)
+            await asyncio.sleep(self._recover_every)
 
     async def idle(self) -> None:
-        """Wait until every queued notification has been handled (tests, shutdown)."""
+        """Wait until every queued delivery has been handled (tests, shutdown)."""
         for queue in self._queues.values():
             await queue.join()
-
-    def _spawn_record(self, delivery: Delivery) -> None:
-        task = asyncio.create_task(self._store.add_delivery(delivery))
-        self._records.add(task)
-        task.add_done_callback(self._records.discard)
 
     def _delivery(
         self, channel: NotificationChannel[Any], notification: Notification, **fields: Any
@@ -110,16 +158,14 @@ class Dispatcher:
             **fields,
         )
 
-    async def _run(
-        self, channel: NotificationChannel[Any], queue: asyncio.Queue[Notification]
-    ) -> None:
+    async def _run(self, channel: NotificationChannel[Any], queue: asyncio.Queue[Delivery]) -> None:
         while True:
-            notification = await queue.get()
+            delivery = await queue.get()
             try:
-                await self.deliver(channel, notification)
+                await self._send(channel, delivery)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # a store hiccup must not kill the sender task (logged)
                 log.exception("delivery to channel %r failed unexpectedly", channel.name)
             finally:
                 queue.task_done()
@@ -127,14 +173,23 @@ class Dispatcher:
     async def deliver(
         self, channel: NotificationChannel[Any], notification: Notification
     ) -> Delivery:
-        """Send with retries, log the outcome, update the channel's failure count."""
+        """Send now, in this task (test notifications); the outcome is logged."""
+        delivery = self._delivery(channel, notification, status="pending")
+        delivery.notification = notification
+        return await self._send(channel, delivery)
+
+    async def _send(self, channel: NotificationChannel[Any], delivery: Delivery) -> Delivery:
+        """Try a delivery, store the outcome, count the channel's failures."""
+        notification = delivery.notification
+        assert notification is not None
         statuses = {status.name: status for status in await self._store.channel_statuses()}
         current = statuses.get(channel.name)
         if current is not None and not current.enabled:
-            delivery = self._delivery(
-                channel, notification, status="skipped", error=current.disabled_reason
-            )
-            delivery.id = await self._store.add_delivery(delivery)
+            delivery.status = "skipped"
+            delivery.error = current.disabled_reason
+            delivery.finished_at = self._clock()
+            delivery.notification = None
+            await self._save(delivery)
             return delivery
         config = channel.config
         started = time.perf_counter()
@@ -161,17 +216,14 @@ class Dispatcher:
                 break
             cap = min(config.backoff_max_seconds, config.backoff_seconds * 2 ** (attempts - 1))
             await self._sleep(self._rng.uniform(0, cap))
-        delivery = self._delivery(
-            channel,
-            notification,
-            status=status,
-            attempts=attempts,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            http_status=http_status,
-            error=error,
-            finished_at=self._clock(),
-        )
-        delivery.id = await self._store.add_delivery(delivery)
+        delivery.status = status
+        delivery.attempts = attempts
+        delivery.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        delivery.http_status = http_status
+        delivery.error = error
+        delivery.finished_at = self._clock()
+        delivery.notification = None  # sent or given up: the log keeps the outcome only
+        await self._save(delivery)
         outcome = await self._store.record_channel_result(
             channel.name,
             ok=status == "delivered",
@@ -188,6 +240,12 @@ class Dispatcher:
                 attempts,
                 error,
             )
-            if not outcome.enabled and outcome.disabled_at == delivery.finished_at:
+            if not outcome.enabled and outcome.disabled_at == outcome.last_failure_at:
                 log.error("channel %r disabled: %s", channel.name, outcome.disabled_reason)
         return delivery
+
+    async def _save(self, delivery: Delivery) -> None:
+        if delivery.id is None:
+            delivery.id = await self._store.add_delivery(delivery)
+        else:
+            await self._store.update_delivery(delivery)

@@ -171,7 +171,7 @@ class AlertEngine:
                     log.warning("rule %r on %r failed: %s", rule.name, service, exc)
         await self._store.add_history(round_.history)
         report.notices = [notice for entries in round_.notices.values() for _, notice in entries]
-        report.notifications = self._notify(round_.notices, now)
+        report.notifications = await self._notify(round_.notices, now)
         return report
 
     async def _evaluate_one(
@@ -238,7 +238,7 @@ class AlertEngine:
             )
             round_.notices[service].append((rule, notice))
 
-    def _notify(
+    async def _notify(
         self, notices: dict[str, list[tuple[RuleBase, AlertNotice]]], now: float
     ) -> list[tuple[str, Notification]]:
         """Group one round's notices by service and channel, and hand them over."""
@@ -260,7 +260,7 @@ class AlertEngine:
                 )
                 sent.append((name, notification))
                 if self._dispatcher is not None:
-                    self._dispatcher.submit(name, notification)
+                    await self._dispatcher.enqueue(name, notification)
         return sent
 
     def describe(self) -> dict[str, Any]:

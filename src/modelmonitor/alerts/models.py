@@ -112,13 +112,14 @@ class Notification(msgspec.Struct, kw_only=True):
 
 
 class Delivery(msgspec.Struct, kw_only=True):
-    """The outcome of sending one notification to one channel."""
+    """Sending one notification to one channel: an outbox row while ``pending``, then
+    the outcome."""
 
     notification_id: str
     channel: str
     channel_type: str
     service: str
-    status: str  # delivered | failed | refused | skipped | dropped
+    status: str  # pending | delivered | failed | refused | skipped
     created_at: float
     attempts: int = 0
     latency_ms: float | None = None
@@ -126,6 +127,11 @@ class Delivery(msgspec.Struct, kw_only=True):
     error: str = ""
     alert_ids: list[str] = []
     finished_at: float | None = None
+    #: While pending: the process sending it holds it until then; afterwards any
+    #: process may take it over (a crashed sender's notifications are not lost).
+    claimed_until: float = 0.0
+    #: What is sent (kept so another process can send it); not shown by the API.
+    notification: Notification | None = None
     id: int | None = None
 
 

@@ -325,7 +325,8 @@ async def delete_silence(*, system: AlertSystem, silence_id: str) -> None:
 async def list_deliveries(
     *, system: AlertSystem, channel: str | None, status: str | None, limit: int
 ) -> list[Delivery]:
-    return await system.store.deliveries(channel=channel, status=status, limit=limit)
+    found = await system.store.deliveries(channel=channel, status=status, limit=limit)
+    return [msgspec.structs.replace(delivery, notification=None) for delivery in found]
 
 
 async def list_channels(*, system: AlertSystem) -> list[ChannelView]:

@@ -75,9 +75,21 @@ class AlertStore(Protocol):
 
     async def delete_silence(self, silence_id: str) -> bool: ...
 
-    # Deliveries.
+    # Deliveries (the outbox and the delivery log).
     async def add_delivery(self, delivery: Delivery) -> int:
-        """Store a delivery outcome; returns its id."""
+        """Store a delivery (pending or finished); returns its id."""
+        ...
+
+    async def update_delivery(self, delivery: Delivery) -> None:
+        """Replace the delivery with ``delivery.id``."""
+        ...
+
+    async def claim_deliveries(
+        self, *, channel: str, now: float, until: float, limit: int
+    ) -> list[Delivery]:
+        """Take over pending deliveries of a channel whose claim expired before ``now``
+        (their sender died or had no room), holding them ``until``; each is given
+        to exactly one caller."""
         ...
 
     async def deliveries(

@@ -34,8 +34,10 @@ SCHEMA = [
         ends_at DOUBLE PRECISION NOT NULL, doc TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS alert_deliveries (
         id BIGSERIAL PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL, channel TEXT NOT NULL,
-        status TEXT NOT NULL, doc TEXT NOT NULL)""",
+        status TEXT NOT NULL, claimed_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+        doc TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS alert_deliveries_at ON alert_deliveries (created_at)",
+    "CREATE INDEX IF NOT EXISTS alert_deliveries_pending ON alert_deliveries (status, channel)",
     "CREATE TABLE IF NOT EXISTS alert_channels (name TEXT PRIMARY KEY, doc TEXT NOT NULL)",
 ]
 

@@ -202,14 +202,55 @@ class SqlAlertStore:
     async def add_delivery(self, delivery: Delivery) -> int:
         async with self._session() as s:
             rows = await s.fetch(
-                "INSERT INTO alert_deliveries (created_at, channel, status, doc)"
-                " VALUES (?, ?, ?, ?) RETURNING id",
+                "INSERT INTO alert_deliveries (created_at, channel, status, claimed_until, doc)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
                 delivery.created_at,
                 delivery.channel,
                 delivery.status,
-                _text(delivery),
+                delivery.claimed_until,
+                _text(msgspec.structs.replace(delivery, id=None)),
             )
         return int(rows[0][0])
+
+    async def update_delivery(self, delivery: Delivery) -> None:
+        if delivery.id is None:
+            raise ValueError("the delivery has no id")
+        async with self._session() as s:
+            await s.execute(
+                "UPDATE alert_deliveries SET status = ?, claimed_until = ?, doc = ? WHERE id = ?",
+                delivery.status,
+                delivery.claimed_until,
+                _text(msgspec.structs.replace(delivery, id=None)),
+                delivery.id,
+            )
+
+    async def claim_deliveries(
+        self, *, channel: str, now: float, until: float, limit: int
+    ) -> list[Delivery]:
+        claimed = []
+        async with self._session() as s:
+            rows = await s.fetch(
+                "SELECT id, claimed_until, doc FROM alert_deliveries WHERE status = 'pending'"
+                " AND channel = ? AND claimed_until < ? ORDER BY id LIMIT ?",
+                channel,
+                now,
+                limit,
+            )
+            for row_id, previous, doc in rows:
+                # Conditional on the claim read: with concurrent claimers one wins.
+                taken = await s.fetch(
+                    "UPDATE alert_deliveries SET claimed_until = ?"
+                    " WHERE id = ? AND claimed_until = ? AND status = 'pending' RETURNING id",
+                    until,
+                    row_id,
+                    previous,
+                )
+                if taken:
+                    delivery = _delivery_decoder.decode(doc)
+                    delivery.id = int(row_id)
+                    delivery.claimed_until = until
+                    claimed.append(delivery)
+        return claimed
 
     async def deliveries(
         self, *, channel: str | None = None, status: str | None = None, limit: int = 100

@@ -37,8 +37,9 @@ SCHEMA = [
         id TEXT PRIMARY KEY, starts_at REAL NOT NULL, ends_at REAL NOT NULL, doc TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS alert_deliveries (
         id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, channel TEXT NOT NULL,
-        status TEXT NOT NULL, doc TEXT NOT NULL)""",
+        status TEXT NOT NULL, claimed_until REAL NOT NULL DEFAULT 0, doc TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS alert_deliveries_at ON alert_deliveries (created_at)",
+    "CREATE INDEX IF NOT EXISTS alert_deliveries_pending ON alert_deliveries (status, channel)",
     """CREATE TABLE IF NOT EXISTS alert_channels (name TEXT PRIMARY KEY, doc TEXT NOT NULL)""",
 ]
 

@@ -211,7 +211,7 @@ async def delete_silence(context: Context, silence_id: str) -> Response:
 async def list_deliveries(
     context: Context,
     channel: str | None = None,
-    status: Literal["delivered", "failed", "refused", "skipped", "dropped"] | None = None,
+    status: Literal["pending", "delivered", "failed", "refused", "skipped"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> object:
     deliveries = await service.list_deliveries(
