@@ -133,3 +133,35 @@ async def test_deliveries_and_channel_counters(store: AlertStore) -> None:
     assert status.enabled and status.consecutive_failures == 0
     ok = await store.record_channel_result("hook", ok=True, error="", now=7.0, disable_after=3)
     assert ok.last_success_at == 7.0
+
+
+async def test_outbox_claims(store: AlertStore) -> None:
+    def pending(name: str, claimed_until: float) -> Delivery:
+        return Delivery(
+            notification_id=name,
+            channel="hook",
+            channel_type="webhook",
+            service="a",
+            status="pending",
+            created_at=1.0,
+            claimed_until=claimed_until,
+        )
+
+    free_id = await store.add_delivery(pending("free", 5.0))
+    await store.add_delivery(pending("held", 50.0))
+    results = await asyncio.gather(
+        *(store.claim_deliveries(channel="hook", now=10.0, until=100.0, limit=10) for _ in range(3))
+    )
+    claimed = [d for result in results for d in result]
+    assert [(d.notification_id, d.id, d.claimed_until) for d in claimed] == [
+        ("free", free_id, 100.0)
+    ]
+    done = claimed[0]
+    done.status = "delivered"
+    await store.update_delivery(done)
+    # Later, only the other row's claim has run out; a finished row is never claimed.
+    later = await store.claim_deliveries(channel="hook", now=1e9, until=2e9, limit=10)
+    assert [d.notification_id for d in later] == ["held"]
+    assert await store.claim_deliveries(channel="other", now=1e9, until=2e9, limit=10) == []
+    statuses = {d.notification_id: d.status for d in await store.deliveries()}
+    assert statuses["free"] == "delivered"
