@@ -200,6 +200,8 @@ async def test_failing_model_api_fires_and_resolves_through_the_proxy(
                 ]
                 assert {d["status"] for d in deliveries} == {"delivered"}
                 assert len(receiver.requests) == 2  # one per state change
+                health = (await client.get(f"{monitor.api_url}/health")).json()
+                assert health["components"]["alerts"] == {"status": "ok", "detail": "evaluating"}
         finally:
             await monitor.stop_monitoring()
 
