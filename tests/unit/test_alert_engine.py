@@ -354,3 +354,32 @@ async def test_state_survives_a_restart(
             await store.close()
     # The restarted engine did not fire again; it resolved what the first one fired.
     assert reasons == [(5.0, "firing"), (15.0, "resolved")]
+
+
+async def test_notifications_are_stored_with_the_state_change(
+    store: SQLiteAlertStore, live: MemoryLiveState, clock: SimClock
+) -> None:
+    await add_rule(store, **{"for": 0})
+    # This evaluator's process "dies" before sending: its dispatcher never runs.
+    dead = Dispatcher(channels={"ops": FakeChannel("ops")}, store=store, clock=clock)
+    engine = AlertEngine(
+        store=store, live=live, dispatcher=dead, clock=clock, configured_services=["svc"]
+    )
+    await Timeline(engine, live, clock).run(5, errors=10)
+    (row,) = await store.deliveries(status="pending")
+    assert row.alert_ids == ["r1:svc"] and row.notification is not None
+    # Another process picks the notification up from the outbox and sends it, once.
+    channel = FakeChannel("ops")
+    alive = Dispatcher(channels={"ops": channel}, store=store, clock=clock)
+    await alive.start()
+    try:
+        for _ in range(100):
+            if channel.received:
+                break
+            await asyncio.sleep(0.01)
+        await alive.idle()
+        assert await alive.recover() == 0
+    finally:
+        await alive.stop()
+    assert [n.alerts[0].reason for n in channel.received] == ["firing"]
+    assert [d.status for d in await store.deliveries()] == ["delivered"]

@@ -80,33 +80,47 @@ class Dispatcher:
         per_attempt = 2 * config.timeout_seconds + config.backoff_max_seconds
         return config.max_attempts * per_attempt + 60.0
 
-    async def enqueue(self, channel_name: str, notification: Notification) -> Delivery | None:
-        """Store the notification as a pending delivery and queue it; never waits for the
-        channel. A full queue leaves it pending for :meth:`recover` to pick up."""
+    def outbox_row(self, channel_name: str, notification: Notification) -> Delivery | None:
+        """The pending delivery (outbox row) for a notification to a channel, claimed by
+        this process; None for an unknown channel."""
         channel = self.channels.get(channel_name)
         if channel is None:
             log.warning("notification for unknown channel %r not sent", channel_name)
             return None
-        now = self._clock()
         delivery = self._delivery(
             channel,
             notification,
             status="pending",
-            claimed_until=now + self.lease_seconds(channel),
+            claimed_until=self._clock() + self.lease_seconds(channel),
         )
         delivery.notification = notification
-        delivery.id = await self._store.add_delivery(delivery)
-        queue = self._queues.get(channel_name)
+        return delivery
+
+    async def queue(self, delivery: Delivery) -> None:
+        """Hand a stored pending delivery to its channel's sender without waiting. A full
+        queue releases the claim so that :meth:`recover` picks it up when there is room."""
+        queue = self._queues.get(delivery.channel)
         try:
             if queue is None:
                 raise asyncio.QueueFull
             queue.put_nowait(delivery)
         except asyncio.QueueFull:
             log.warning(
-                "channel %r is backed up; notification %s deferred", channel_name, notification.id
+                "channel %r is backed up; notification %s deferred",
+                delivery.channel,
+                delivery.notification_id,
             )
-            delivery.claimed_until = now  # free for the next recovery round
+            delivery.claimed_until = self._clock()
             await self._store.update_delivery(delivery)
+
+    async def enqueue(self, channel_name: str, notification: Notification) -> Delivery | None:
+        """Store a notification as a pending delivery and queue it (the engine stores
+        outbox rows together with the state change instead, then calls :meth:`queue`)."""
+        delivery = self.outbox_row(channel_name, notification)
+        if delivery is None:
+            return None
+        delivery.id = await self._store.add_delivery(delivery)
+        await self.queue(delivery)
         return delivery
 
     async def recover(self) -> int:

@@ -29,8 +29,14 @@ from modelmonitor.alerts.evaluators import (
     RoundContext,
     ThresholdEvaluator,
 )
-from modelmonitor.alerts.lifecycle import step
-from modelmonitor.alerts.models import AlertNotice, AlertState, HistoryEntry, Notification
+from modelmonitor.alerts.lifecycle import Step, step
+from modelmonitor.alerts.models import (
+    AlertNotice,
+    AlertState,
+    Delivery,
+    HistoryEntry,
+    Notification,
+)
 from modelmonitor.alerts.rules import RuleBase
 from modelmonitor.alerts.silences import Silence, alert_labels
 from modelmonitor.alerts.store.base import AlertStore
@@ -62,10 +68,22 @@ class _Round:
     report: RoundReport
     states: dict[tuple[str, str], AlertState]
     silences: list[Silence]
-    notices: dict[str, list[tuple[RuleBase, AlertNotice]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    history: list[HistoryEntry] = field(default_factory=list)
+    #: Service -> the changes of its alerts, stored together at the end of the round.
+    changes: dict[str, list[_Change]] = field(default_factory=lambda: defaultdict(list))
+
+
+@dataclass
+class _Change:
+    """One alert's step that changed something, not stored yet."""
+
+    rule: RuleBase
+    evaluator: Evaluator
+    service: str
+    old: AlertState
+    result: Step
+    value: float | None
+    labels: dict[str, str]
+    silenced: bool
 
 
 class AlertEngine:
@@ -169,17 +187,16 @@ class AlertEngine:
                 except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the others
                     report.errors += 1
                     log.warning("rule %r on %r failed: %s", rule.name, service, exc)
-        await self._store.add_history(round_.history)
-        report.notices = [notice for entries in round_.notices.values() for _, notice in entries]
-        report.notifications = await self._notify(round_.notices, now)
+        for service, changes in sorted(round_.changes.items()):
+            await self._commit(round_, service, changes)
         return report
 
     async def _evaluate_one(
         self, round_: _Round, rule: RuleBase, evaluator: Evaluator, service: str
     ) -> None:
-        """Evaluate one rule on one service; store, record and queue what changed."""
-        now, states = round_.now, round_.states
-        old = states.get((rule.id, service)) or AlertState(rule_id=rule.id, service=service)
+        """Evaluate one rule on one service and run the lifecycle; keep what changed."""
+        now = round_.now
+        old = round_.states.get((rule.id, service)) or AlertState(rule_id=rule.id, service=service)
         if rule.enabled:
             evaluation = await evaluator.evaluate(rule, service=service, now=now)
             active, value = evaluation.active, evaluation.value
@@ -195,73 +212,115 @@ class AlertEngine:
         )
         silenced = any(silence.matches(labels) for silence in round_.silences)
         result = step(old, rule, active=active, value=value, now=now, silenced=silenced)
-        if not result.changed:
-            return
-        stored = await self._store.compare_and_set(result.state, expected_version=old.version)
-        if stored is None:
-            round_.report.conflicts += 1  # another evaluator made this change; it notifies
-            return
-        states[(rule.id, service)] = stored
-        if result.transition:
-            round_.report.transitions += 1
-            round_.history.append(
-                HistoryEntry(
-                    at=now,
-                    rule_id=rule.id,
-                    rule_name=rule.name,
+        if result.changed:
+            round_.changes[service].append(
+                _Change(
+                    rule=rule,
+                    evaluator=evaluator,
                     service=service,
-                    previous=old.status,
-                    status=stored.status,
-                    severity=rule.severity,
+                    old=old,
+                    result=result,
                     value=value,
-                    threshold=getattr(rule, "threshold", None),
-                    silenced=silenced,
                     labels=labels,
+                    silenced=silenced,
                 )
             )
-        if result.reason is not None:
-            notice = AlertNotice(
-                id=stored.id,
-                rule_id=rule.id,
-                rule_name=rule.name,
-                status="resolved" if result.reason == "resolved" else "firing",
-                reason=result.reason,
-                severity=rule.severity,
-                service=service,
-                route=rule.route,
-                value=value,
-                summary=rule.summary,
-                labels=labels,
-                starts_at=stored.firing_since,
-                ends_at=stored.resolved_at,
-                **evaluator.describe(rule),
-            )
-            round_.notices[service].append((rule, notice))
 
-    async def _notify(
-        self, notices: dict[str, list[tuple[RuleBase, AlertNotice]]], now: float
+    async def _commit(self, round_: _Round, service: str, changes: list[_Change]) -> None:
+        """Store one service's changes with their history and outbox rows in one
+        transaction; then queue the stored deliveries."""
+        report, now = round_.report, round_.now
+
+        def outcome(stored: list[AlertState | None]) -> tuple[list[HistoryEntry], list[Delivery]]:
+            history: list[HistoryEntry] = []
+            notices: list[tuple[RuleBase, AlertNotice]] = []
+            for change, state in zip(changes, stored, strict=True):
+                if state is None:
+                    report.conflicts += 1  # another evaluator made this change; it notifies
+                    continue
+                if change.result.transition:
+                    report.transitions += 1
+                    history.append(self._history(change, state, now))
+                if change.result.reason is not None:
+                    notices.append((change.rule, self._notice(change, state)))
+            notifications = self._group(service, notices, now)
+            report.notices.extend(notice for _, notice in notices)
+            report.notifications.extend(notifications)
+            deliveries = []
+            if self._dispatcher is not None:
+                for name, notification in notifications:
+                    row = self._dispatcher.outbox_row(name, notification)
+                    if row is not None:
+                        deliveries.append(row)
+            return history, deliveries
+
+        _, deliveries = await self._store.commit(
+            [(change.result.state, change.old.version) for change in changes], outcome
+        )
+        if self._dispatcher is not None:
+            for delivery in deliveries:
+                await self._dispatcher.queue(delivery)
+
+    @staticmethod
+    def _history(change: _Change, state: AlertState, now: float) -> HistoryEntry:
+        rule = change.rule
+        return HistoryEntry(
+            at=now,
+            rule_id=rule.id,
+            rule_name=rule.name,
+            service=change.service,
+            previous=change.old.status,
+            status=state.status,
+            severity=rule.severity,
+            value=change.value,
+            threshold=getattr(rule, "threshold", None),
+            silenced=change.silenced,
+            labels=change.labels,
+        )
+
+    @staticmethod
+    def _notice(change: _Change, state: AlertState) -> AlertNotice:
+        rule, reason = change.rule, change.result.reason
+        return AlertNotice(
+            id=state.id,
+            rule_id=rule.id,
+            rule_name=rule.name,
+            status="resolved" if reason == "resolved" else "firing",
+            reason=reason or "firing",
+            severity=rule.severity,
+            service=change.service,
+            route=rule.route,
+            value=change.value,
+            summary=rule.summary,
+            labels=change.labels,
+            starts_at=state.firing_since,
+            ends_at=state.resolved_at,
+            **change.evaluator.describe(rule),
+        )
+
+    def _group(
+        self, service: str, notices: list[tuple[RuleBase, AlertNotice]], now: float
     ) -> list[tuple[str, Notification]]:
-        """Group one round's notices by service and channel, and hand them over."""
-        sent: list[tuple[str, Notification]] = []
+        """One notification per channel with the service's notices for that channel."""
         channels = self._dispatcher.channels if self._dispatcher is not None else {}
         types = {name: channel.type for name, channel in channels.items()}
-        for service, entries in sorted(notices.items()):
-            by_channel: dict[str, list[AlertNotice]] = defaultdict(list)
-            for rule, notice in entries:
-                for name in resolve_channels(rule.channels, types):
-                    by_channel[name].append(notice)
-            for name, alerts in sorted(by_channel.items()):
-                notification = Notification(
+        by_channel: dict[str, list[AlertNotice]] = defaultdict(list)
+        for rule, notice in notices:
+            for name in resolve_channels(rule.channels, types):
+                by_channel[name].append(notice)
+        return [
+            (
+                name,
+                Notification(
                     id=uuid.uuid4().hex,
                     service=service,
                     status="firing" if any(a.status == "firing" for a in alerts) else "resolved",
                     created_at=now,
                     alerts=alerts,
-                )
-                sent.append((name, notification))
-                if self._dispatcher is not None:
-                    await self._dispatcher.enqueue(name, notification)
-        return sent
+                ),
+            )
+            for name, alerts in sorted(by_channel.items())
+        ]
 
     def describe(self) -> dict[str, Any]:
         return {

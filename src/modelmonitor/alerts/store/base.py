@@ -8,13 +8,18 @@ and only the evaluator whose change was stored sends the notification.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from modelmonitor.alerts.models import AlertState, ChannelStatus, Delivery, HistoryEntry
 from modelmonitor.alerts.rules import RuleBase
 from modelmonitor.alerts.silences import Silence
 
-__all__ = ["AlertStore"]
+__all__ = ["AlertStore", "Outcome"]
+
+#: Given the stored states of a commit (None: lost the race), the history entries and
+#: outbox deliveries to store with them.
+Outcome = Callable[[list[AlertState | None]], tuple[list[HistoryEntry], list[Delivery]]]
 
 
 @runtime_checkable
@@ -49,6 +54,15 @@ class AlertStore(Protocol):
         """Store ``state`` if the stored version is still ``expected_version`` (0: no row
         yet). Returns the stored state (version ``expected_version + 1``) or None when
         another evaluator changed it first."""
+        ...
+
+    async def commit(
+        self, changes: list[tuple[AlertState, int]], outcome: Outcome
+    ) -> tuple[list[AlertState | None], list[Delivery]]:
+        """In one transaction: compare-and-set each ``(state, expected_version)``; call
+        ``outcome`` with the stored states (None where another evaluator won) to get
+        the history entries and outbox deliveries those changes cause; store them.
+        So a state change and its notifications are stored together or not at all."""
         ...
 
     # History.
@@ -87,9 +101,9 @@ class AlertStore(Protocol):
     async def claim_deliveries(
         self, *, channel: str, now: float, until: float, limit: int
     ) -> list[Delivery]:
-        """Take over pending deliveries of a channel whose claim expired before ``now``
-        (their sender died or had no room), holding them ``until``; each is given
-        to exactly one caller."""
+        """Take over pending deliveries of a channel whose claim ran out at or before
+        ``now`` (their sender died or had no room), holding them ``until``; each is
+        given to exactly one caller."""
         ...
 
     async def deliveries(

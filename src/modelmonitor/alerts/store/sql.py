@@ -17,6 +17,7 @@ import msgspec
 from modelmonitor.alerts.models import AlertState, ChannelStatus, Delivery, HistoryEntry
 from modelmonitor.alerts.rules import RuleBase, parse_rule
 from modelmonitor.alerts.silences import Silence
+from modelmonitor.alerts.store.base import Outcome
 
 __all__ = ["Session", "SqlAlertStore"]
 
@@ -97,31 +98,47 @@ class SqlAlertStore:
     async def compare_and_set(
         self, state: AlertState, *, expected_version: int
     ) -> AlertState | None:
+        async with self._session() as s:
+            return await self._cas(s, state, expected_version)
+
+    async def commit(
+        self, changes: list[tuple[AlertState, int]], outcome: Outcome
+    ) -> tuple[list[AlertState | None], list[Delivery]]:
+        async with self._session() as s:
+            stored = [await self._cas(s, state, version) for state, version in changes]
+            history, deliveries = outcome(stored)
+            for entry in history:
+                await self._insert_history(s, entry)
+            for delivery in deliveries:
+                delivery.id = await self._insert_delivery(s, delivery)
+        return stored, deliveries
+
+    @staticmethod
+    async def _cas(s: Session, state: AlertState, expected_version: int) -> AlertState | None:
         stored = msgspec.structs.replace(state, version=expected_version + 1)
         doc = _text(stored)
-        async with self._session() as s:
-            if expected_version == 0:
-                rows = await s.fetch(
-                    "INSERT INTO alert_states (rule_id, service, version, status, updated_at, doc)"
-                    " VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (rule_id, service) DO NOTHING"
-                    " RETURNING version",
-                    state.rule_id,
-                    state.service,
-                    state.status,
-                    state.updated_at,
-                    doc,
-                )
-            else:
-                rows = await s.fetch(
-                    "UPDATE alert_states SET version = version + 1, status = ?, updated_at = ?,"
-                    " doc = ? WHERE rule_id = ? AND service = ? AND version = ? RETURNING version",
-                    state.status,
-                    state.updated_at,
-                    doc,
-                    state.rule_id,
-                    state.service,
-                    expected_version,
-                )
+        if expected_version == 0:
+            rows = await s.fetch(
+                "INSERT INTO alert_states (rule_id, service, version, status, updated_at, doc)"
+                " VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (rule_id, service) DO NOTHING"
+                " RETURNING version",
+                state.rule_id,
+                state.service,
+                state.status,
+                state.updated_at,
+                doc,
+            )
+        else:
+            rows = await s.fetch(
+                "UPDATE alert_states SET version = version + 1, status = ?, updated_at = ?,"
+                " doc = ? WHERE rule_id = ? AND service = ? AND version = ? RETURNING version",
+                state.status,
+                state.updated_at,
+                doc,
+                state.rule_id,
+                state.service,
+                expected_version,
+            )
         return stored if rows else None
 
     # History.
@@ -130,13 +147,17 @@ class SqlAlertStore:
             return
         async with self._session() as s:
             for entry in entries:
-                await s.execute(
-                    "INSERT INTO alert_history (at, rule_id, service, doc) VALUES (?, ?, ?, ?)",
-                    entry.at,
-                    entry.rule_id,
-                    entry.service,
-                    _text(entry),
-                )
+                await self._insert_history(s, entry)
+
+    @staticmethod
+    async def _insert_history(s: Session, entry: HistoryEntry) -> None:
+        await s.execute(
+            "INSERT INTO alert_history (at, rule_id, service, doc) VALUES (?, ?, ?, ?)",
+            entry.at,
+            entry.rule_id,
+            entry.service,
+            _text(entry),
+        )
 
     async def history(
         self,
@@ -201,15 +222,19 @@ class SqlAlertStore:
     # Deliveries.
     async def add_delivery(self, delivery: Delivery) -> int:
         async with self._session() as s:
-            rows = await s.fetch(
-                "INSERT INTO alert_deliveries (created_at, channel, status, claimed_until, doc)"
-                " VALUES (?, ?, ?, ?, ?) RETURNING id",
-                delivery.created_at,
-                delivery.channel,
-                delivery.status,
-                delivery.claimed_until,
-                _text(msgspec.structs.replace(delivery, id=None)),
-            )
+            return await self._insert_delivery(s, delivery)
+
+    @staticmethod
+    async def _insert_delivery(s: Session, delivery: Delivery) -> int:
+        rows = await s.fetch(
+            "INSERT INTO alert_deliveries (created_at, channel, status, claimed_until, doc)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            delivery.created_at,
+            delivery.channel,
+            delivery.status,
+            delivery.claimed_until,
+            _text(msgspec.structs.replace(delivery, id=None)),
+        )
         return int(rows[0][0])
 
     async def update_delivery(self, delivery: Delivery) -> None:
@@ -231,7 +256,7 @@ class SqlAlertStore:
         async with self._session() as s:
             rows = await s.fetch(
                 "SELECT id, claimed_until, doc FROM alert_deliveries WHERE status = 'pending'"
-                " AND channel = ? AND claimed_until < ? ORDER BY id LIMIT ?",
+                " AND channel = ? AND claimed_until <= ? ORDER BY id LIMIT ?",
                 channel,
                 now,
                 limit,
