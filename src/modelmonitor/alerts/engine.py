@@ -2,10 +2,11 @@
 
 One round: read rules, stored alert states and silences; ask each rule's evaluator
 whether its condition holds; run the lifecycle (:func:`~modelmonitor.alerts.lifecycle.step`);
-store each change with compare-and-set; and only for changes that were stored,
-record history and hand notifications to the dispatcher, grouped by service and
-channel. Several engines (processes) may run against one store: when two make
-the same change, exactly one stores it, and only that one notifies.
+then, per service, one transaction stores the changes with compare-and-set and,
+for the changes that were stored, their history entries and notifications (one per
+channel, grouping the service's alerts) as outbox rows; the dispatcher sends those.
+Several engines (processes) may run against one store: when two make the same
+change, exactly one stores it, and only that one's notification exists.
 """
 
 from __future__ import annotations
