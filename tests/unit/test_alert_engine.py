@@ -383,3 +383,17 @@ async def test_notifications_are_stored_with_the_state_change(
         await alive.stop()
     assert [n.alerts[0].reason for n in channel.received] == ["firing"]
     assert [d.status for d in await store.deliveries()] == ["delivered"]
+
+
+async def test_route_rule_only_sees_its_route(
+    engine: AlertEngine, store: SQLiteAlertStore, live: MemoryLiveState, clock: SimClock
+) -> None:
+    await add_rule(store, "predict", route="/predict", **{"for": 0})
+    await add_rule(store, "health", route="/health", **{"for": 0})
+    for _ in range(5):
+        failing = events_for_second(clock.now, errors=10, route="/predict")
+        healthy = events_for_second(clock.now, errors=0, route="/health")
+        clock.advance(1)
+        await live.record(batch(failing + healthy, sent_at=clock.now))
+    report = await engine.evaluate()
+    assert [(n.rule_id, n.route, n.value) for n in report.notices] == [("predict", "/predict", 1.0)]
