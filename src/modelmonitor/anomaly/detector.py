@@ -58,8 +58,9 @@ class _Grid(msgspec.Struct, gc=False):
     cells: list[int]
 
     def cell(self, x: float) -> int:
+        """The index of the cell holding ``x`` (coarsening first if it is out of range)."""
         q = (x - self.origin) / self.width
-        if not abs(q) < _MAX_CELL:  # also catches inf
+        if not -_MAX_CELL < q < _MAX_CELL:
             factor = 2 ** max(1, math.ceil(math.log2(min(abs(q), 1e300) / _MAX_CELL)) + 1)
             self._coarsen(factor)
             q = (x - self.origin) / self.width
@@ -71,18 +72,24 @@ class _Grid(msgspec.Struct, gc=False):
 
     def novelty(self, x: float) -> float:
         """Distance from ``x`` to the nearest seen cell over the seen span; marks ``x`` seen."""
-        b = self.cell(x)
+        q = (x - self.origin) / self.width
+        b = math.floor(q) if -_MAX_CELL < q < _MAX_CELL else self.cell(x)
         cells = self.cells
         i = bisect_left(cells, b)
-        if i < len(cells) and cells[i] == b:
+        n = len(cells)
+        if i < n and cells[i] == b:
             return 0.0
         span = cells[-1] - cells[0] + 1
-        left = b - cells[i - 1] if i > 0 else math.inf
-        right = cells[i] - b if i < len(cells) else math.inf
+        if i == 0:
+            gap = cells[0] - b
+        elif i == n:
+            gap = b - cells[-1]
+        else:
+            gap = min(b - cells[i - 1], cells[i] - b)
         cells.insert(i, b)
-        if len(cells) > _CELL_CAP * self.resolution:
+        if n >= _CELL_CAP * self.resolution:
             self._coarsen(2)
-        return min(left, right) / span
+        return gap / span
 
 
 class _State(msgspec.Struct, gc=False):
@@ -167,10 +174,8 @@ class AnomalyDetector:
                 self._fit()
             return AnomalyResult(0.0, s.expected, s.low, s.high)
 
-        novelty = 0.0
-        for grid in s.grids:
-            novelty += grid.novelty(value)
-        novelty /= len(s.grids)
+        grids = s.grids
+        novelty = sum([grid.novelty(value) for grid in grids]) / len(grids)
         score = 0.0
         if s.quiet > 0:
             s.quiet -= 1
