@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from modelmonitor.anomaly.detector import AnomalyDetector
-from modelmonitor.anomaly.nab import probation_length
 
 __all__ = ["InputError", "add_anomaly_commands", "add_subcommands", "parse_rows", "run_score"]
 
@@ -75,9 +74,13 @@ def run_score(
 ) -> None:
     """Score every row of ``source`` and write the NAB results CSV to ``out``."""
     rows = parse_rows(source)
-    learning = probation if probation is not None else probation_length(len(rows))
+    if probation is None:
+        # Imported here: the scorer pulls in numpy, which the common path does not need.
+        from modelmonitor.anomaly.nab import probation_length
+
+        probation = probation_length(len(rows))
     detector = AnomalyDetector(
-        sensitivity=sensitivity, learning_period=learning, refractory=refractory
+        sensitivity=sensitivity, learning_period=probation, refractory=refractory
     )
     lines = ["timestamp,value,anomaly_score"]
     for stamp_text, value_text, stamp, value in rows:

@@ -34,6 +34,8 @@ DEFAULT_RESOLUTIONS = (80, 100, 120, 150, 200)
 _CELL_CAP = 8
 #: Largest cell index kept (well inside int64 for serialisation).
 _MAX_CELL = 2**40
+#: Values are clamped to this magnitude before they reach the grids (keeps arithmetic finite).
+_MAX_VALUE = 1e300
 #: Relative novelty at which the score reaches 0.5 for sensitivity 0.5.
 _BASE_MARGIN = 0.014
 #: Smoothing of ``expected`` (an exponentially weighted mean).
@@ -58,11 +60,12 @@ class _Grid(msgspec.Struct, gc=False):
     cells: list[int]
 
     def cell(self, x: float) -> int:
-        """The index of the cell holding ``x`` (coarsening first if it is out of range)."""
+        """The index of the cell holding ``x``, coarsening first when it would be too large."""
         q = (x - self.origin) / self.width
-        if not -_MAX_CELL < q < _MAX_CELL:
-            factor = 2 ** max(1, math.ceil(math.log2(min(abs(q), 1e300) / _MAX_CELL)) + 1)
-            self._coarsen(factor)
+        while not -_MAX_CELL < q < _MAX_CELL:
+            ratio = abs(q) / _MAX_CELL
+            exponent = min(64, math.ceil(math.log2(ratio))) if math.isfinite(ratio) else 64
+            self._coarsen(2 ** max(1, exponent))
             q = (x - self.origin) / self.width
         return math.floor(q)
 
@@ -162,6 +165,7 @@ class AnomalyDetector:
         """Score ``value`` (taken at ``timestamp``, Unix seconds) and learn from it."""
         if not math.isfinite(value):
             raise ValueError(f"value must be a finite number, got {value!r}")
+        value = min(max(value, -_MAX_VALUE), _MAX_VALUE)
         s = self._s
         s.count += 1
         s.last_timestamp = timestamp
