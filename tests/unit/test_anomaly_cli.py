@@ -86,4 +86,4 @@ def test_add_anomaly_commands_wires_into_a_parent_cli() -> None:
     assert args.command == "anomaly"
     assert args.file == "x.csv"
     assert args.probation == 5
-    assert callable(args.func)
+    assert callable(args.handler)

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_subcommands(parser.add_subparsers(dest="anomaly_command", required=True))
     args = parser.parse_args(argv)
-    status: int = args.func(args)
+    status: int = args.handler(args)
     return status
 
 

@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from modelmonitor.anomaly.detector import AnomalyDetector
 
@@ -135,13 +135,13 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def add_anomaly_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``anomaly score`` to a CLI; each leaf sets ``func(args) -> exit status``."""
+def add_anomaly_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``anomaly score`` to a CLI; each leaf sets ``handler(args) -> exit status``."""
     anomaly = subparsers.add_parser("anomaly", help="streaming anomaly detection")
     add_subcommands(anomaly.add_subparsers(dest="anomaly_command", required=True))
 
 
-def add_subcommands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_subcommands(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the leaves under ``anomaly`` (``score``) to ``commands``."""
     score = commands.add_parser(
         "score",
@@ -168,4 +168,4 @@ def add_subcommands(commands: argparse._SubParsersAction[argparse.ArgumentParser
         default=60,
         help="rows after an alarm during which only a larger novelty alarms (default 60)",
     )
-    score.set_defaults(func=_score_command)
+    score.set_defaults(handler=_score_command)
