@@ -20,6 +20,7 @@ subsequence-context detectors scored lower on the same data.
 
 from __future__ import annotations
 
+import itertools
 import math
 from bisect import bisect_left
 from typing import Any
@@ -38,8 +39,22 @@ _MAX_CELL = 2**40
 _MAX_VALUE = 1e300
 #: Relative novelty at which the score reaches 0.5 for sensitivity 0.5.
 _BASE_MARGIN = 0.014
+#: State format: 2 added the seasonal member (version 1 states still load).
+_VERSION = 2
+#: Evidence is capped here so that scores stay below 1 and finite.
+_MAX_EVIDENCE = 1e12
 #: Smoothing of ``expected`` (an exponentially weighted mean).
 _EWMA_ALPHA = 0.05
+#: Candidate periods of the seasonal member, in seconds (a day, a week).
+_PERIODS = (86_400.0, 604_800.0)
+#: Lag correlation over the learning period above which a period is used.
+_MIN_SEASONAL_CORRELATION = 0.5
+#: Points in the short mean of the seasonal residual.
+_SHORT_WINDOW = 12
+#: Short means needed before the seasonal member scores.
+_MIN_SEASONAL_HISTORY = 20
+#: z-score of the short mean at which the seasonal member reaches 0.5 for sensitivity 0.5.
+_BASE_Z = 6.0
 
 
 class AnomalyResult(msgspec.Struct, frozen=True, gc=False):
@@ -95,6 +110,51 @@ class _Grid(msgspec.Struct, gc=False):
         return gap / span
 
 
+class _Season(msgspec.Struct, gc=False):
+    """Seasonal member: residual against one period ago, short mean, its running z-score.
+
+    ``ring`` holds the last ``lag`` values (``pos`` is the oldest), ``recent`` the last
+    residuals (up to ``_SHORT_WINDOW``); ``n``, ``mean`` and ``m2`` are Welford
+    statistics of the short means seen so far.
+    """
+
+    lag: int
+    floor: float
+    ring: list[float]
+    pos: int = 0
+    recent: list[float] = []
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def forecast(self) -> float:
+        """The value expected next: one period ago, shifted by the mean residual."""
+        return self.ring[self.pos] + self.mean
+
+    def z(self, x: float) -> float:
+        """|z| of the short mean of residuals including ``x`` (0 while history is short)."""
+        ring = self.ring
+        residual = x - ring[self.pos]
+        ring[self.pos] = x
+        self.pos = (self.pos + 1) % self.lag
+        recent = self.recent
+        recent.append(residual)
+        if len(recent) > _SHORT_WINDOW:
+            del recent[0]
+        elif len(recent) < _SHORT_WINDOW:
+            return 0.0
+        short = sum(recent) / _SHORT_WINDOW
+        z = 0.0
+        if self.n > _MIN_SEASONAL_HISTORY:
+            sd = max(math.sqrt(self.m2 / (self.n - 1)), self.floor)
+            z = abs(short - self.mean) / sd
+        self.n += 1
+        d = short - self.mean
+        self.mean += d / self.n
+        self.m2 += d * (short - self.mean)
+        return z
+
+
 class _State(msgspec.Struct, gc=False):
     """Everything a detector remembers; encoded as MessagePack by ``to_state``."""
 
@@ -112,6 +172,9 @@ class _State(msgspec.Struct, gc=False):
     low: float = math.inf
     high: float = -math.inf
     last_timestamp: float = math.nan
+    seasonal: bool = True
+    stamps: list[float] = []
+    season: _Season | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -124,10 +187,11 @@ class AnomalyDetector:
     ``sensitivity`` in (0, 1): higher flags smaller novelties (0.5 is tuned on NAB).
     ``learning_period``: points used to learn the range before scoring (scores are 0
     meanwhile; at least 10). ``refractory``: points after an alarm during which only a
-    larger novelty alarms again.
+    larger novelty alarms again. ``seasonal``: also run the seasonal member when the
+    learning period shows a daily or weekly cycle (see the module docstring).
     """
 
-    __slots__ = ("_margin", "_s")
+    __slots__ = ("_margin", "_s", "_z0")
 
     def __init__(
         self,
@@ -135,6 +199,7 @@ class AnomalyDetector:
         learning_period: int = 600,
         refractory: int = 60,
         resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS,
+        seasonal: bool = True,
     ) -> None:
         if not 0.0 < sensitivity < 1.0:
             raise ValueError("sensitivity must be between 0 and 1 (exclusive)")
@@ -143,13 +208,21 @@ class AnomalyDetector:
         if not resolutions or min(resolutions) < 2:
             raise ValueError("resolutions must be integers >= 2")
         self._s = _State(
-            version=1,
+            version=_VERSION,
             sensitivity=sensitivity,
             learning_period=max(int(learning_period), 10),
             refractory=int(refractory),
             resolutions=list(resolutions),
+            seasonal=bool(seasonal),
         )
         self._margin = _margin(sensitivity)
+        self._z0 = _z0(sensitivity)
+
+    @property
+    def period(self) -> int:
+        """Points per season used by the seasonal member (0: none found, or still learning)."""
+        season = self._s.season
+        return season.lag if season is not None else 0
 
     @property
     def count(self) -> int:
@@ -174,24 +247,34 @@ class AnomalyDetector:
         s.high = max(s.high, value)
         if not s.grids:
             s.learning.append(value)
+            if s.seasonal:
+                s.stamps.append(timestamp)
             if len(s.learning) >= s.learning_period:
                 self._fit()
             return AnomalyResult(0.0, s.expected, s.low, s.high)
 
+        # Evidence of each member, in units of its alarm level: >= 1 alarms.
         grids = s.grids
-        novelty = sum([grid.novelty(value) for grid in grids]) / len(grids)
+        evidence = sum([grid.novelty(value) for grid in grids]) / (len(grids) * self._margin)
+        season = s.season
+        expected = s.expected
+        if season is not None:
+            expected = season.forecast()
+            evidence = max(evidence, season.z(value) / self._z0)
         score = 0.0
         if s.quiet > 0:
             s.quiet -= 1
-            if novelty <= s.last_alarm:
-                novelty = 0.0
-        if novelty > 0.0:
-            score = novelty / (novelty + self._margin)
+            if evidence <= s.last_alarm:
+                evidence = 0.0
+        if evidence > 0.0:
+            evidence = min(evidence, _MAX_EVIDENCE)
+            score = evidence / (evidence + 1.0)
             if score >= 0.5:
                 s.quiet = s.refractory
-                s.last_alarm = novelty
+                s.last_alarm = evidence
         pad = self._margin * (s.high - s.low)
-        return AnomalyResult(score, s.expected, s.low - pad, s.high + pad)
+        lower, upper = s.low - pad, s.high + pad
+        return AnomalyResult(score, min(max(expected, lower), upper), lower, upper)
 
     def _fit(self) -> None:
         s = self._s
@@ -203,7 +286,10 @@ class AnomalyDetector:
             grid = _Grid(resolution, lo, span / resolution, [])
             grid.cells = sorted({grid.cell(v) for v in s.learning})
             s.grids.append(grid)
+        if s.seasonal:
+            s.season = _find_season(s.learning, s.stamps, span)
         s.learning = []
+        s.stamps = []
 
     def to_state(self) -> bytes:
         """Serialise the whole state (MessagePack); see :meth:`from_state`."""
@@ -221,14 +307,63 @@ class AnomalyDetector:
             decoded = _decoder.decode(state)
         else:
             decoded = msgspec.convert(state, _State)
-        if decoded.version != 1:
+        if decoded.version not in (1, _VERSION):
             raise ValueError(f"unsupported detector state version {decoded.version}")
+        margin = _margin(decoded.sensitivity)
+        if decoded.version == 1:  # alarms were recorded as novelty, not evidence
+            decoded.last_alarm /= margin
+            decoded.version = _VERSION
         detector = cls.__new__(cls)
         detector._s = decoded
-        detector._margin = _margin(decoded.sensitivity)
+        detector._margin = margin
+        detector._z0 = _z0(decoded.sensitivity)
         return detector
 
 
 def _margin(sensitivity: float) -> float:
     # Log scale: sensitivity 0.5 -> 0.014 of the seen range, 0 -> 10x that, 1 -> 1/10.
     return float(_BASE_MARGIN * 10.0 ** (2.0 * (0.5 - sensitivity)))
+
+
+def _z0(sensitivity: float) -> float:
+    # Log scale: sensitivity 0.5 -> z of 6, 0 -> 6 * sqrt(10), 1 -> 6 / sqrt(10).
+    return float(_BASE_Z * 10.0 ** (0.5 - sensitivity))
+
+
+def _find_season(values: list[float], stamps: list[float], span: float) -> _Season | None:
+    """The seasonal member for the best of a day or a week, if one correlates well enough.
+
+    The lag in points comes from the median sampling interval; a lag needs two whole
+    periods in the learning data. The member's statistics are warmed up on that data.
+    """
+    if len(stamps) < 2 or len(stamps) != len(values):
+        return None
+    steps = sorted(b - a for a, b in itertools.pairwise(stamps))
+    step = steps[len(steps) // 2]
+    if not step > 0.0:
+        return None
+    best, best_lag = _MIN_SEASONAL_CORRELATION, 0
+    for seconds in _PERIODS:
+        lag = round(seconds / step)
+        if lag < 2 or 2 * lag > len(values):
+            continue
+        r = _correlation(values[lag:], values[:-lag])
+        if r >= best:
+            best, best_lag = r, lag
+    if not best_lag:
+        return None
+    season = _Season(best_lag, 1e-9 * span, list(values[:best_lag]))
+    for v in values[best_lag:]:
+        season.z(v)
+    return season
+
+
+def _correlation(a: list[float], b: list[float]) -> float:
+    n = len(a)
+    ma, mb = sum(a) / n, sum(b) / n
+    sab = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
+    saa = sum((x - ma) ** 2 for x in a)
+    sbb = sum((y - mb) ** 2 for y in b)
+    if saa <= 0.0 or sbb <= 0.0:
+        return 0.0
+    return sab / math.sqrt(saa * sbb)
