@@ -43,6 +43,8 @@ _BASE_MARGIN = 0.014
 _VERSION = 2
 #: Evidence is capped here so that scores stay below 1 and finite.
 _MAX_EVIDENCE = 1e12
+#: Non-negative series are scored as log(x + c), c this quantile of the learning values.
+_LOG_QUANTILE = 0.9
 #: Smoothing of ``expected`` (an exponentially weighted mean).
 _EWMA_ALPHA = 0.05
 #: Candidate periods of the seasonal member, in seconds (a day, a week).
@@ -175,6 +177,7 @@ class _State(msgspec.Struct, gc=False):
     seasonal: bool = True
     stamps: list[float] = []
     season: _Season | None = None
+    log_offset: float = 0.0
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -254,13 +257,15 @@ class AnomalyDetector:
             return AnomalyResult(0.0, s.expected, s.low, s.high)
 
         # Evidence of each member, in units of its alarm level: >= 1 alarms.
+        y = _compress(value, s.log_offset) if s.log_offset > 0.0 else value
         grids = s.grids
-        evidence = sum([grid.novelty(value) for grid in grids]) / (len(grids) * self._margin)
+        evidence = sum([grid.novelty(y) for grid in grids]) / (len(grids) * self._margin)
         season = s.season
         expected = s.expected
         if season is not None:
-            expected = season.forecast()
-            evidence = max(evidence, season.z(value) / self._z0)
+            forecast = season.forecast()
+            expected = _expand(forecast, s.log_offset) if s.log_offset > 0.0 else forecast
+            evidence = max(evidence, season.z(y) / self._z0)
         score = 0.0
         if s.quiet > 0:
             s.quiet -= 1
@@ -278,6 +283,13 @@ class AnomalyDetector:
 
     def _fit(self) -> None:
         s = self._s
+        ordered = sorted(s.learning)
+        if ordered[0] >= 0.0:
+            # Non-negative series (counts, latencies, bytes): work on log(x + c), c the 90th
+            # percentile, so the typical range stays linear and the long tail is compressed.
+            c = ordered[int(_LOG_QUANTILE * (len(ordered) - 1))]
+            s.log_offset = c if c > 0.0 else max(ordered[-1] * 0.01, 1e-12)
+            s.learning = [_compress(v, s.log_offset) for v in s.learning]
         lo, hi = min(s.learning), max(s.learning)
         span = hi - lo
         if span <= 0.0:
@@ -367,3 +379,18 @@ def _correlation(a: list[float], b: list[float]) -> float:
     if saa <= 0.0 or sbb <= 0.0:
         return 0.0
     return sab / math.sqrt(saa * sbb)
+
+
+def _compress(x: float, c: float) -> float:
+    """``log(x + c)``; mirrored below 0 (``2 log c - log(c - x)``) so it stays defined."""
+    if x >= 0.0:
+        return math.log(x + c)
+    return 2.0 * math.log(c) - math.log(c - x)
+
+
+def _expand(y: float, c: float) -> float:
+    """The inverse of :func:`_compress` (saturating instead of overflowing)."""
+    log_c = math.log(c)
+    if y >= log_c:
+        return math.exp(min(y, 690.0)) - c
+    return c - math.exp(min(2.0 * log_c - y, 690.0))
