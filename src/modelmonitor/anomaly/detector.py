@@ -56,7 +56,9 @@ _SHORT_WINDOW = 12
 #: Short means needed before the seasonal member scores.
 _MIN_SEASONAL_HISTORY = 20
 #: z-score of the short mean at which the seasonal member reaches 0.5 for sensitivity 0.5.
-_BASE_Z = 6.0
+_BASE_Z = 5.0
+#: Weight of the newest period in the seasonal profile.
+_PROFILE_ALPHA = 0.5
 
 
 class AnomalyResult(msgspec.Struct, frozen=True, gc=False):
@@ -113,16 +115,17 @@ class _Grid(msgspec.Struct, gc=False):
 
 
 class _Season(msgspec.Struct, gc=False):
-    """Seasonal member: residual against one period ago, short mean, its running z-score.
+    """Seasonal member: residual against a seasonal profile, short mean, its running z-score.
 
-    ``ring`` holds the last ``lag`` values (``pos`` is the oldest), ``recent`` the last
+    ``profile`` holds the profile, one exponentially weighted mean per point of the period
+    (``pos`` is the slot of the next point), ``recent`` the last
     residuals (up to ``_SHORT_WINDOW``); ``n``, ``mean`` and ``m2`` are Welford
     statistics of the short means seen so far.
     """
 
     lag: int
     floor: float
-    ring: list[float]
+    profile: list[float]
     pos: int = 0
     recent: list[float] = []
     n: int = 0
@@ -130,14 +133,14 @@ class _Season(msgspec.Struct, gc=False):
     m2: float = 0.0
 
     def forecast(self) -> float:
-        """The value expected next: one period ago, shifted by the mean residual."""
-        return self.ring[self.pos] + self.mean
+        """The value expected next: the profile, shifted by the mean residual."""
+        return self.profile[self.pos] + self.mean
 
     def z(self, x: float) -> float:
         """|z| of the short mean of residuals including ``x`` (0 while history is short)."""
-        ring = self.ring
-        residual = x - ring[self.pos]
-        ring[self.pos] = x
+        profile = self.profile
+        residual = x - profile[self.pos]
+        profile[self.pos] += _PROFILE_ALPHA * residual
         self.pos = (self.pos + 1) % self.lag
         recent = self.recent
         recent.append(residual)
@@ -338,7 +341,7 @@ def _margin(sensitivity: float) -> float:
 
 
 def _z0(sensitivity: float) -> float:
-    # Log scale: sensitivity 0.5 -> z of 6, 0 -> 6 * sqrt(10), 1 -> 6 / sqrt(10).
+    # Log scale: sensitivity 0.5 -> z of 5, 0 -> 5 * sqrt(10), 1 -> 5 / sqrt(10).
     return float(_BASE_Z * 10.0 ** (0.5 - sensitivity))
 
 
