@@ -57,6 +57,8 @@ _SHORT_WINDOW = 12
 _MIN_SEASONAL_HISTORY = 20
 #: z-score of the short mean at which the seasonal member reaches 0.5 for sensitivity 0.5.
 _BASE_Z = 5.0
+#: Points in the short mean of the level member (series without a daily or weekly cycle).
+_LEVEL_WINDOW = 48
 #: Weight of the newest period in the seasonal profile.
 _PROFILE_ALPHA = 0.5
 
@@ -114,16 +116,20 @@ class _Grid(msgspec.Struct, gc=False):
         return gap / span
 
 
-class _Season(msgspec.Struct, gc=False):
-    """Seasonal member: residual against a seasonal profile, short mean, its running z-score.
+class _Baseline(msgspec.Struct, gc=False):
+    """Baseline member: residual against a baseline, its short mean, and that mean's z-score.
 
-    ``profile`` holds the profile, one exponentially weighted mean per point of the period
-    (``pos`` is the slot of the next point), ``recent`` the last
-    residuals (up to ``_SHORT_WINDOW``); ``n``, ``mean`` and ``m2`` are Welford
-    statistics of the short means seen so far.
+    Seasonal (``lag`` > 1): ``profile`` holds one exponentially weighted mean (weight
+    ``alpha``) per point of the period, ``pos`` the slot of the next point. Level
+    (``lag`` 1, ``alpha`` 0): the profile is 0, so the residual is the value itself and
+    its short mean is compared with the long-run distribution of short means.
+    ``recent`` holds the last residuals (up to ``window``); ``n``, ``mean`` and ``m2``
+    are Welford statistics of the short means seen so far.
     """
 
     lag: int
+    window: int
+    alpha: float
     floor: float
     profile: list[float]
     pos: int = 0
@@ -140,15 +146,15 @@ class _Season(msgspec.Struct, gc=False):
         """|z| of the short mean of residuals including ``x`` (0 while history is short)."""
         profile = self.profile
         residual = x - profile[self.pos]
-        profile[self.pos] += _PROFILE_ALPHA * residual
+        profile[self.pos] += self.alpha * residual
         self.pos = (self.pos + 1) % self.lag
         recent = self.recent
         recent.append(residual)
-        if len(recent) > _SHORT_WINDOW:
+        if len(recent) > self.window:
             del recent[0]
-        elif len(recent) < _SHORT_WINDOW:
+        elif len(recent) < self.window:
             return 0.0
-        short = sum(recent) / _SHORT_WINDOW
+        short = sum(recent) / self.window
         z = 0.0
         if self.n > _MIN_SEASONAL_HISTORY:
             sd = max(math.sqrt(self.m2 / (self.n - 1)), self.floor)
@@ -177,9 +183,9 @@ class _State(msgspec.Struct, gc=False):
     low: float = math.inf
     high: float = -math.inf
     last_timestamp: float = math.nan
-    seasonal: bool = True
+    baseline: bool = True
     stamps: list[float] = []
-    season: _Season | None = None
+    season: _Baseline | None = None
     log_offset: float = 0.0
 
 
@@ -193,8 +199,8 @@ class AnomalyDetector:
     ``sensitivity`` in (0, 1): higher flags smaller novelties (0.5 is tuned on NAB).
     ``learning_period``: points used to learn the range before scoring (scores are 0
     meanwhile; at least 10). ``refractory``: points after an alarm during which only a
-    larger novelty alarms again. ``seasonal``: also run the seasonal member when the
-    learning period shows a daily or weekly cycle (see the module docstring).
+    larger novelty alarms again. ``baseline``: also run the baseline member (a seasonal
+    profile when the learning period shows a daily or weekly cycle, else the level).
     """
 
     __slots__ = ("_margin", "_s", "_z0")
@@ -205,7 +211,7 @@ class AnomalyDetector:
         learning_period: int = 600,
         refractory: int = 60,
         resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS,
-        seasonal: bool = True,
+        baseline: bool = True,
     ) -> None:
         if not 0.0 < sensitivity < 1.0:
             raise ValueError("sensitivity must be between 0 and 1 (exclusive)")
@@ -219,16 +225,16 @@ class AnomalyDetector:
             learning_period=max(int(learning_period), 10),
             refractory=int(refractory),
             resolutions=list(resolutions),
-            seasonal=bool(seasonal),
+            baseline=bool(baseline),
         )
         self._margin = _margin(sensitivity)
         self._z0 = _z0(sensitivity)
 
     @property
     def period(self) -> int:
-        """Points per season used by the seasonal member (0: none found, or still learning)."""
+        """Points per period of the seasonal baseline (0: none found, or still learning)."""
         season = self._s.season
-        return season.lag if season is not None else 0
+        return season.lag if season is not None and season.lag > 1 else 0
 
     @property
     def count(self) -> int:
@@ -253,7 +259,7 @@ class AnomalyDetector:
         s.high = max(s.high, value)
         if not s.grids:
             s.learning.append(value)
-            if s.seasonal:
+            if s.baseline:
                 s.stamps.append(timestamp)
             if len(s.learning) >= s.learning_period:
                 self._fit()
@@ -301,8 +307,8 @@ class AnomalyDetector:
             grid = _Grid(resolution, lo, span / resolution, [])
             grid.cells = sorted({grid.cell(v) for v in s.learning})
             s.grids.append(grid)
-        if s.seasonal:
-            s.season = _find_season(s.learning, s.stamps, span)
+        if s.baseline:
+            s.season = _find_season(s.learning, s.stamps, span) or _level(s.learning, span)
         s.learning = []
         s.stamps = []
 
@@ -345,7 +351,7 @@ def _z0(sensitivity: float) -> float:
     return float(_BASE_Z * 10.0 ** (0.5 - sensitivity))
 
 
-def _find_season(values: list[float], stamps: list[float], span: float) -> _Season | None:
+def _find_season(values: list[float], stamps: list[float], span: float) -> _Baseline | None:
     """The seasonal member for the best of a day or a week, if one correlates well enough.
 
     The lag in points comes from the median sampling interval; a lag needs two whole
@@ -367,10 +373,18 @@ def _find_season(values: list[float], stamps: list[float], span: float) -> _Seas
             best, best_lag = r, lag
     if not best_lag:
         return None
-    season = _Season(best_lag, 1e-9 * span, list(values[:best_lag]))
+    season = _Baseline(best_lag, _SHORT_WINDOW, _PROFILE_ALPHA, 1e-9 * span, values[:best_lag])
     for v in values[best_lag:]:
         season.z(v)
     return season
+
+
+def _level(values: list[float], span: float) -> _Baseline:
+    """The level member, warmed up on the learning data."""
+    level = _Baseline(1, _LEVEL_WINDOW, 0.0, 1e-9 * span, [0.0])
+    for v in values:
+        level.z(v)
+    return level
 
 
 def _correlation(a: list[float], b: list[float]) -> float:
