@@ -1,21 +1,35 @@
-"""Streaming anomaly detector: value novelty against everything seen, with a refractory period.
+"""Streaming anomaly detector: an ensemble of value novelty and a baseline z-score.
 
-The detector learns the range of a series during a learning period, then lays
-grids of cells over it (several resolutions, 1/80 .. 1/200 of that range). It
-remembers which cells have held a value. A new value scores by how far it lies
-from the nearest value seen before, relative to the range seen so far,
-averaged over the grids: ``r = distance / range``, ``score = r / (r + margin)``.
-A value in a familiar cell scores 0; a new extreme or a value in a never
-visited gap between familiar values scores up to 1. ``score >= 0.5`` is an
-alarm; after one, alarms are held back for ``refractory`` points unless the
-novelty grows beyond the alarm's. Memory per series is bounded: a grid that
-fills up is coarsened by merging neighbouring cells.
+Two members score every point after a learning period; the larger evidence wins,
+and one refractory period is shared.
 
-Why this method (measured on NAB, see docs/anomaly.md): most labelled
-anomalies in monitoring data are values the series has never taken (spikes,
-level shifts into new ranges or into gaps); firing once at the first such
-value and then staying quiet is what NAB rewards. Residual/likelihood and
-subsequence-context detectors scored lower on the same data.
+1. **Value novelty.** The learning period fixes the range of the series; grids of
+   cells (several resolutions, 1/80 .. 1/200 of that range) remember which cells
+   have held a value. A new value scores by how far it lies from the nearest value
+   seen before, relative to the range seen so far, averaged over the grids. A value
+   in a familiar cell scores 0; a new extreme or a value in a never visited gap
+   scores up to 1. A series that was non-negative while learning is scored on
+   ``log(x + c)``, ``c`` the 90th percentile of the learning values: the usual range
+   stays nearly linear and the long tail of counts, latencies and bytes is compressed.
+2. **Baseline z-score.** If the learning period covers two days (or two weeks) and
+   the series correlates with itself a day (a week) later, the baseline is a seasonal
+   profile (an exponentially weighted mean per point of the period); otherwise it is
+   the long-run level. The mean residual over a short window (12 points seasonal,
+   48 points level) is compared with the distribution of such means seen so far.
+   This catches changes of pattern within familiar values: a day that does not rise,
+   holiday traffic shapes, a higher density of familiar spikes.
+
+Each member gives evidence in units of its own alarm level (novelty over a margin,
+|z| over 5 at sensitivity 0.5); ``score = e / (1 + e)``, so ``score >= 0.5`` is an
+alarm. After one, alarms are held back for ``refractory`` points unless the
+evidence grows beyond the alarm's. Memory per series is bounded: a grid that fills
+up is coarsened by merging neighbouring cells, and the profile has one slot per
+point of the period (at most half the learning period).
+
+Why this method (measured on NAB, see docs/anomaly.md): most labelled anomalies in
+monitoring data are values the series has never taken, and firing once at the first
+such value is what NAB rewards; the baseline member adds the pattern changes that
+value novelty cannot see, at a high enough z that it costs few false positives.
 """
 
 from __future__ import annotations
