@@ -20,7 +20,7 @@ and one refractory period is shared.
    holiday traffic shapes, a higher density of familiar spikes.
 
 Each member gives evidence in units of its own alarm level (novelty over a margin,
-|z| over 5 at sensitivity 0.5); ``score = e / (1 + e)``, so ``score >= 0.5`` is an
+|z| over 6.4 at sensitivity 0.5); ``score = e / (1 + e)``, so ``score >= 0.5`` is an
 alarm. After one, alarms are held back for ``refractory`` points unless the
 evidence grows beyond the alarm's. Memory per series is bounded: a grid that fills
 up is coarsened by merging neighbouring cells, and the profile has one slot per
@@ -52,7 +52,7 @@ _MAX_CELL = 2**40
 #: Values are clamped to this magnitude before they reach the grids (keeps arithmetic finite).
 _MAX_VALUE = 1e300
 #: Relative novelty at which the score reaches 0.5 for sensitivity 0.5.
-_BASE_MARGIN = 0.014
+_BASE_MARGIN = 0.018
 #: State format: 2 added the seasonal member (version 1 states still load).
 _VERSION = 2
 #: Evidence is capped here so that scores stay below 1 and finite.
@@ -70,7 +70,7 @@ _SHORT_WINDOW = 12
 #: Short means needed before the seasonal member scores.
 _MIN_SEASONAL_HISTORY = 20
 #: z-score of the short mean at which the seasonal member reaches 0.5 for sensitivity 0.5.
-_BASE_Z = 5.0
+_BASE_Z = 6.4
 #: Points in the short mean of the level member (series without a daily or weekly cycle).
 _LEVEL_WINDOW = 48
 #: Weight of the newest period in the seasonal profile.
@@ -356,12 +356,12 @@ class AnomalyDetector:
 
 
 def _margin(sensitivity: float) -> float:
-    # Log scale: sensitivity 0.5 -> 0.014 of the seen range, 0 -> 10x that, 1 -> 1/10.
+    # Log scale: sensitivity 0.5 -> 0.018 of the seen range, 0 -> 10x that, 1 -> 1/10.
     return float(_BASE_MARGIN * 10.0 ** (2.0 * (0.5 - sensitivity)))
 
 
 def _z0(sensitivity: float) -> float:
-    # Log scale: sensitivity 0.5 -> z of 5, 0 -> 5 * sqrt(10), 1 -> 5 / sqrt(10).
+    # Log scale: sensitivity 0.5 -> z of 6.4, 0 -> 6.4 * sqrt(10), 1 -> 6.4 / sqrt(10).
     return float(_BASE_Z * 10.0 ** (0.5 - sensitivity))
 
 
