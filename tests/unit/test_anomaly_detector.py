@@ -188,3 +188,10 @@ def test_negative_values_after_a_non_negative_learning_period() -> None:
     results = _run(detector, np.array([5.0, -3.0, -1e9, 1e9, 4.0]), start=200)
     assert all(0.0 <= r.score <= 1.0 and r.lower <= r.expected <= r.upper for r in results)
     assert results[1].score >= 0.5 and results[2].score >= 0.5
+
+
+def test_flat_series_has_no_period_and_no_alarm() -> None:
+    detector = AnomalyDetector(learning_period=600)
+    scores = [r.score for r in _run(detector, np.full(1500, 5.0))]
+    assert detector.period == 0
+    assert max(scores) == 0.0

@@ -371,7 +371,7 @@ def _find_season(values: list[float], stamps: list[float], span: float) -> _Base
     The lag in points comes from the median sampling interval; a lag needs two whole
     periods in the learning data. The member's statistics are warmed up on that data.
     """
-    if len(stamps) < 2 or len(stamps) != len(values):
+    if len(stamps) < 2 or len(stamps) != len(values) or min(values) == max(values):
         return None
     steps = sorted(b - a for a, b in itertools.pairwise(stamps))
     step = steps[len(steps) // 2]
