@@ -195,3 +195,13 @@ def test_flat_series_has_no_period_and_no_alarm() -> None:
     scores = [r.score for r in _run(detector, np.full(1500, 5.0))]
     assert detector.period == 0
     assert max(scores) == 0.0
+
+
+def test_state_round_trip_during_learning_keeps_the_season() -> None:
+    values = _square_days(6)
+    original = AnomalyDetector(learning_period=600)
+    _run(original, values[:300])
+    restored = AnomalyDetector.from_state(original.to_state())
+    expected = _run(original, values[300:], start=300)
+    assert _run(restored, values[300:], start=300) == expected
+    assert restored.period == original.period == DAY
