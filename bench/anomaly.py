@@ -5,8 +5,9 @@ NAB directory (default ``<repo>/../shared/nab``; ``--nab-dir`` or
 ``MODELMONITOR_NAB_DIR`` override it), one point at a time with the file's
 probation as learning period, and scores the result with our NAB scorer.
 Prints per-profile normalised scores with the fitted thresholds, microseconds
-per point, the published scoreboard, and split-half robustness (thresholds
-fitted on one half of the files, scored on the other, both ways).
+per point, the published scoreboard, and robustness: split-half (thresholds
+fitted on one half of the files, scored on the other, both ways) and
+leave-one-category-out (thresholds fitted on six categories, scored on the seventh).
 """
 
 from __future__ import annotations
@@ -71,14 +72,16 @@ def run_detector(f: NabFile, sensitivity: float, refractory: int) -> tuple[np.nd
     return np.array(out), time.perf_counter() - start
 
 
-def split_half(files: list[NabFile], scores: list[np.ndarray]) -> dict[str, float]:
-    """Normalised score with thresholds fitted on the other half (even/odd files)."""
-    halves = (list(range(0, len(files), 2)), list(range(1, len(files), 2)))
+def held_out(
+    files: list[NabFile], scores: list[np.ndarray], folds: list[list[int]]
+) -> dict[str, float]:
+    """Normalised score where each fold is scored with thresholds fitted on the other files."""
     n_windows = sum(f.layout.n_windows for f in files)
     out: dict[str, float] = {}
     for name, profile in PROFILES.items():
         total = 0.0
-        for fit_on, test_on in (halves, halves[::-1]):
+        for test_on in folds:
+            fit_on = [i for i in range(len(files)) if i not in test_on]
             threshold = fit_threshold(
                 [files[i].layout for i in fit_on], [scores[i] for i in fit_on], profile
             ).threshold
@@ -87,6 +90,18 @@ def split_half(files: list[NabFile], scores: list[np.ndarray]) -> dict[str, floa
             )
         out[name] = normalize(total, n_windows, profile)
     return out
+
+
+def split_half(files: list[NabFile], scores: list[np.ndarray]) -> dict[str, float]:
+    """Thresholds fitted on every other file, scored on the rest, both ways."""
+    return held_out(files, scores, [list(range(0, len(files), 2)), list(range(1, len(files), 2))])
+
+
+def leave_category_out(files: list[NabFile], scores: list[np.ndarray]) -> dict[str, float]:
+    """Thresholds fitted on all other categories, scored on each category in turn."""
+    categories = sorted({f.key.split("/", 1)[0] for f in files})
+    folds = [[i for i, f in enumerate(files) if f.key.split("/", 1)[0] == c] for c in categories]
+    return held_out(files, scores, folds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     n_windows = sum(f.layout.n_windows for f in files)
     result = score_corpus([f.layout for f in files], scores)
     robust = split_half(files, scores)
+    loco = leave_category_out(files, scores)
 
     print(f"NAB: {len(files)} files, {points} points, {n_windows} windows, from {root}")
     print(
@@ -119,13 +135,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{1e6 * seconds / points:.2f} us per point"
     )
     print()
-    print(f"{'profile':<20} {'normalized':>10} {'raw':>8} {'threshold':>9} {'split-half':>10}")
+    print(
+        f"{'profile':<20} {'normalized':>10} {'raw':>8} {'threshold':>9} {'split-half':>10}"
+        f" {'LOCO':>6}"
+    )
     for name, r in result.items():
         print(
             f"{name:<20} {r.normalized:>10.1f} {r.raw:>8.2f} {r.threshold:>9.4f}"
-            f" {robust[name]:>10.1f}"
+            f" {robust[name]:>10.1f} {loco[name]:>6.1f}"
         )
     print("split-half: thresholds fitted on every other file, scored on the rest, both ways")
+    print("LOCO: thresholds fitted on the other categories, scored on each category in turn")
+    print(
+        "leave-one-category-out: "
+        + " / ".join(f"{loco[name]:.1f}" for name in result)
+        + " (standard / low FP / low FN)"
+    )
     print()
     print(f"{'scoreboard (normalized)':<28} {'standard':>8} {'low FP':>7} {'low FN':>7}")
     ours = [r.normalized for r in result.values()]

@@ -87,3 +87,12 @@ def test_add_anomaly_commands_wires_into_a_parent_cli() -> None:
     assert args.file == "x.csv"
     assert args.probation == 5
     assert callable(args.handler)
+
+
+def test_no_baseline_flag_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "series.csv"
+    path.write_text(_csv())
+    done = _cli("score", str(path), "--probation", "100", "--no-baseline")
+    assert done.returncode == 0, done.stderr
+    scores = [float(line.rsplit(",", 1)[1]) for line in done.stdout.splitlines()[1:]]
+    assert scores[300] >= 0.5

@@ -118,3 +118,90 @@ def test_huge_values_stay_bounded() -> None:
     state = detector.to_state()
     assert len(state) < 64_000
     assert AnomalyDetector.from_state(state).update(0.0, 2.0).score <= 1.0
+
+
+def _square_days(days: int, seed: int = 8) -> np.ndarray:
+    """High (80) from 10:00 to 20:00 each day, low (20) otherwise, with noise."""
+    rng = np.random.default_rng(seed)
+    phase = np.arange(days * DAY) % DAY
+    high = (phase >= 120) & (phase < 240)
+    return np.where(high, 80.0, 20.0) + 2.0 * rng.standard_normal(days * DAY)
+
+
+def test_pattern_change_within_familiar_values_is_flagged() -> None:
+    values = _square_days(12)
+    skipped = slice(8 * DAY + 120, 8 * DAY + 240)
+    values[skipped] = 20.0 + 2.0 * np.random.default_rng(9).standard_normal(120)  # no rise
+    detector = AnomalyDetector(learning_period=600)
+    scores = [r.score for r in _run(detector, values)]
+    assert detector.period == DAY
+    assert max(scores[skipped]) >= 0.5  # every value is familiar: only the pattern is new
+    assert max(scores[600 : 8 * DAY]) < 0.5
+    without_baseline = AnomalyDetector(learning_period=600, baseline=False)
+    assert max(r.score for r in _run(without_baseline, values)[skipped]) < 0.5
+
+
+def test_higher_spike_density_is_flagged() -> None:
+    rng = np.random.default_rng(10)
+    n = 6000
+    values = rng.uniform(0.0, 0.1, n)
+    spikes = rng.random(n) < np.where(np.arange(n) < 4500, 0.01, 0.15)
+    values[spikes] = rng.uniform(2.0, 3.0, int(spikes.sum()))  # familiar heights
+    detector = AnomalyDetector(learning_period=750)
+    scores = [r.score for r in _run(detector, values)]
+    assert detector.period == 0  # no daily cycle: the level member runs instead
+    assert max(scores[4500:4800]) >= 0.5
+
+
+def test_state_round_trip_with_baseline_members_gives_identical_scores() -> None:
+    rng = np.random.default_rng(12)
+    for values in (_square_days(6) + 0.0, rng.uniform(0.0, 1.0, 1728)):  # seasonal, then level
+        values[1500] += 50.0
+        original = AnomalyDetector(learning_period=600)
+        _run(original, values[:1200])
+        restored = AnomalyDetector.from_state(original.to_state())
+        from_dict = AnomalyDetector.from_state(original.to_dict())
+        assert restored.period == original.period
+        expected = _run(original, values[1200:], start=1200)
+        assert _run(restored, values[1200:], start=1200) == expected
+        assert _run(from_dict, values[1200:], start=1200) == expected
+
+
+def test_version_1_state_still_loads() -> None:
+    values = _seasonal(1200, seed=13) - 10.0  # negative values: no log scale, as in version 1
+    detector = AnomalyDetector(learning_period=600, baseline=False)
+    _run(detector, values[:900])
+    old = detector.to_dict()
+    old["version"] = 1
+    for key in ("baseline", "stamps", "season", "log_offset"):
+        del old[key]
+    restored = AnomalyDetector.from_state(old)
+    assert restored.period == 0
+    scores = [r.score for r in _run(restored, values[900:], start=900)]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_negative_values_after_a_non_negative_learning_period() -> None:
+    rng = np.random.default_rng(14)
+    detector = AnomalyDetector(learning_period=200)
+    _run(detector, rng.uniform(0.0, 10.0, 200))
+    results = _run(detector, np.array([5.0, -3.0, -1e9, 1e9, 4.0]), start=200)
+    assert all(0.0 <= r.score <= 1.0 and r.lower <= r.expected <= r.upper for r in results)
+    assert results[1].score >= 0.5 and results[2].score >= 0.5
+
+
+def test_flat_series_has_no_period_and_no_alarm() -> None:
+    detector = AnomalyDetector(learning_period=600)
+    scores = [r.score for r in _run(detector, np.full(1500, 5.0))]
+    assert detector.period == 0
+    assert max(scores) == 0.0
+
+
+def test_state_round_trip_during_learning_keeps_the_season() -> None:
+    values = _square_days(6)
+    original = AnomalyDetector(learning_period=600)
+    _run(original, values[:300])
+    restored = AnomalyDetector.from_state(original.to_state())
+    expected = _run(original, values[300:], start=300)
+    assert _run(restored, values[300:], start=300) == expected
+    assert restored.period == original.period == DAY

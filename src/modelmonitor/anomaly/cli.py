@@ -71,6 +71,7 @@ def run_score(
     sensitivity: float = 0.5,
     probation: int | None = None,
     refractory: int = 60,
+    baseline: bool = True,
 ) -> None:
     """Score every row of ``source`` and write the NAB results CSV to ``out``."""
     rows = parse_rows(source)
@@ -80,7 +81,10 @@ def run_score(
 
         probation = probation_length(len(rows))
     detector = AnomalyDetector(
-        sensitivity=sensitivity, learning_period=probation, refractory=refractory
+        sensitivity=sensitivity,
+        learning_period=probation,
+        refractory=refractory,
+        baseline=baseline,
     )
     lines = ["timestamp,value,anomaly_score"]
     for stamp_text, value_text, stamp, value in rows:
@@ -98,6 +102,7 @@ def _score_command(args: argparse.Namespace) -> int:
                 sensitivity=args.sensitivity,
                 probation=args.probation,
                 refractory=args.refractory,
+                baseline=args.baseline,
             )
         else:
             with open(args.file, encoding="utf-8") as source:
@@ -107,6 +112,7 @@ def _score_command(args: argparse.Namespace) -> int:
                     sensitivity=args.sensitivity,
                     probation=args.probation,
                     refractory=args.refractory,
+                    baseline=args.baseline,
                 )
     except InputError as exc:
         name = "stdin" if args.file == "-" else args.file
@@ -167,5 +173,11 @@ def add_subcommands(commands: argparse._SubParsersAction[Any]) -> None:
         type=_non_negative,
         default=60,
         help="rows after an alarm during which only a larger novelty alarms (default 60)",
+    )
+    score.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="value novelty only: no seasonal-profile or level member",
     )
     score.set_defaults(handler=_score_command)
