@@ -72,3 +72,21 @@ def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("modelmonitor ")
+
+
+def test_anomaly_score_through_the_main_command(tmp_path: Path) -> None:
+    series = tmp_path / "series.csv"
+    rows = [f"2024-01-01 {h:02d}:{m:02d}:00,{10 + (m % 3)}" for h in range(10) for m in range(60)]
+    rows.append("2024-01-01 10:00:00,500")
+    series.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    result = run("anomaly", "score", str(series))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "timestamp,value,anomaly_score"
+    assert len(lines) == len(rows) + 1
+    assert float(lines[-1].split(",")[2]) >= 0.5  # the spike is an alarm
+
+    series.write_text("timestamp,value\n2024-01-01 00:00:00,abc\n")
+    bad = run("anomaly", "score", str(series))
+    assert bad.returncode != 0
+    assert len(bad.stderr.strip().splitlines()) == 1
