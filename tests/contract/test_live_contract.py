@@ -203,3 +203,19 @@ async def test_replicas_share_windows_and_the_feed(live_url: str, clock: FakeClo
     finally:
         for handle in (worker_a, worker_b, api_a, api_b):
             await handle.close()
+
+
+async def test_a_redelivered_batch_is_recorded_once(live_url: str, clock: FakeClock) -> None:
+    if live_url.startswith("memory"):
+        pytest.skip("in-process state sees no redelivery across processes")
+    workers = [create_live(live_url, clock=clock) for _ in range(2)]
+    for handle in workers:
+        await handle.connect()
+    try:
+        same = batch([event(clock.now - 2) for _ in range(30)], sent_at=clock.now)
+        await asyncio.gather(*(handle.record(same) for handle in workers * 2))
+        stats = await workers[0].window(service="alpha", seconds=10, now=clock.now)
+        assert stats.requests == 30
+    finally:
+        for handle in workers:
+            await handle.close()

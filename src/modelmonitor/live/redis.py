@@ -2,9 +2,11 @@
 
 Windows are the same 1-second and 10-second buckets as :mod:`.memory`, kept as
 Redis hashes (one per bucket, all series in it) that workers update with
-``HINCRBY`` / ``HINCRBYFLOAT`` in one pipeline per batch: counts, bytes, the
-latency sum, status classes and the latency sketch's bins (``k:<bin>`` fields),
-so any number of workers record concurrently without read-modify-write. Buckets
+``HINCRBY`` / ``HINCRBYFLOAT``: counts, bytes, the latency sum, status classes
+and the latency sketch's bins (``k:<bin>`` fields), so any number of workers
+record concurrently without read-modify-write. One Lua script applies a batch's
+increments atomically and only once (a marker keyed by the batch's event ids),
+so a batch redelivered after a worker crash is not counted twice. Buckets
 expire on their own.
 
 ``updates`` fans out through pub/sub: each interval, the replica holding a short
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -48,6 +51,8 @@ DEFAULT_PREFIX = "modelmonitor:"
 _FINE_TTL = 4 * COARSE_SECONDS
 _COARSE_TTL = max(WINDOWS.values()) + 6 * COARSE_SECONDS
 _SEEN_TTL = 7 * 86_400
+#: How long a recorded batch is remembered, to ignore its redelivery.
+_RECORDED_TTL = 3600
 _PROXY_STALE_SECONDS = 30.0
 _SEP = "\x1f"  # between series id and field name
 _PART = "\x1e"  # between the parts of a series id
@@ -63,6 +68,40 @@ local at = redis.call('HGET', KEYS[2], ARGV[1])
 if at == false or tonumber(at) <= tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+return 1
+"""
+# Apply one batch's increments atomically and only once. KEYS: the batch marker (so
+# a redelivered batch is not counted twice), the last-seen sorted set, the ingest
+# counter, then the bucket hashes. ARGV: marker TTL, last-seen TTL, ingest TTL, the
+# ingest count, the number of last-seen pairs and the (member, score) pairs, then
+# per bucket hash: its TTL, its field count and its (field, increment) pairs; a
+# field ending in "\x1fl" (the latency sum) is a float.
+_RECORD_SCRIPT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+local i = 5
+local seen = tonumber(ARGV[i]); i = i + 1
+for _ = 1, seen do
+  redis.call('ZADD', KEYS[2], 'GT', ARGV[i + 1], ARGV[i]); i = i + 2
+end
+if seen > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+if tonumber(ARGV[4]) > 0 then
+  redis.call('INCRBY', KEYS[3], ARGV[4]); redis.call('EXPIRE', KEYS[3], ARGV[3])
+end
+for k = 4, #KEYS do
+  local ttl, n = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2
+  for _ = 1, n do
+    local field = ARGV[i]
+    if string.sub(field, -2) == '\\031l' then
+      redis.call('HINCRBYFLOAT', KEYS[k], field, ARGV[i + 1])
+    else
+      redis.call('HINCRBY', KEYS[k], field, ARGV[i + 1])
+    end
+    i = i + 2
+  end
+  redis.call('EXPIRE', KEYS[k], ttl)
 end
 return 1
 """
@@ -196,6 +235,7 @@ class RedisLiveState:
         self._tasks: list[asyncio.Task[None]] = []
         self._proxy_script: Any = None
         self._lease_script: Any = None
+        self._record_script: Any = None
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -213,6 +253,7 @@ class RedisLiveState:
         await self._client.ping()
         self._proxy_script = self._client.register_script(_PROXY_SCRIPT)
         self._lease_script = self._client.register_script(_LEASE_SCRIPT)
+        self._record_script = self._client.register_script(_RECORD_SCRIPT)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -261,25 +302,25 @@ class RedisLiveState:
                 entry.sketch.add(event.latency_seconds)
             if finished > seen.get(event.service, 0.0):
                 seen[event.service] = finished
-        pipe = self.client.pipeline(transaction=False)
-        keys: dict[str, int] = {}
+        keys: list[str] = [
+            self._key(f"recorded:{_fingerprint(batch)}"),
+            self._key("seen"),
+            self._key(f"ingest:{math.floor(now)}"),
+        ]
+        args: list[Any] = [_RECORDED_TTL, _SEEN_TTL, _FINE_TTL, len(batch.events), len(seen)]
+        for name, at in seen.items():
+            args += [name, repr(at)]
         for (kind, start, sid), entry in counts.items():
-            key = self._key(f"{kind}:{start}")
-            keys[key] = _FINE_TTL if kind == "f" else _COARSE_TTL
+            keys.append(self._key(f"{kind}:{start}"))
             ints, latency = entry.fields(sid)
+            args += [_FINE_TTL if kind == "f" else _COARSE_TTL, len(ints) + 1]
             for field, value in ints.items():
-                pipe.hincrby(key, field, value)
-            pipe.hincrbyfloat(key, f"{sid}{_SEP}l", latency)
-        for key, ttl in keys.items():
-            pipe.expire(key, ttl)
-        if seen:
-            pipe.zadd(self._key("seen"), seen, gt=True)
-            pipe.expire(self._key("seen"), _SEEN_TTL)
-        if batch.events:
-            ingest = self._key(f"ingest:{math.floor(now)}")
-            pipe.incrby(ingest, len(batch.events))
-            pipe.expire(ingest, _FINE_TTL)
+                args += [field, value]
+            args += [f"{sid}{_SEP}l", repr(latency)]
         stats = batch.stats
+        pipe = self.client.pipeline(transaction=False)
+        if batch.events:
+            await self._record_script(keys=keys, args=args, client=pipe)
         await self._proxy_script(
             keys=[self._key("proxies"), self._key("proxies_at")],
             args=[stats.proxy_id, repr(stats.sent_at), _snapshot_encoder.encode(stats)],
@@ -452,6 +493,15 @@ class RedisLiveState:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+
+def _fingerprint(batch: EventBatch) -> str:
+    """Identifies a batch by its event ids: a redelivered or re-published batch matches."""
+    digest = hashlib.blake2b(digest_size=16)
+    for event in batch.events:
+        digest.update(event.id.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def _parse_hash(mapping: dict[bytes, bytes]) -> dict[str, Bucket]:
