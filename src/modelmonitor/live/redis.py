@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from modelmonitor.events import EventBatch, ProxyStats
+from modelmonitor.events import EventBatch, ProxyStats, RequestEvent
 from modelmonitor.live.base import WINDOWS, LiveSnapshot, RouteLive, ServiceLive, WindowStats
 from modelmonitor.live.broadcast import Broadcast
 from modelmonitor.live.windows import (
@@ -101,6 +101,7 @@ for k = 4, #KEYS do
     end
     i = i + 2
   end
+  redis.call('HINCRBY', KEYS[k], '#v', 1)
   redis.call('EXPIRE', KEYS[k], ttl)
 end
 return 1
@@ -141,6 +142,27 @@ class _Counts:
         self.latency = 0.0
         self.classes: dict[str, int] = {}
         self.sketch = LatencySketch()
+
+    def add(self, event: RequestEvent) -> None:
+        self.requests += 1
+        if event.is_error:
+            self.errors += 1
+        self.bytes_in += event.request_bytes
+        self.bytes_out += event.response_bytes
+        self.latency += event.latency_seconds
+        status_class = event.status_class
+        self.classes[status_class] = self.classes.get(status_class, 0) + 1
+        self.sketch.add(event.latency_seconds)
+
+    def merge(self, other: _Counts) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+        self.latency += other.latency
+        for name, count in other.classes.items():
+            self.classes[name] = self.classes.get(name, 0) + count
+        self.sketch.merge(other.sketch)
 
     def fields(self, sid: str) -> tuple[dict[str, int], float]:
         ints = {
@@ -236,6 +258,7 @@ class RedisLiveState:
         self._proxy_script: Any = None
         self._lease_script: Any = None
         self._record_script: Any = None
+        self._cache: dict[str, tuple[bytes | None, dict[str, Bucket]]] = {}
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -273,35 +296,34 @@ class RedisLiveState:
 
     async def record(self, batch: EventBatch) -> None:
         now = self._clock()
-        counts: dict[tuple[str, int, str], _Counts] = {}
+        # One accumulator per second and route (one sketch insert per event); the
+        # service series and the 10-second buckets are merged from those.
+        fine: dict[tuple[int, str, str, str], _Counts] = {}
         seen: dict[str, float] = {}
         for event in batch.events:
             finished = event.start + event.latency_seconds
-            second = math.floor(finished)
+            key = (math.floor(finished), event.service, event.method, event.route)
+            entry = fine.get(key)
+            if entry is None:
+                entry = fine[key] = _Counts()
+            entry.add(event)
+            if finished > seen.get(event.service, 0.0):
+                seen[event.service] = finished
+        counts: dict[tuple[str, int, str], _Counts] = {}
+        for (second, service, method, route), entry in fine.items():
             tens = second - second % COARSE_SECONDS
-            service_sid = _service_sid(event.service)
-            route_sid = _route_sid(event.service, event.method, event.route)
-            is_error = event.is_error
-            status_class = event.status_class
+            service_sid = _service_sid(service)
+            route_sid = _route_sid(service, method, route)
             for target in (
                 ("f", second, service_sid),
                 ("f", second, route_sid),
                 ("c", tens, service_sid),
                 ("c", tens, route_sid),
             ):
-                entry = counts.get(target)
-                if entry is None:
-                    entry = counts[target] = _Counts()
-                entry.requests += 1
-                if is_error:
-                    entry.errors += 1
-                entry.bytes_in += event.request_bytes
-                entry.bytes_out += event.response_bytes
-                entry.latency += event.latency_seconds
-                entry.classes[status_class] = entry.classes.get(status_class, 0) + 1
-                entry.sketch.add(event.latency_seconds)
-            if finished > seen.get(event.service, 0.0):
-                seen[event.service] = finished
+                total = counts.get(target)
+                if total is None:
+                    total = counts[target] = _Counts()
+                total.merge(entry)
         keys: list[str] = [
             self._key(f"recorded:{_fingerprint(batch)}"),
             self._key("seen"),
@@ -331,25 +353,42 @@ class RedisLiveState:
     # -- reads --------------------------------------------------------------------
 
     async def _read(self, now: float) -> _Buckets:
+        """The buckets of the longest window. Each bucket hash carries a version
+        (``#v``, bumped by every record); unchanged buckets come from a local cache,
+        so a snapshot only transfers and parses the buckets that changed."""
         current = math.floor(now)
         longest = max(WINDOWS.values())
-        fine = list(range(current - COARSE_SECONDS, current))
         coarse_now = current - current % COARSE_SECONDS
-        coarse = [coarse_now - COARSE_SECONDS * (i + 1) for i in range(longest // COARSE_SECONDS)]
+        plan = [("f", start) for start in range(current - COARSE_SECONDS, current)]
+        plan += [
+            ("c", coarse_now - COARSE_SECONDS * (i + 1)) for i in range(longest // COARSE_SECONDS)
+        ]
+        keys = [self._key(f"{kind}:{start}") for kind, start in plan]
         pipe = self.client.pipeline(transaction=False)
-        for start in fine:
-            pipe.hgetall(self._key(f"f:{start}"))
-        for start in coarse:
-            pipe.hgetall(self._key(f"c:{start}"))
-        results = await pipe.execute()
+        for key in keys:
+            pipe.hget(key, "#v")
+        versions = await pipe.execute()
+        cache = self._cache
+        stale = [
+            key
+            for key, version in zip(keys, versions, strict=True)
+            if version is not None and (key not in cache or cache[key][0] != version)
+        ]
+        if stale:
+            pipe = self.client.pipeline(transaction=False)
+            for key in stale:
+                pipe.hgetall(key)
+            for key, mapping in zip(stale, await pipe.execute(), strict=True):
+                version = mapping.get(b"#v")
+                cache[key] = (version, _parse_hash(mapping))
+        wanted = {key for key, version in zip(keys, versions, strict=True) if version is not None}
+        for key in [key for key in cache if key not in wanted]:
+            del cache[key]
         buckets = _Buckets()
-        for starts, target, found in (
-            (fine, buckets.fine, results[: len(fine)]),
-            (coarse, buckets.coarse, results[len(fine) :]),
-        ):
-            for start, mapping in zip(starts, found, strict=True):
-                if mapping:
-                    target[start] = _parse_hash(mapping)
+        for (kind, start), key in zip(plan, keys, strict=True):
+            if key in wanted:
+                target = buckets.fine if kind == "f" else buckets.coarse
+                target[start] = cache[key][1]
         return buckets
 
     async def _last_seen(self) -> dict[str, float]:
@@ -507,6 +546,8 @@ def _fingerprint(batch: EventBatch) -> str:
 def _parse_hash(mapping: dict[bytes, bytes]) -> dict[str, Bucket]:
     grouped: dict[str, dict[str, float]] = {}
     for raw_field, raw_value in mapping.items():
+        if raw_field == b"#v":
+            continue
         sid, _, name = raw_field.decode().partition(_SEP)
         value = float(raw_value) if name == "l" else int(raw_value)
         grouped.setdefault(sid, {})[name] = value

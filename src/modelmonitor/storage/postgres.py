@@ -58,7 +58,8 @@ _EVENT_FIELDS = (
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
 _STAGING = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS mm_staging ("
-    " id text, start float8, service text, method text, route text, path text,"
+    ' id text COLLATE "C", start float8, service text COLLATE "C", method text, route text,'
+    " path text,"
     " status int4, latency_seconds float8, ttfb_seconds float8, request_bytes int8,"
     " response_bytes int8, error text, model text, client text"
     ") ON COMMIT DELETE ROWS"

@@ -16,9 +16,9 @@ BEGIN
         CREATE FUNCTION modelmonitor_start_us(double precision) RETURNS bigint
             LANGUAGE sql IMMUTABLE AS 'SELECT ($1 * 1000000)::bigint';
         CREATE TABLE events (
-            id text NOT NULL,
+            id text COLLATE "C" NOT NULL,
             start double precision NOT NULL,
-            service text NOT NULL,
+            service text COLLATE "C" NOT NULL,
             method text NOT NULL,
             route text NOT NULL,
             path text NOT NULL,
@@ -39,9 +39,9 @@ BEGIN
         );
     ELSE
         CREATE TABLE events (
-            id text NOT NULL,
+            id text COLLATE "C" NOT NULL,
             start double precision NOT NULL,
-            service text NOT NULL,
+            service text COLLATE "C" NOT NULL,
             method text NOT NULL,
             route text NOT NULL,
             path text NOT NULL,
