@@ -167,7 +167,9 @@ async def bench_embedded(total: int, batch: int) -> float:
 # -- (b) production -----------------------------------------------------------------
 
 
-def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: Sequence[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "modelmonitor", *args],
@@ -226,9 +228,7 @@ async def bench_production(
         upgrade = spawn(["db", "upgrade", "--database", database], logs / "upgrade.log")
         await asyncio.to_thread(upgrade.wait, 60)
         common = ["--broker", broker, "--database", database, "--cache", cache]
-        procs = [
-            spawn(["worker", *common], logs / f"prod-worker{i}.log") for i in range(workers)
-        ]
+        procs = [spawn(["worker", *common], logs / f"prod-worker{i}.log") for i in range(workers)]
         try:
             connection = await asyncpg.connect(database)
             try:
@@ -309,9 +309,9 @@ async def bench_freshness(
                     now = time.time()
                     for entry in snapshot["services"]:
                         name = entry["service"]
-                        if name in finished and name not in into:
-                            if entry["windows"]["1m"]["requests"] > 0:
-                                into[name] = now
+                        fresh = name in finished and name not in into
+                        if fresh and entry["windows"]["1m"]["requests"] > 0:
+                            into[name] = now
 
                 async def listen() -> None:
                     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/metrics") as ws:
@@ -336,9 +336,9 @@ async def bench_freshness(
                     await bus.publish(encode(events, proxy="fresh"))
                     await asyncio.sleep(0.1 + rng.random() * 0.25)  # spread over the second
                 deadline = time.monotonic() + 10
-                while (len(seen_rest) < probes or len(seen_ws) < probes) and (
-                    time.monotonic() < deadline
-                ):
+                while time.monotonic() < deadline:
+                    if len(seen_rest) >= probes and len(seen_ws) >= probes:
+                        break
                     await asyncio.sleep(0.05)
                 memory = {"api": rss_mb(api.pid), "worker": rss_mb(worker.pid)}
                 for task in watchers:
@@ -397,7 +397,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.only in (None, "freshness"):
         rest, ws, memory = await bench_freshness(args.probes, logs)
-        for label, values in (("REST /api/v1/metrics/realtime", rest), ("WebSocket /ws/metrics", ws)):
+        for label, values in (
+            ("REST /api/v1/metrics/realtime", rest),
+            ("WebSocket /ws/metrics", ws),
+        ):
             if not values:
                 failed = True
                 print(f"(c) freshness {label}: no probe became visible FAIL", flush=True)
