@@ -259,6 +259,8 @@ class RedisLiveState:
         self._lease_script: Any = None
         self._record_script: Any = None
         self._cache: dict[str, tuple[bytes | None, dict[str, Bucket]]] = {}
+        self._record_failures = 0
+        self._transient: tuple[type[BaseException], ...] = (OSError,)
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -273,6 +275,7 @@ class RedisLiveState:
         import redis.asyncio as redis
 
         self._client = redis.Redis.from_url(self._redis_url, health_check_interval=10)
+        self._transient = (redis.ConnectionError, redis.TimeoutError, OSError)
         await self._client.ping()
         self._proxy_script = self._client.register_script(_PROXY_SCRIPT)
         self._lease_script = self._client.register_script(_LEASE_SCRIPT)
@@ -348,7 +351,21 @@ class RedisLiveState:
             args=[stats.proxy_id, repr(stats.sent_at), _snapshot_encoder.encode(stats)],
             client=pipe,
         )
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except self._transient as exc:
+            # Live windows are best effort: the batch is stored, and a worker must
+            # keep storing while Redis is away. These events are missing from the
+            # live windows (not from history).
+            self._record_failures += 1
+            if self._record_failures == 1 or self._record_failures % 100 == 0:
+                log.warning(
+                    "cannot update live windows in Redis (%d batches missed): %s",
+                    self._record_failures,
+                    exc,
+                )
+        else:
+            self._record_failures = 0
 
     # -- reads --------------------------------------------------------------------
 
