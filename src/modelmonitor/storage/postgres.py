@@ -2,7 +2,7 @@
 
 - Schema from versioned migrations, applied at connect (see :mod:`.pg_migrations`).
 - Batches go in with COPY into a per-connection temporary staging table, then one
-  ``INSERT ... SELECT ... ON CONFLICT (id, start) DO NOTHING RETURNING id``; only
+  ``INSERT ... SELECT ... ON CONFLICT (start, id) DO NOTHING RETURNING id``; only
   the rows that statement returns update rollups and services, in the same
   transaction, so storage and rollups are exactly-once however many workers
   receive the same batch.
@@ -226,7 +226,7 @@ class PostgresStore:
             )
             rows = await connection.fetch(
                 f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM mm_staging"
-                " ORDER BY id ON CONFLICT (id, start) DO NOTHING RETURNING id"
+                " ORDER BY start, id ON CONFLICT (start, id) DO NOTHING RETURNING id"
             )
             if not rows:
                 return 0

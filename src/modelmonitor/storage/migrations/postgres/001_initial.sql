@@ -2,9 +2,11 @@
 --
 -- Raw events are range-partitioned by day on "start" (Unix seconds); the store
 -- creates partitions ahead of time and drops whole days for retention. The
--- primary key must contain the partition key, so it is (id, start): an event's
--- start never changes between redeliveries, so (id, start) is unique exactly
--- when id is, and INSERT ... ON CONFLICT (id, start) DO NOTHING deduplicates.
+-- primary key must contain the partition key, so it is (start, id): an event's
+-- start never changes between redeliveries, so (start, id) is unique exactly
+-- when id is, and INSERT ... ON CONFLICT (start, id) DO NOTHING deduplicates.
+-- Keyed by time first, the same index serves "newest first" listing and takes
+-- inserts at its right-hand edge.
 --
 -- Where the timescaledb extension is available, raw events become a hypertable
 -- (1-day chunks) instead; that branch is the only TimescaleDB-specific code.
@@ -30,7 +32,7 @@ BEGIN
             error text NOT NULL,
             model text NOT NULL,
             client text NOT NULL,
-            PRIMARY KEY (id, start)
+            PRIMARY KEY (start, id)
         );
         PERFORM create_hypertable(
             'events', 'start',
@@ -53,7 +55,7 @@ BEGIN
             error text NOT NULL,
             model text NOT NULL,
             client text NOT NULL,
-            PRIMARY KEY (id, start)
+            PRIMARY KEY (start, id)
         ) PARTITION BY RANGE (start);
         -- Catches events outside every daily partition, so an insert never fails.
         CREATE TABLE events_default PARTITION OF events DEFAULT;
@@ -61,7 +63,6 @@ BEGIN
 END
 $migration$;
 
-CREATE INDEX events_start_id ON events (start, id);
 CREATE INDEX events_service_start ON events (service, start);
 
 CREATE TABLE rollups (
