@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from modelmonitor.events import EventBatch, ProxyStats, RequestEvent
+from modelmonitor.events import EventBatch, ProxyStats
 from modelmonitor.live.base import WINDOWS, LiveSnapshot, RouteLive, ServiceLive, WindowStats
 from modelmonitor.live.broadcast import Broadcast
 from modelmonitor.live.windows import (
@@ -73,36 +73,33 @@ return 1
 """
 # Apply one batch's increments atomically and only once. KEYS: the batch marker (so
 # a redelivered batch is not counted twice), the last-seen sorted set, the ingest
-# counter, then the bucket hashes. ARGV: marker TTL, last-seen TTL, ingest TTL, the
-# ingest count, the number of last-seen pairs and the (member, score) pairs, then
-# per bucket hash: its TTL, its field count and its (field, increment) pairs; a
-# field ending in "\x1fl" (the latency sum) is a float.
+# counter, then the bucket hashes. ARGV[1] is one MessagePack array (packing one
+# blob is much cheaper than thousands of arguments): marker TTL, last-seen TTL,
+# ingest TTL, ingest count, the flat (member, score) pairs of last-seen, then per
+# bucket hash [TTL, flat (field, integer increment) pairs, latency field, latency sum].
 _RECORD_SCRIPT = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+local data = cmsgpack.unpack(ARGV[1])
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', data[1]) then
   return 0
 end
-local i = 5
-local seen = tonumber(ARGV[i]); i = i + 1
-for _ = 1, seen do
-  redis.call('ZADD', KEYS[2], 'GT', ARGV[i + 1], ARGV[i]); i = i + 2
+local seen = data[5]
+for i = 1, #seen, 2 do
+  redis.call('ZADD', KEYS[2], 'GT', seen[i + 1], seen[i])
 end
-if seen > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
-if tonumber(ARGV[4]) > 0 then
-  redis.call('INCRBY', KEYS[3], ARGV[4]); redis.call('EXPIRE', KEYS[3], ARGV[3])
+if #seen > 0 then redis.call('EXPIRE', KEYS[2], data[2]) end
+if data[4] > 0 then
+  redis.call('INCRBY', KEYS[3], data[4]); redis.call('EXPIRE', KEYS[3], data[3])
 end
-for k = 4, #KEYS do
-  local ttl, n = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2
-  for _ = 1, n do
-    local field = ARGV[i]
-    if string.sub(field, -2) == '\\031l' then
-      redis.call('HINCRBYFLOAT', KEYS[k], field, ARGV[i + 1])
-    else
-      redis.call('HINCRBY', KEYS[k], field, ARGV[i + 1])
-    end
-    i = i + 2
+local buckets = data[6]
+for k = 1, #buckets do
+  local key, bucket = KEYS[k + 3], buckets[k]
+  local pairs = bucket[2]
+  for i = 1, #pairs, 2 do
+    redis.call('HINCRBY', key, pairs[i], pairs[i + 1])
   end
-  redis.call('HINCRBY', KEYS[k], '#v', 1)
-  redis.call('EXPIRE', KEYS[k], ttl)
+  redis.call('HINCRBYFLOAT', key, bucket[3], bucket[4])
+  redis.call('HINCRBY', key, '#v', 1)
+  redis.call('EXPIRE', key, bucket[1])
 end
 return 1
 """
@@ -143,17 +140,6 @@ class _Counts:
         self.classes: dict[str, int] = {}
         self.sketch = LatencySketch()
 
-    def add(self, event: RequestEvent) -> None:
-        self.requests += 1
-        if event.is_error:
-            self.errors += 1
-        self.bytes_in += event.request_bytes
-        self.bytes_out += event.response_bytes
-        self.latency += event.latency_seconds
-        status_class = event.status_class
-        self.classes[status_class] = self.classes.get(status_class, 0) + 1
-        self.sketch.add(event.latency_seconds)
-
     def merge(self, other: _Counts) -> None:
         self.requests += other.requests
         self.errors += other.errors
@@ -164,21 +150,27 @@ class _Counts:
             self.classes[name] = self.classes.get(name, 0) + count
         self.sketch.merge(other.sketch)
 
-    def fields(self, sid: str) -> tuple[dict[str, int], float]:
-        ints = {
-            f"{sid}{_SEP}n": self.requests,
-            f"{sid}{_SEP}e": self.errors,
-            f"{sid}{_SEP}qb": self.bytes_in,
-            f"{sid}{_SEP}rb": self.bytes_out,
-        }
+    def pairs(self, sid: str) -> list[str | int]:
+        """Flat (field, increment) pairs of the integer fields, for HINCRBY."""
+        head = f"{sid}{_SEP}"
+        flat: list[str | int] = [
+            f"{head}n",
+            self.requests,
+            f"{head}e",
+            self.errors,
+            f"{head}qb",
+            self.bytes_in,
+            f"{head}rb",
+            self.bytes_out,
+        ]
         zero = self.sketch.count - sum(self.sketch.bins.values())
         if zero:
-            ints[f"{sid}{_SEP}z"] = zero
+            flat += [f"{head}z", zero]
         for name, count in self.classes.items():
-            ints[f"{sid}{_SEP}c:{name}"] = count
+            flat += [f"{head}c:{name}", count]
         for key, count in self.sketch.bins.items():
-            ints[f"{sid}{_SEP}k:{key}"] = count
-        return ints, self.latency
+            flat += [f"{head}k:{key}", count]
+        return flat
 
 
 def _bucket_from_fields(fields: dict[str, float]) -> Bucket:
@@ -303,13 +295,27 @@ class RedisLiveState:
         # service series and the 10-second buckets are merged from those.
         fine: dict[tuple[int, str, str, str], _Counts] = {}
         seen: dict[str, float] = {}
-        for event in batch.events:
-            finished = event.start + event.latency_seconds
-            key = (math.floor(finished), event.service, event.method, event.route)
+        classes: dict[int, str] = {}
+        floor = math.floor
+        for event in batch.events:  # the hot loop: _Counts.add, inlined
+            latency = event.latency_seconds
+            finished = event.start + latency
+            key = (floor(finished), event.service, event.method, event.route)
             entry = fine.get(key)
             if entry is None:
                 entry = fine[key] = _Counts()
-            entry.add(event)
+            entry.requests += 1
+            status = event.status
+            if status >= 500 or event.error:
+                entry.errors += 1
+            entry.bytes_in += event.request_bytes
+            entry.bytes_out += event.response_bytes
+            entry.latency += latency
+            status_class = classes.get(status)
+            if status_class is None:
+                status_class = classes[status] = event.status_class
+            entry.classes[status_class] = entry.classes.get(status_class, 0) + 1
+            entry.sketch.add(latency)
             if finished > seen.get(event.service, 0.0):
                 seen[event.service] = finished
         counts: dict[tuple[str, int, str], _Counts] = {}
@@ -332,20 +338,21 @@ class RedisLiveState:
             self._key("seen"),
             self._key(f"ingest:{math.floor(now)}"),
         ]
-        args: list[Any] = [_RECORDED_TTL, _SEEN_TTL, _FINE_TTL, len(batch.events), len(seen)]
+        seen_pairs: list[Any] = []
         for name, at in seen.items():
-            args += [name, repr(at)]
+            seen_pairs += [name, repr(at)]
+        buckets: list[Any] = []
         for (kind, start, sid), entry in counts.items():
             keys.append(self._key(f"{kind}:{start}"))
-            ints, latency = entry.fields(sid)
-            args += [_FINE_TTL if kind == "f" else _COARSE_TTL, len(ints) + 1]
-            for field, value in ints.items():
-                args += [field, value]
-            args += [f"{sid}{_SEP}l", repr(latency)]
+            ttl = _FINE_TTL if kind == "f" else _COARSE_TTL
+            buckets.append([ttl, entry.pairs(sid), f"{sid}{_SEP}l", repr(entry.latency)])
+        data = _snapshot_encoder.encode(
+            [_RECORDED_TTL, _SEEN_TTL, _FINE_TTL, len(batch.events), seen_pairs, buckets]
+        )
         stats = batch.stats
         pipe = self.client.pipeline(transaction=False)
         if batch.events:
-            await self._record_script(keys=keys, args=args, client=pipe)
+            await self._record_script(keys=keys, args=[data], client=pipe)
         await self._proxy_script(
             keys=[self._key("proxies"), self._key("proxies_at")],
             args=[stats.proxy_id, repr(stats.sent_at), _snapshot_encoder.encode(stats)],
@@ -553,11 +560,8 @@ class RedisLiveState:
 
 def _fingerprint(batch: EventBatch) -> str:
     """Identifies a batch by its event ids: a redelivered or re-published batch matches."""
-    digest = hashlib.blake2b(digest_size=16)
-    for event in batch.events:
-        digest.update(event.id.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
+    joined = "\0".join([event.id for event in batch.events]).encode()
+    return hashlib.blake2b(joined, digest_size=16).hexdigest()
 
 
 def _parse_hash(mapping: dict[bytes, bytes]) -> dict[str, Bucket]:

@@ -224,15 +224,25 @@ class PostgresStore:
             await connection.copy_records_to_table(
                 "mm_staging", records=records, columns=_EVENT_FIELDS
             )
+            # One statement: insert the new events, and add them (only them) to the
+            # services' totals, locking service rows in name order.
             rows = await connection.fetch(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM mm_staging"
-                " ORDER BY start, id ON CONFLICT (start, id) DO NOTHING RETURNING id"
+                f"WITH fresh AS (INSERT INTO events ({_EVENT_COLUMNS})"
+                f" SELECT {_EVENT_COLUMNS} FROM mm_staging ORDER BY start, id"
+                " ON CONFLICT (start, id) DO NOTHING RETURNING id, start, service),"
+                " summary AS (INSERT INTO services (name, first_seen, last_seen, requests)"
+                " SELECT service, min(start), max(start), count(*) FROM fresh"
+                " GROUP BY service ORDER BY service"
+                " ON CONFLICT (name) DO UPDATE SET"
+                " first_seen = LEAST(services.first_seen, excluded.first_seen),"
+                " last_seen = GREATEST(services.last_seen, excluded.last_seen),"
+                " requests = services.requests + excluded.requests)"
+                " SELECT id FROM fresh"
             )
             if not rows:
                 return 0
             fresh = [unique[row[0]] for row in rows]
             await self._update_rollups(connection, fresh)
-            await self._update_services(connection, fresh)
         return len(fresh)
 
     @staticmethod
@@ -285,29 +295,6 @@ class PostgresStore:
                     row.latency_sketch,
                 )
                 for row in merged
-            ],
-        )
-
-    @staticmethod
-    async def _update_services(connection: Any, events: Sequence[RequestEvent]) -> None:
-        summary: dict[str, list[float]] = {}
-        for event in events:
-            entry = summary.get(event.service)
-            if entry is None:
-                summary[event.service] = [event.start, event.start, 1]
-            else:
-                entry[0] = min(entry[0], event.start)
-                entry[1] = max(entry[1], event.start)
-                entry[2] += 1
-        await connection.executemany(
-            "INSERT INTO services (name, first_seen, last_seen, requests) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (name) DO UPDATE SET"
-            " first_seen = LEAST(services.first_seen, excluded.first_seen),"
-            " last_seen = GREATEST(services.last_seen, excluded.last_seen),"
-            " requests = services.requests + excluded.requests",
-            [
-                (name, first, last, int(count))
-                for name, (first, last, count) in sorted(summary.items())
             ],
         )
 
