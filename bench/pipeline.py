@@ -214,9 +214,41 @@ async def stored_total(connection: Any) -> int:
     return int(await connection.fetchval("SELECT coalesce(sum(requests), 0) FROM services"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process used so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_of(name: str) -> list[int]:
+    found = subprocess.run(["pidof", name], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+class CpuShare:
+    """CPU seconds used per group of processes between two samples."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.start = {name: sum(map(cpu_seconds, pids)) for name, pids in groups.items()}
+
+    def used(self) -> dict[str, float]:
+        return {
+            name: sum(map(cpu_seconds, pids)) - self.start[name]
+            for name, pids in self.groups.items()
+        }
+
+
 async def bench_production(
     total: int, batch: int, workers: int, logs: Path
-) -> tuple[float, list[float], int]:
+) -> tuple[float, list[float], int, dict[str, float]]:
     import asyncpg
 
     rng = random.Random(2)
@@ -235,7 +267,30 @@ async def bench_production(
                 # Let the workers connect (their queue declaration is idempotent).
                 await publish_all(broker, [encode([])])
                 deadline = time.monotonic() + 30
-                await asyncio.sleep(2.0)
+                async with asyncio.timeout(60):  # every worker connected to the database
+                    while True:
+                        backends = [
+                            int(row[0])
+                            for row in await connection.fetch(
+                                "SELECT pid FROM pg_stat_activity"
+                                " WHERE (datname = current_database() AND pid <> pg_backend_pid())"
+                                " OR backend_type IN ('walwriter', 'checkpointer',"
+                                " 'background writer')"
+                            )
+                        ]
+                        if len(backends) >= workers + 3:
+                            break
+                        await asyncio.sleep(0.2)
+                await asyncio.sleep(1.0)
+                cpu = CpuShare(
+                    {
+                        "workers": [proc.pid for proc in procs],
+                        "postgres": backends,
+                        "rabbitmq": pids_of("beam.smp"),
+                        "redis": pids_of("redis-server"),
+                        "publisher": [os.getpid()],
+                    }
+                )
                 started = time.perf_counter()
                 publishing = asyncio.create_task(publish_all(broker, bodies))
                 peak: list[float] = [0.0] * workers
@@ -246,6 +301,7 @@ async def bench_production(
                         peak[i] = max(peak[i], rss_mb(proc.pid))
                     await asyncio.sleep(0.05)
                 elapsed = time.perf_counter() - started
+                used = cpu.used()
                 await publishing
                 rolled = int(await connection.fetchval("SELECT sum(requests) FROM rollups"))
                 stored = int(await connection.fetchval("SELECT count(*) FROM events"))
@@ -254,7 +310,7 @@ async def bench_production(
         finally:
             stop(procs)
     assert stored == expected and rolled == expected, (stored, rolled, expected)
-    return expected / elapsed, peak, expected
+    return expected / elapsed, peak, expected, used
 
 
 # -- (c) freshness ------------------------------------------------------------------
@@ -370,7 +426,11 @@ async def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs = Path(tempfile.mkdtemp(prefix="modelmonitor-bench-"))
     failed = False
-    print(f"pipeline bench on {os.cpu_count()} CPUs; process logs in {logs}", flush=True)
+    print(
+        f"pipeline bench on {os.cpu_count()} CPUs, load average {load_average()};"
+        f" process logs in {logs}",
+        flush=True,
+    )
 
     if args.only in (None, "embedded"):
         rate = await bench_embedded(args.embedded_events, 2_000)
@@ -383,7 +443,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     if args.only in (None, "production"):
-        rate, peaks, count = await bench_production(
+        rate, peaks, count, used = await bench_production(
             args.production_events, args.batch, args.workers, logs
         )
         ok = rate >= PRODUCTION_TARGET
@@ -393,6 +453,16 @@ async def main(argv: Sequence[str] | None = None) -> int:
             f"(b) RabbitMQ -> {args.workers} workers -> PostgreSQL + rollups + Redis live:"
             f" {rate:,.0f} events/s over {count:,} events, batches of {args.batch:,}"
             f" (target >= {PRODUCTION_TARGET:,}) {verdict(ok)}  [worker peak RSS MB: {memory}]",
+            flush=True,
+        )
+        per_event = {name: seconds / count * 1e6 for name, seconds in used.items()}
+        total_us = sum(per_event.values())
+        shares = ", ".join(f"{name} {us:.1f}" for name, us in per_event.items())
+        cores = os.cpu_count() or 1
+        print(
+            f"(b) CPU per event (us): {shares}; total {total_us:.1f} us ->"
+            f" {cores} dedicated cores would sustain ~{cores / total_us * 1e6:,.0f} events/s"
+            " (RabbitMQ and Redis figures include other tenants of those servers)",
             flush=True,
         )
     if args.only in (None, "freshness"):
@@ -419,6 +489,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             f" worker {memory.get('worker', float('nan')):.0f} MB",
             flush=True,
         )
+    print(f"pipeline bench done, load average {load_average()}", flush=True)
     return 1 if failed else 0
 
 
