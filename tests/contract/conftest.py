@@ -7,7 +7,6 @@ answer is skipped (``make services`` starts them).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -117,17 +116,3 @@ async def redis_url() -> AsyncIterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'events.db'}"
-
-
-async def eventually(check: object, within: float = 10.0, interval: float = 0.05) -> None:
-    """Wait until ``check()`` (sync or async) is truthy."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = check()  # type: ignore[operator]
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(interval)

@@ -15,6 +15,9 @@ import httpx
 import pytest
 from services_support import Backends, free_port, rabbitmqctl
 
+from modelmonitor.bus import BusUnavailable, EventBus, create_bus
+from modelmonitor.events import EventBatch, ProxyStats, encode_batch
+
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
 PUBLISHERS = 2
@@ -82,6 +85,33 @@ async def collect_ws(url: str, into: list[dict[str, object]]) -> None:
     async with websockets.connect(url) as socket:
         async for message in socket:
             into.append(json.loads(message))
+
+
+EMPTY = EventBatch(
+    stats=ProxyStats(
+        proxy_id="observer",
+        sent_at=0.0,
+        buffer_size=0,
+        buffer_capacity=1,
+        dropped_total=0,
+        captured_total=0,
+    ),
+    events=[],
+)
+
+
+def _is_connected(bus: EventBus) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bus.connected
+
+    return check
+
+
+def _not(bus: EventBus) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return not bus.connected
+
+    return check
 
 
 def total_5m(snapshot: dict[str, object]) -> int:
@@ -169,11 +199,20 @@ async def test_scale_out_survives_broker_restart_and_worker_kill(
                 await until(reached, 120, 0.05)
 
             await reach(0.25)
+            observer = create_bus(broker)  # the test's own handle on the broker
+            await observer.connect()
+            assert observer.connected
             await asyncio.to_thread(rabbitmqctl, "stop_app")
             try:
-                await asyncio.sleep(3)
+                await until(_not(observer), 15)
+                with pytest.raises(BusUnavailable):
+                    await observer.publish(encode_batch(EMPTY))
+                await asyncio.sleep(2)
             finally:
                 await asyncio.to_thread(rabbitmqctl, "start_app")
+            await until(_is_connected(observer), 30)
+            await observer.publish(encode_batch(EMPTY))  # works again after the restart
+            await observer.close()
             await reach(0.6)
             workers[0].proc.kill()  # SIGKILL: its unacked batches go to the other worker
             async with asyncio.timeout(150):
@@ -182,6 +221,7 @@ async def test_scale_out_survives_broker_restart_and_worker_kill(
                 await asyncio.gather(*followers)
             assert sorted(sent for sent, _ in results) == [EVENTS_PER_PUBLISHER] * PUBLISHERS
             retries = sum(r for _, r in results)
+            assert retries > 0, "publishers should have met BusUnavailable during the restart"
 
             import asyncpg
 
