@@ -144,3 +144,60 @@ async def test_messages_are_durable_across_connections(bus: EventBus) -> None:
         await delivery.ack()
     finally:
         await again.close()
+
+
+async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()
+
+
+async def test_a_broker_that_comes_up_later_is_connected_in_the_background(
+    rabbitmq_url: str,
+) -> None:
+    """Parts start before the broker: publish raises until it answers, then works."""
+    import socket
+    from urllib.parse import urlsplit
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    parts = urlsplit(rabbitmq_url)
+    late_url = parts._replace(netloc=f"guest:guest@127.0.0.1:{port}").geturl()
+    bus = create_bus(late_url)
+    await bus.connect()  # nothing listens yet
+    tasks: list[asyncio.Task[None]] = []
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            parts.hostname, parts.port or 5672
+        )
+        tasks.append(asyncio.create_task(_forward(reader, upstream_writer)))
+        tasks.append(asyncio.create_task(_forward(upstream_reader, writer)))
+
+    server = None
+    try:
+        assert not bus.connected
+        with pytest.raises(BusUnavailable):
+            await bus.publish(b"too early")
+        server = await asyncio.start_server(relay, "127.0.0.1", port)
+        deadline = asyncio.get_running_loop().time() + 15
+        while not bus.connected:
+            assert asyncio.get_running_loop().time() < deadline, "never connected"
+            await asyncio.sleep(0.05)
+        await bus.publish(b"in time")
+        delivery = await _take(bus.consume())
+        assert delivery.body == b"in time"
+        await delivery.ack()
+    finally:
+        await bus.close()
+        if server is not None:
+            server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -64,10 +64,15 @@ _CLOSED = object()
 class RabbitMQBus:
     """A durable RabbitMQ queue with confirmed publishing and competing consumers."""
 
-    def __init__(self, url: str, *, publish_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, publish_timeout: float = 10.0, retry_seconds: float = 1.0
+    ) -> None:
         self.url = url
         self._amqp_url, self.queue_name = split_queue(url)
         self._publish_timeout = publish_timeout
+        self._retry_seconds = retry_seconds
+        self._ready = asyncio.Event()
+        self._connector: asyncio.Task[None] | None = None
         self._connection: Any = None
         self._channel: Any = None
         self._up = False
@@ -85,17 +90,51 @@ class RabbitMQBus:
         )
 
     async def connect(self) -> None:
-        import aio_pika
+        """Connect; when the broker is unreachable, keep trying in the background
+        (``connected`` stays false, ``publish`` raises, ``consume`` waits). Refused
+        credentials or a missing vhost fail at once."""
+        import aio_pika.exceptions as errors
 
         try:
-            self._connection = await aio_pika.connect_robust(self._amqp_url, reconnect_interval=1)
-        except Exception as exc:
-            raise BusUnavailable(f"cannot connect to RabbitMQ: {exc}") from exc
-        self._connection.close_callbacks.add(self._on_close)
-        self._connection.reconnect_callbacks.add(self._on_reconnect)
-        self._channel = await self._connection.channel(publisher_confirms=True)
-        await self._declare(self._channel)
+            await self._open()
+        except (errors.ProbableAuthenticationError, errors.AuthenticationError) as exc:
+            raise BusUnavailable(f"RabbitMQ refused the credentials: {exc}") from exc
+        except (ConnectionError, OSError, errors.AMQPConnectionError, TimeoutError) as exc:
+            log.warning("RabbitMQ is unreachable (%s); connecting in the background", exc)
+            self._connector = asyncio.create_task(self._keep_connecting())
+        except Exception as exc:  # e.g. a missing vhost: a configuration error
+            raise BusUnavailable(f"RabbitMQ refused the connection: {exc!r}") from exc
+
+    async def _open(self) -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect_robust(
+            self._amqp_url, reconnect_interval=self._retry_seconds, timeout=10
+        )
+        try:
+            self._channel = await connection.channel(publisher_confirms=True)
+            await self._declare(self._channel)
+        except BaseException:
+            await connection.close()
+            raise
+        connection.close_callbacks.add(self._on_close)
+        connection.reconnect_callbacks.add(self._on_reconnect)
+        self._connection = connection
         self._up = True
+        self._ready.set()
+
+    async def _keep_connecting(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self._retry_seconds)
+            try:
+                await self._open()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep trying until closed
+                log.debug("RabbitMQ still unreachable: %s", exc)
+            else:
+                log.info("connected to RabbitMQ")
+                return
 
     async def _declare(self, channel: Any) -> Any:
         return await channel.declare_queue(self.queue_name, durable=True)
@@ -112,6 +151,12 @@ class RabbitMQBus:
     async def close(self) -> None:
         self._closing = True
         self._up = False
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+            self._connector = None
+        self._ready.set()  # wake consumers still waiting for a first connection
         for queue in self._consumers:
             queue.put_nowait(_CLOSED)
         if self._connection is not None:
@@ -135,8 +180,9 @@ class RabbitMQBus:
             raise BusUnavailable(f"RabbitMQ did not confirm the message: {exc!r}") from exc
 
     async def consume(self, *, prefetch: int = 16) -> AsyncIterator[_AmqpDelivery]:
-        if self._connection is None:
-            raise BusUnavailable("RabbitMQ is not connected")
+        await self._ready.wait()
+        if self._connection is None or self._closing:
+            return
         inbox: asyncio.Queue[object] = asyncio.Queue()
         self._consumers.append(inbox)
         channel = await self._connection.channel()
