@@ -29,6 +29,7 @@ from modelmonitor.events import RequestEvent
 from modelmonitor.pipeline.rollup import aggregate, merge_rows
 from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary
 from modelmonitor.storage.pg_migrations import Migration, apply_migrations
+from modelmonitor.types import Clock
 
 __all__ = ["DAY_SECONDS", "PostgresStore", "partition_name"]
 
@@ -38,6 +39,7 @@ DAY_SECONDS = 86_400
 #: pg_advisory_xact_lock key serialising partition DDL ("mmpart").
 _PARTITION_LOCK = 0x6D6D70617274
 _DAYS_AHEAD = 2
+_DAYS_ACCEPTED_AHEAD = 7
 
 _EVENT_FIELDS = (
     "id",
@@ -107,7 +109,7 @@ class PostgresStore:
         *,
         pool_size: int = 4,
         maintenance_every_seconds: float = 3600.0,
-        clock: Any = time.time,
+        clock: Clock = time.time,
     ) -> None:
         self.url = url
         self._pool_size = pool_size
@@ -116,6 +118,7 @@ class PostgresStore:
         self._pool: Any = None
         self._partitioned = False
         self._known_days: set[int] = set()
+        self._outside: set[int] = set()  # days left to the default partition
         self._maintenance: asyncio.Task[None] | None = None
 
     async def upgrade(self) -> list[Migration]:
@@ -179,7 +182,8 @@ class PostgresStore:
         """Create partitions from yesterday to ``_DAYS_AHEAD`` days ahead."""
         if not self._partitioned:
             return
-        self._known_days.update(await self.partitions())
+        self._known_days = set(await self.partitions())
+        self._outside.clear()
         today = math.floor(self._clock() / DAY_SECONDS)
         await self._ensure_partitions(range(today - 1, today + _DAYS_AHEAD + 1))
 
@@ -192,7 +196,11 @@ class PostgresStore:
                 log.warning("partition maintenance failed: %s", exc)
 
     async def _ensure_partitions(self, days: Iterable[int]) -> None:
-        missing = sorted({day for day in days if day >= 0} - self._known_days)
+        """Create the missing daily partitions. Days more than a year old or more than
+        a week ahead (a client with a broken clock) stay in the default partition."""
+        today = math.floor(self._clock() / DAY_SECONDS)
+        plausible = {day for day in days if today - 366 <= day <= today + _DAYS_ACCEPTED_AHEAD}
+        missing = sorted(plausible - self._known_days)
         if not missing or not self._partitioned:
             return
         async with self.pool.acquire() as connection, connection.transaction():
@@ -217,8 +225,9 @@ class PostgresStore:
         for event in events:
             unique.setdefault(event.id, event)  # duplicates inside one batch count once
         days = {math.floor(event.start / DAY_SECONDS) for event in unique.values()}
-        if not days <= self._known_days:
+        if not days <= self._known_days | self._outside:
             await self._ensure_partitions(days)
+            self._outside.update(days - self._known_days)
         records = [msgspec.structs.astuple(event) for event in unique.values()]
         async with self.pool.acquire() as connection, connection.transaction():
             await connection.copy_records_to_table(
