@@ -156,6 +156,28 @@ def _cmd_demo_traffic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, database_url=args.database_url, data_dir=args.data_dir)
+    url = settings.effective_database_url
+    applied = asyncio.run(_upgrade_database(url))
+    for name in applied:
+        print(f"applied {name}")
+    print(f"database schema is up to date ({url.split('://', 1)[0]})")
+    return 0
+
+
+async def _upgrade_database(url: str) -> list[str]:
+    from modelmonitor.storage import create_store
+
+    store = create_store(url)
+    upgrade = getattr(store, "upgrade", None)
+    if upgrade is None:  # SQLite: connecting creates the schema
+        await store.connect()
+        await store.close()
+        return []
+    return [f"{migration.version:03d}_{migration.name}" for migration in await upgrade()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="modelmonitor", description="Real-time monitoring for model APIs.")
     parser.add_argument("--version", action="version", version=f"modelmonitor {__version__}")
@@ -175,6 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
         part = commands.add_parser(name, help=helptext)
         _add_settings_flags(part, proxy=proxy, api=api)
         part.set_defaults(handler=handler)
+
+    db = commands.add_parser("db", help="database tools")
+    db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    upgrade = db_commands.add_parser("upgrade", help="apply pending schema migrations")
+    upgrade.add_argument("--config", type=Path, help="YAML settings file")
+    upgrade.add_argument("--data-dir", type=Path, help="where SQLite data lives")
+    upgrade.add_argument(
+        "--database", dest="database_url", help="sqlite:///path or postgresql://..."
+    )
+    upgrade.set_defaults(handler=_cmd_db_upgrade)
 
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(
