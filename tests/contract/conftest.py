@@ -33,7 +33,7 @@ def _reachable(host_port: str) -> bool:
 
 def _require(host_port: str, name: str) -> None:
     if not _reachable(host_port):
-        pytest.skip(f"{name} is not running on {host_port} (run `make services`)")
+        pytest.fail(f"{name} is not running on {host_port} (run `make services`)")
 
 
 def unique(prefix: str) -> str:
@@ -82,7 +82,7 @@ def rabbitmqctl(*args: str) -> None:
 def amqp_vhost() -> Iterator[str]:
     _require(AMQP_HOST, "RabbitMQ")
     if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed")
+        pytest.fail("rabbitmqctl is not installed")
     vhost = unique("mmtest_")
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")

@@ -8,12 +8,12 @@ import time
 
 import asyncpg
 import msgspec
-from test_store_contract import make_events
 
 from modelmonitor.bus.rabbitmq import DEFAULT_QUEUE, split_queue
 from modelmonitor.live.redis import DEFAULT_PREFIX, split_prefix
 from modelmonitor.storage.pg_migrations import apply_migrations, load_migrations
 from modelmonitor.storage.postgres import DAY_SECONDS, PostgresStore
+from tests.contract.test_store_contract import make_events
 
 
 def test_backend_urls_keep_their_own_parameters() -> None:

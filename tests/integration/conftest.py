@@ -7,16 +7,23 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from services_support import PG_ADMIN_URL, REDIS_URL, Backends, rabbitmqctl, reachable
+
+from tests.integration.services_support import (
+    PG_ADMIN_URL,
+    REDIS_URL,
+    Backends,
+    rabbitmqctl,
+    reachable,
+)
 
 
 @pytest.fixture
 async def backends() -> AsyncIterator[Backends]:
     for port, name in ((5432, "PostgreSQL"), (5672, "RabbitMQ"), (6379, "Redis")):
         if not reachable(port):
-            pytest.skip(f"{name} is not running (run `make services`)")
+            pytest.fail(f"{name} is not running (run `make services`)")
     if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed")
+        pytest.fail("rabbitmqctl is not installed")
     import asyncpg
     import redis.asyncio as redis
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from services_support import Backends, free_port, rabbitmqctl
 
 from modelmonitor.bus import BusUnavailable, EventBus, create_bus
 from modelmonitor.events import EventBatch, ProxyStats, encode_batch
+from tests.integration.services_support import Backends, free_port, rabbitmqctl
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 

@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 
-from modelmonitor.events import EventBatch, ProxyStats, RequestEvent
+from modelmonitor.events import EventBatch, ProxyStats
 from modelmonitor.live.base import (
     WINDOWS,
     LiveSnapshot,
@@ -42,17 +42,17 @@ class _Series:
         self.coarse: dict[int, Bucket] = {}
         self.last_seen = 0.0
 
-    def add(self, event: RequestEvent, finished: float) -> None:
-        second = math.floor(finished)
+    def add(self, second: int, bucket: Bucket, finished: float) -> None:
+        """Merge a batch's bucket for one second into this series."""
         fine = self.fine.get(second)
         if fine is None:
             fine = self.fine[second] = Bucket()
-        fine.add(event)
+        fine.merge(bucket)
         tens = second - second % COARSE_SECONDS
         coarse = self.coarse.get(tens)
         if coarse is None:
             coarse = self.coarse[tens] = Bucket()
-        coarse.add(event)
+        coarse.merge(bucket)
         if finished > self.last_seen:
             self.last_seen = finished
 
@@ -125,20 +125,33 @@ class MemoryLiveState:
         previous = self._proxies.get(batch.stats.proxy_id)
         if previous is None or previous.sent_at <= batch.stats.sent_at:
             self._proxies[batch.stats.proxy_id] = batch.stats
-        services = self._services
-        routes = self._routes
+        # Group the batch by series and second first: each event then touches one
+        # bucket, and the series merge a handful of buckets instead of every event.
+        groups: dict[tuple[str, str, str, int], Bucket] = {}
+        latest: dict[tuple[str, str, str, int], float] = {}
         for event in batch.events:
             finished = event.start + event.latency_seconds
-            series = services.get(event.service)
+            key = (event.service, event.method, event.route, math.floor(finished))
+            bucket = groups.get(key)
+            if bucket is None:
+                bucket = groups[key] = Bucket()
+                latest[key] = finished
+            elif finished > latest[key]:
+                latest[key] = finished
+            bucket.add(event)
+        services = self._services
+        routes = self._routes
+        for key, bucket in groups.items():
+            service, method, route, second = key
+            series = services.get(service)
             if series is None:
-                series = services[event.service] = _Series()
-                routes[event.service] = {}
-            series.add(event, finished)
-            key = (event.method, event.route)
-            route_series = routes[event.service].get(key)
+                series = services[service] = _Series()
+                routes[service] = {}
+            series.add(second, bucket, latest[key])
+            route_series = routes[service].get((method, route))
             if route_series is None:
-                route_series = routes[event.service][key] = _Series()
-            route_series.add(event, finished)
+                route_series = routes[service][(method, route)] = _Series()
+            route_series.add(second, bucket, latest[key])
         if batch.events:
             second = math.floor(now)
             self._ingest[second] = self._ingest.get(second, 0) + len(batch.events)

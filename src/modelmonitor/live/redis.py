@@ -31,7 +31,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 
 from modelmonitor.events import EventBatch, ProxyStats
-from modelmonitor.live.base import WINDOWS, LiveSnapshot, RouteLive, ServiceLive, WindowStats
+from modelmonitor.live.base import (
+    WINDOWS,
+    LiveSnapshot,
+    ProxyStatus,
+    RouteLive,
+    ServiceLive,
+    WindowStats,
+)
 from modelmonitor.live.broadcast import Broadcast
 from modelmonitor.live.windows import (
     COARSE_SECONDS,
@@ -486,7 +493,7 @@ class RedisLiveState:
         return LiveSnapshot(
             at=now,
             services=services,
-            proxies=proxies,
+            proxies=[ProxyStatus.from_stats(stats) for stats in proxies],
             ingest_rate=await self._ingest_rate(now),
         )
 

@@ -67,22 +67,25 @@ class Bucket:
 
 
 def bucket_plan(seconds: int, now: float) -> tuple[list[int], list[int], float]:
-    """Which completed buckets make a window ending at ``now``.
+    """Which buckets make a window ending at ``now``.
 
-    Returns (fine bucket starts, coarse bucket starts, covered seconds). Windows
-    of 10 s or less use 1-second buckets; longer ones use whole 10-second buckets
-    and then the 1-second buckets of the current, unfinished 10-second bucket.
-    Only completed seconds count, so a window never reads a half-filled second.
+    Returns (fine bucket starts, coarse bucket starts, covered seconds). A window
+    is the last ``seconds`` whole seconds plus the current second so far, so a
+    request shows up as soon as it is recorded; rates divide by the time
+    actually covered. Windows of 10 s or less use 1-second buckets; longer ones
+    use whole 10-second buckets and then the 1-second buckets of the current
+    10-second bucket.
     """
     current = math.floor(now)
+    partial = now - current
     if seconds <= COARSE_SECONDS:
-        fine = list(range(current - seconds, current))
-        return fine, [], float(seconds)
+        fine = list(range(current - seconds, current + 1))
+        return fine, [], seconds + partial
     coarse_now = current - current % COARSE_SECONDS
-    fine = list(range(coarse_now, current))
-    whole = (seconds - len(fine)) // COARSE_SECONDS
+    fine = list(range(coarse_now, current + 1))
+    whole = (seconds - (current - coarse_now)) // COARSE_SECONDS
     coarse = [coarse_now - COARSE_SECONDS * (i + 1) for i in range(whole)]
-    return fine, coarse, float(len(fine) + whole * COARSE_SECONDS)
+    return fine, coarse, (current - coarse_now) + whole * COARSE_SECONDS + partial
 
 
 def window_stats(buckets: Iterable[Bucket], *, window_seconds: int, covered: float) -> WindowStats:

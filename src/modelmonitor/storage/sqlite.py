@@ -75,6 +75,7 @@ _ROLLUP_COLUMNS = (
     "bucket, service, method, route, requests, errors, status_classes, request_bytes,"
     " response_bytes, latency_sum_seconds, latency_sketch"
 )
+_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _json_encode = msgspec.json.encode
 _classes_decoder = msgspec.json.Decoder(dict[str, int])
 
@@ -170,25 +171,8 @@ class SQLiteStore:
     def _write(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> int:
         db.execute("BEGIN IMMEDIATE")
         try:
-            seen: set[str] = set()
-            ids = [event.id for event in events]
-            for offset in range(0, len(ids), 500):
-                chunk = ids[offset : offset + 500]
-                marks = ",".join("?" * len(chunk))
-                seen.update(
-                    row[0]
-                    for row in db.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)
-                )
-            fresh: list[RequestEvent] = []
-            for event in events:
-                if event.id not in seen:
-                    seen.add(event.id)  # duplicates inside one batch count once
-                    fresh.append(event)
+            fresh = SQLiteStore._insert_new(db, events)
             if fresh:
-                db.executemany(
-                    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [tuple(msgspec.structs.astuple(event)) for event in fresh],
-                )
                 SQLiteStore._update_rollups(db, fresh)
                 SQLiteStore._update_services(db, fresh)
             db.execute("COMMIT")
@@ -196,6 +180,41 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
         return len(fresh)
+
+    @staticmethod
+    def _insert_new(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> list[RequestEvent]:
+        """Insert the events not stored yet and return them.
+
+        Ids are unique per proxy, so a batch is almost always new: try it whole
+        first and look for duplicates only when that fails (a redelivery).
+        """
+        rows = [msgspec.structs.astuple(event) for event in events]
+        db.execute("SAVEPOINT fresh_batch")
+        try:
+            db.executemany(_INSERT_EVENT, rows)
+            db.execute("RELEASE fresh_batch")
+            if len({event.id for event in events}) == len(events):
+                return list(events)
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK TO fresh_batch")
+            db.execute("RELEASE fresh_batch")
+        else:
+            raise AssertionError("a batch with repeated ids cannot insert without conflict")
+        seen: set[str] = set()
+        ids = [event.id for event in events]
+        for offset in range(0, len(ids), 500):
+            chunk = ids[offset : offset + 500]
+            marks = ",".join("?" * len(chunk))
+            seen.update(
+                row[0] for row in db.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)
+            )
+        fresh: list[RequestEvent] = []
+        for event in events:
+            if event.id not in seen:
+                seen.add(event.id)  # duplicates inside one batch count once
+                fresh.append(event)
+        db.executemany(_INSERT_EVENT, [msgspec.structs.astuple(event) for event in fresh])
+        return fresh
 
     @staticmethod
     def _update_rollups(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:
