@@ -254,6 +254,7 @@ async def test_full_queue_defers_to_the_outbox(store: SQLiteAlertStore) -> None:
     for _ in range(4):
         await dispatcher.enqueue("slow", notification())
     await wait_until(lambda: len(slow.received) == 4, seconds=20.0)
+    await dispatcher.idle()  # the last outcome is stored after the send returns
     await dispatcher.stop()
     assert [d.status for d in await store.deliveries()] == ["delivered"] * 4
 
@@ -288,6 +289,8 @@ async def test_pending_deliveries_survive_a_crash(tmp_path: Path) -> None:
     try:
         await wait_until(lambda: sum(len(c.received) for c in channels) >= 1, seconds=20.0)
         await asyncio.sleep(0.2)  # both keep recovering; nobody sends it twice
+        for dispatcher in dispatchers:
+            await dispatcher.idle()
     finally:
         for dispatcher in dispatchers:
             await dispatcher.stop()
