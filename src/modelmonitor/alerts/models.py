@@ -92,7 +92,6 @@ class AlertNotice(msgspec.Struct, kw_only=True):
     labels: dict[str, str] = {}
     starts_at: float | None = None
     ends_at: float | None = None
-    channels: list[str] | None = None
 
 
 class Notification(msgspec.Struct, kw_only=True):
