@@ -25,6 +25,7 @@ import msgspec
 from modelmonitor.alerts.channels import resolve_channels
 from modelmonitor.alerts.dispatch import Dispatcher
 from modelmonitor.alerts.evaluators import (
+    AnomalyEvaluator,
     DroppedEvents,
     Evaluator,
     RoundContext,
@@ -85,6 +86,7 @@ class _Change:
     value: float | None
     labels: dict[str, str]
     silenced: bool
+    detail: str = ""
 
 
 class AlertEngine:
@@ -108,7 +110,8 @@ class AlertEngine:
         self._configured = list(configured_services or [])
         self.dropped = DroppedEvents()
         self.evaluators: dict[str, Evaluator] = {
-            "threshold": ThresholdEvaluator(live, self.dropped)
+            "threshold": ThresholdEvaluator(live, self.dropped),
+            "anomaly": AnomalyEvaluator(store),
         }
         self.evaluators.update(evaluators or {})
         self._retention = history_retention_seconds
@@ -200,9 +203,9 @@ class AlertEngine:
         old = round_.states.get((rule.id, service)) or AlertState(rule_id=rule.id, service=service)
         if rule.enabled:
             evaluation = await evaluator.evaluate(rule, service=service, now=now)
-            active, value = evaluation.active, evaluation.value
+            active, value, detail = evaluation.active, evaluation.value, evaluation.detail
         else:
-            active, value = False, None
+            active, value, detail = False, None, ""
         labels = alert_labels(
             rule_id=rule.id,
             rule_name=rule.name,
@@ -224,6 +227,7 @@ class AlertEngine:
                     value=value,
                     labels=labels,
                     silenced=silenced,
+                    detail=detail,
                 )
             )
 
@@ -292,7 +296,7 @@ class AlertEngine:
             service=change.service,
             route=rule.route,
             value=change.value,
-            summary=rule.summary,
+            summary=" - ".join(part for part in (change.detail, rule.summary) if part),
             labels=change.labels,
             starts_at=state.firing_since,
             ends_at=state.resolved_at,

@@ -2,7 +2,8 @@
 
 An evaluator answers "does this rule's condition hold for this service now, and
 what is the value?". The engine keeps the lifecycle; evaluators keep no alert
-state. The anomaly work adds an ``AnomalyEvaluator`` for ``kind: anomaly``.
+state. ``kind: anomaly`` rules read the scores the anomaly tracker stored
+(:class:`AnomalyEvaluator`), so every process sees the same ones.
 """
 
 from __future__ import annotations
@@ -14,10 +15,20 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from modelmonitor.alerts.rules import RuleBase, ThresholdRule, compare
+from modelmonitor.alerts.models import AnomalyPoint
+from modelmonitor.alerts.rules import AnomalyRule, RuleBase, ThresholdRule, compare
+from modelmonitor.alerts.store.base import AlertStore
 from modelmonitor.live.base import LiveSnapshot, LiveState, WindowStats
 
-__all__ = ["DroppedEvents", "Evaluation", "Evaluator", "RoundContext", "ThresholdEvaluator"]
+__all__ = [
+    "AnomalyEvaluator",
+    "DroppedEvents",
+    "Evaluation",
+    "Evaluator",
+    "RoundContext",
+    "ThresholdEvaluator",
+    "describe_point",
+]
 
 #: The service name alerts on fleet-wide metrics (``dropped_events``) carry.
 ALL_SERVICES = "*"
@@ -28,6 +39,8 @@ class Evaluation(msgspec.Struct, kw_only=True):
     value: float | None = None
     #: Requests in the window, when the metric is request-based.
     requests: int | None = None
+    #: One line for notifications, e.g. "p95 412 ms, expected 120-160 ms".
+    detail: str = ""
 
 
 class DroppedEvents:
@@ -137,4 +150,86 @@ class ThresholdEvaluator(Evaluator):
             "comparator": rule.comparator,
             "threshold": rule.threshold,
             "window": rule.window,
+        }
+
+
+_LABELS = {
+    "latency_p50": "p50",
+    "latency_p95": "p95",
+    "latency_p99": "p99",
+    "error_rate": "error rate",
+    "throughput": "throughput",
+}
+
+
+def _format(metric: str, value: float) -> tuple[str, str]:
+    if metric.startswith("latency_"):
+        return f"{value * 1000:.0f}", "ms"
+    if metric == "error_rate":
+        return f"{value * 100:.1f}", "%"
+    return f"{value:.1f}", "req/s"
+
+
+def describe_point(point: AnomalyPoint) -> str:
+    """``"p95 412 ms, expected 120-160 ms"``: the value and the band it was judged against."""
+    value, unit = _format(point.metric, point.value)
+    lower, _ = _format(point.metric, max(point.lower, 0.0))
+    upper, _ = _format(point.metric, point.upper)
+    name = _LABELS.get(point.metric, point.metric)
+    return f"{name} {value} {unit}, expected {lower}-{upper} {unit}"
+
+
+class AnomalyEvaluator(Evaluator):
+    """``kind: anomaly``: the scores the tracker stored for the rule's metric.
+
+    Holds while a point in the last ``window`` scored at least the rule's score
+    threshold, or while the newest point is still outside the band frozen when an
+    anomaly that scored that high began. Series whose detector has seen fewer than
+    the rule's ``learning_period`` points never hold. Points are read from the
+    store once per round (every process sees what the one tracker stored).
+    """
+
+    kind = "anomaly"
+
+    def __init__(self, store: AlertStore, *, step_seconds: float = 10.0) -> None:
+        self._store = store
+        self.step_seconds = step_seconds
+        self._round_at: float | None = None
+        self._points: dict[tuple[str, str], list[AnomalyPoint]] = {}
+
+    async def _recent(self, service: str, metric: str, now: float) -> list[AnomalyPoint]:
+        if self._round_at != now:
+            points = await self._store.anomaly_points(
+                start=now - 900.0 - self.step_seconds, end=now + 1e-6
+            )
+            grouped: dict[tuple[str, str], list[AnomalyPoint]] = {}
+            for point in points:
+                grouped.setdefault((point.service, point.metric), []).append(point)
+            self._points, self._round_at = grouped, now
+        return self._points.get((service, metric), [])
+
+    async def evaluate(self, rule: RuleBase, *, service: str, now: float) -> Evaluation:
+        assert isinstance(rule, AnomalyRule)
+        points = await self._recent(service, rule.metric, now)
+        if not points:
+            return Evaluation(active=False)
+        latest = points[-1]
+        threshold = rule.score_threshold
+        if latest.count < rule.learning_points(self.step_seconds):
+            return Evaluation(active=False, value=latest.value)
+        recent = [p for p in points if p.at > now - rule.window]
+        peak = max(recent, key=lambda p: p.score, default=None)
+        if peak is not None and peak.score >= threshold:
+            return Evaluation(active=True, value=latest.value, detail=describe_point(peak))
+        if latest.anomalous and latest.episode_score >= threshold and latest.at > now - rule.window:
+            return Evaluation(active=True, value=latest.value, detail=describe_point(latest))
+        return Evaluation(active=False, value=latest.value, detail=describe_point(latest))
+
+    def describe(self, rule: RuleBase) -> dict[str, Any]:
+        assert isinstance(rule, AnomalyRule)
+        return {
+            "metric": rule.metric,
+            "comparator": ">=",
+            "threshold": rule.score_threshold,
+            "window": f"{rule.window:g}s",
         }

@@ -8,8 +8,10 @@ import msgspec
 __all__ = [
     "AlertNotice",
     "AlertState",
+    "AnomalyPoint",
     "ChannelStatus",
     "Delivery",
+    "DetectorRecord",
     "HistoryEntry",
     "Notification",
     "alert_id",
@@ -145,3 +147,37 @@ class ChannelStatus(msgspec.Struct, kw_only=True):
     last_success_at: float | None = None
     last_failure_at: float | None = None
     last_error: str = ""
+
+
+class AnomalyPoint(msgspec.Struct, kw_only=True):
+    """One scored step of one (service, metric) series, as the tracker stored it.
+
+    ``lower``/``upper`` is the band the value was judged against (the band learned
+    before this point, or the band frozen when the current anomaly began);
+    ``count`` the points the detector had seen; ``anomalous`` the value is outside
+    the band during an anomaly (or scored an alarm); ``episode_score`` the highest
+    score since that anomaly began (0 outside one).
+    """
+
+    service: str
+    metric: str
+    at: float
+    value: float
+    score: float
+    expected: float
+    lower: float
+    upper: float
+    count: int
+    anomalous: bool = False
+    episode_score: float = 0.0
+
+
+class DetectorRecord(msgspec.Struct, kw_only=True):
+    """A stored detector: its state (``AnomalyDetector.to_state``) and the tracker's
+    own per-series data (``extra``: last band, current anomaly)."""
+
+    service: str
+    metric: str
+    updated_at: float
+    state: bytes
+    extra: dict[str, float] = {}

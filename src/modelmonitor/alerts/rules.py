@@ -2,8 +2,8 @@
 
 A rule has a ``kind``; each kind has its own model here and its own evaluator in
 :mod:`modelmonitor.alerts.evaluators`. Only ``"threshold"`` exists today; the
-anomaly-detection work adds ``"anomaly"`` by registering a model in
-:data:`RULE_KINDS` and an evaluator for it.
+``"anomaly"`` rules (:class:`AnomalyRule`) fire on the scores of the streaming
+anomaly detectors (:mod:`modelmonitor.anomaly.tracker`).
 
 Units: latencies in seconds, rates as fractions (0.05 = 5 %), throughput in
 requests per second, ``dropped_events`` as events dropped by proxies in the window.
@@ -11,6 +11,7 @@ requests per second, ``dropped_events`` as events dropped by proxies in the wind
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -19,11 +20,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from modelmonitor.timeparse import parse_duration
 
 __all__ = [
+    "ANOMALY_METRICS",
     "COMPARATORS",
     "METRICS",
     "RULE_KINDS",
     "WINDOW_SECONDS",
     "AlertRule",
+    "AnomalyMetric",
+    "AnomalyRule",
     "Comparator",
     "Metric",
     "RuleError",
@@ -32,6 +36,7 @@ __all__ = [
     "compare",
     "parse_rule",
     "rule_error_details",
+    "score_threshold",
 ]
 
 Metric = Literal[
@@ -45,6 +50,8 @@ Metric = Literal[
     "dropped_events",
 ]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
+AnomalyMetric = Literal["latency_p50", "latency_p95", "latency_p99", "error_rate", "throughput"]
+ANOMALY_METRICS: tuple[str, ...] = AnomalyMetric.__args__  # type: ignore[attr-defined]
 Comparator = Literal[">", ">=", "<", "<="]
 COMPARATORS: tuple[str, ...] = Comparator.__args__  # type: ignore[attr-defined]
 Severity = Literal["info", "warning", "critical"]
@@ -175,8 +182,79 @@ class ThresholdRule(RuleBase):
         return WINDOW_SECONDS[self.window]
 
 
-#: Rule kind -> model. The anomaly work adds ``"anomaly"`` here.
-RULE_KINDS: dict[str, type[RuleBase]] = {"threshold": ThresholdRule}
+#: Evidence (score / (1 - score)) an anomaly rule needs at sensitivity 0; 1 at sensitivity 1.
+_MAX_EVIDENCE = 400.0
+
+
+def score_threshold(sensitivity: float) -> float:
+    """The anomaly score at which a rule of this sensitivity fires.
+
+    Sensitivity 1 fires at the detector's own alarm line (score 0.5); 0.5 (default)
+    at evidence 20 (score 0.952); 0 at evidence 400 (score 0.9975). Evidence is
+    geometric in sensitivity. Calibrated on simulated traffic: a day-like drift of
+    10 hours reached evidence up to about 10, a 2x p95 regression or a 20 % error
+    burst 35 to 55 (tests/unit/test_anomaly_alerting.py).
+    """
+    evidence: float = _MAX_EVIDENCE ** (1.0 - sensitivity)
+    return evidence / (1.0 + evidence)
+
+
+def _learning(value: Any) -> int | str:
+    problem = "learning_period must be a number of points or a duration such as 2h"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(problem)
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("learning_period must be >= 0 points")
+        return value
+    try:
+        parse_duration(value)
+    except ValueError:
+        raise ValueError(problem) from None
+    return value
+
+
+class AnomalyRule(RuleBase):
+    """Fires when the streaming detector of ``metric`` scores an anomaly.
+
+    The condition holds while a point in the last ``window`` scored at least
+    :func:`score_threshold` (``sensitivity``), or while the value stays outside the
+    band learned before an anomaly that scored that high.
+    """
+
+    kind: Literal["anomaly"] = "anomaly"
+    metric: AnomalyMetric
+    #: 0..1; higher fires on smaller anomalies (see :func:`score_threshold`).
+    sensitivity: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Points the series' detector must have seen before the rule may fire: an
+    #: integer (points) or a duration string (``"2h"``: that long at the tracker's
+    #: step). The detector itself scores only after its own learning period.
+    learning_period: Annotated[int | str, BeforeValidator(_learning)] = 0
+    #: How far back a scored anomaly counts (10 s to 15 min).
+    window: Duration = 60.0
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, value: float) -> float:
+        if not 10.0 <= value <= 900.0:
+            raise ValueError("window must be between 10s and 15m")
+        return value
+
+    @property
+    def score_threshold(self) -> float:
+        return score_threshold(self.sensitivity)
+
+    def learning_points(self, step_seconds: float) -> int:
+        """``learning_period`` in points at a step of ``step_seconds``."""
+        if isinstance(self.learning_period, int):
+            return self.learning_period
+        return math.ceil(parse_duration(self.learning_period) / step_seconds)
+
+
+#: Rule kind -> model.
+RULE_KINDS: dict[str, type[RuleBase]] = {"threshold": ThresholdRule, "anomaly": AnomalyRule}
 
 #: Any rule (a kind's model); typed as the base so new kinds fit.
 AlertRule = RuleBase

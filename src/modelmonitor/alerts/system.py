@@ -2,7 +2,8 @@
 
 The composition root (:mod:`modelmonitor.runtime`, or ``create_app`` on its own)
 builds one per process. Every process serves the API from it; processes that
-hold live windows also run the engine (``evaluate=True``).
+hold live windows also run the engine (``evaluate=True``) and the anomaly tracker
+(which feeds detectors in one process at a time, through a lease in the store).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from modelmonitor.alerts.channels import (
 )
 from modelmonitor.alerts.dispatch import Dispatcher
 from modelmonitor.alerts.engine import AlertEngine
+from modelmonitor.alerts.evaluators import AnomalyEvaluator
 from modelmonitor.alerts.rules import RuleBase, RuleError, parse_rule
 from modelmonitor.alerts.store import AlertStore, create_alert_store
+from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig
 from modelmonitor.live.base import LiveState
 from modelmonitor.settings import ConfigError, Settings
 from modelmonitor.types import Clock
@@ -99,6 +102,7 @@ class AlertSystem:
         configured_services: list[str] | None = None,
         rules: list[RuleBase] | None = None,
         own_store: bool = True,
+        anomaly: TrackerConfig | None = None,
     ) -> None:
         self.store = store
         self.channels = channels
@@ -111,6 +115,16 @@ class AlertSystem:
             clock=clock,
             interval_seconds=interval_seconds,
             configured_services=configured_services,
+        )
+        self.tracker = AnomalyTracker(
+            store=store,
+            live=live,
+            clock=clock,
+            config=anomaly,
+            configured_services=configured_services,
+        )
+        self.engine.evaluators["anomaly"] = AnomalyEvaluator(
+            store, step_seconds=self.tracker.config.step_seconds
         )
         self._config_rules = list(rules or [])
         self._own_store = own_store
@@ -136,6 +150,11 @@ class AlertSystem:
             configured_services=[s.name for s in settings.effective_services],
             rules=rules,
             own_store=store is None,
+            anomaly=TrackerConfig(
+                step_seconds=settings.anomaly_step_seconds,
+                learning_period=settings.anomaly_learning_period,
+                retention_seconds=settings.anomaly_retention,
+            ),
         )
 
     @property
@@ -148,11 +167,13 @@ class AlertSystem:
         await self.load_config_rules()
         await self.dispatcher.start()
         if evaluate:
+            await self.tracker.start()
             await self.engine.start()
         self._started = True
 
     async def stop(self) -> None:
         await self.engine.stop()
+        await self.tracker.stop()
         await self.dispatcher.stop()
         if self._own_store:
             await self.store.close()

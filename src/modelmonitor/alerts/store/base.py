@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from modelmonitor.alerts.models import AlertState, ChannelStatus, Delivery, HistoryEntry
+from modelmonitor.alerts.models import (
+    AlertState,
+    AnomalyPoint,
+    ChannelStatus,
+    Delivery,
+    DetectorRecord,
+    HistoryEntry,
+)
 from modelmonitor.alerts.rules import RuleBase
 from modelmonitor.alerts.silences import Silence
 
@@ -129,3 +136,36 @@ class AlertStore(Protocol):
     async def prune(self, *, before: float) -> int:
         """Delete history and deliveries older than ``before``; return how many."""
         ...
+
+    # Leases (one process runs a singleton job, such as the anomaly tracker).
+    async def acquire_lease(self, name: str, *, holder: str, now: float, until: float) -> bool:
+        """Take or renew lease ``name`` for ``holder`` until ``until``; True when held.
+        Fails while another holder's lease has not expired at ``now``."""
+        ...
+
+    async def release_lease(self, name: str, *, holder: str) -> None: ...
+
+    # Anomaly detection: detector states and scored points.
+    async def load_detectors(self) -> list[DetectorRecord]: ...
+
+    async def save_detectors(self, records: list[DetectorRecord]) -> None:
+        """Insert or replace by (service, metric)."""
+        ...
+
+    async def add_anomaly_points(self, points: list[AnomalyPoint]) -> None:
+        """Store points; a point already stored (same series and time) is kept."""
+        ...
+
+    async def anomaly_points(
+        self,
+        *,
+        start: float,
+        end: float,
+        service: str | None = None,
+        metric: str | None = None,
+        limit: int = 100_000,
+    ) -> list[AnomalyPoint]:
+        """Points with ``start <= at < end``, oldest first."""
+        ...
+
+    async def prune_anomaly_points(self, *, before: float) -> int: ...

@@ -14,7 +14,14 @@ from typing import Any, Protocol
 
 import msgspec
 
-from modelmonitor.alerts.models import AlertState, ChannelStatus, Delivery, HistoryEntry
+from modelmonitor.alerts.models import (
+    AlertState,
+    AnomalyPoint,
+    ChannelStatus,
+    Delivery,
+    DetectorRecord,
+    HistoryEntry,
+)
 from modelmonitor.alerts.rules import RuleBase, parse_rule
 from modelmonitor.alerts.silences import Silence
 from modelmonitor.alerts.store.base import Outcome
@@ -25,6 +32,8 @@ _state_decoder = msgspec.json.Decoder(AlertState)
 _history_decoder = msgspec.json.Decoder(HistoryEntry)
 _delivery_decoder = msgspec.json.Decoder(Delivery)
 _channel_decoder = msgspec.json.Decoder(ChannelStatus)
+_point_decoder = msgspec.json.Decoder(AnomalyPoint)
+_extra_decoder = msgspec.json.Decoder(dict[str, float])
 _encode = msgspec.json.encode
 
 
@@ -370,3 +379,100 @@ class SqlAlertStore:
                 "DELETE FROM alert_deliveries WHERE created_at < ? RETURNING id", before
             )
         return len(history) + len(sent)
+
+    # Leases.
+    async def acquire_lease(self, name: str, *, holder: str, now: float, until: float) -> bool:
+        async with self._session() as s:
+            rows = await s.fetch(
+                "INSERT INTO alert_leases (name, holder, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at"
+                " WHERE alert_leases.holder = excluded.holder OR alert_leases.expires_at <= ?"
+                " RETURNING holder",
+                name,
+                holder,
+                until,
+                now,
+            )
+        return bool(rows)
+
+    async def release_lease(self, name: str, *, holder: str) -> None:
+        async with self._session() as s:
+            await s.execute("DELETE FROM alert_leases WHERE name = ? AND holder = ?", name, holder)
+
+    # Anomaly detection.
+    async def load_detectors(self) -> list[DetectorRecord]:
+        async with self._session() as s:
+            rows = await s.fetch(
+                "SELECT service, metric, updated_at, state, extra FROM alert_anomaly_detectors"
+                " ORDER BY service, metric"
+            )
+        return [
+            DetectorRecord(
+                service=service,
+                metric=metric,
+                updated_at=float(updated_at),
+                state=bytes(state),
+                extra=_extra_decoder.decode(extra),
+            )
+            for service, metric, updated_at, state, extra in rows
+        ]
+
+    async def save_detectors(self, records: list[DetectorRecord]) -> None:
+        if not records:
+            return
+        async with self._session() as s:
+            for record in records:
+                await s.execute(
+                    "INSERT INTO alert_anomaly_detectors"
+                    " (service, metric, updated_at, state, extra) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (service, metric) DO UPDATE SET"
+                    " updated_at = excluded.updated_at, state = excluded.state,"
+                    " extra = excluded.extra",
+                    record.service,
+                    record.metric,
+                    record.updated_at,
+                    record.state,
+                    _text(record.extra),
+                )
+
+    async def add_anomaly_points(self, points: list[AnomalyPoint]) -> None:
+        if not points:
+            return
+        async with self._session() as s:
+            for point in points:
+                await s.execute(
+                    "INSERT INTO alert_anomaly_points (service, metric, at, doc)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (service, metric, at) DO NOTHING",
+                    point.service,
+                    point.metric,
+                    point.at,
+                    _text(point),
+                )
+
+    async def anomaly_points(
+        self,
+        *,
+        start: float,
+        end: float,
+        service: str | None = None,
+        metric: str | None = None,
+        limit: int = 100_000,
+    ) -> list[AnomalyPoint]:
+        sql = "SELECT doc FROM alert_anomaly_points WHERE at >= ? AND at < ?"
+        args: list[Any] = [start, end]
+        for column, value in (("service", service), ("metric", metric)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        sql += " ORDER BY at, service, metric LIMIT ?"
+        async with self._session() as s:
+            rows = await s.fetch(sql, *args, limit)
+        return [_point_decoder.decode(row[0]) for row in rows]
+
+    async def prune_anomaly_points(self, *, before: float) -> int:
+        async with self._session() as s:
+            rows = await s.fetch(
+                "DELETE FROM alert_anomaly_points WHERE at < ? RETURNING at", before
+            )
+        return len(rows)

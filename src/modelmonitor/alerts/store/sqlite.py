@@ -41,6 +41,15 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS alert_deliveries_at ON alert_deliveries (created_at)",
     "CREATE INDEX IF NOT EXISTS alert_deliveries_pending ON alert_deliveries (status, channel)",
     """CREATE TABLE IF NOT EXISTS alert_channels (name TEXT PRIMARY KEY, doc TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS alert_leases (
+        name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS alert_anomaly_detectors (
+        service TEXT NOT NULL, metric TEXT NOT NULL, updated_at REAL NOT NULL,
+        state BLOB NOT NULL, extra TEXT NOT NULL, PRIMARY KEY (service, metric))""",
+    """CREATE TABLE IF NOT EXISTS alert_anomaly_points (
+        service TEXT NOT NULL, metric TEXT NOT NULL, at REAL NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (service, metric, at))""",
+    "CREATE INDEX IF NOT EXISTS alert_anomaly_points_at ON alert_anomaly_points (at)",
 ]
 
 
