@@ -1,7 +1,9 @@
 """The anomaly tracker: one streaming detector per (service, metric), fed from live windows.
 
-Every ``step_seconds`` (10 s by default) the tracker reads each service's 1-minute
-window and feeds one value per metric (p50, p95, p99 latency, error rate,
+Every ``step_seconds`` (10 s by default) the tracker reads each service's live
+window of the same length (the 10-second window: consecutive points do not
+overlap, so a sudden change shows in full in one point instead of ramping up over
+a minute) and feeds one value per metric (p50, p95, p99 latency, error rate,
 throughput) to that series' :class:`~modelmonitor.anomaly.detector.AnomalyDetector`.
 Request-based metrics skip steps with fewer than ``min_requests`` requests in the
 window. Memory per series is constant (the detector's state plus a few floats).
@@ -48,8 +50,8 @@ _ALARM = 0.5
 @dataclass(frozen=True)
 class TrackerConfig:
     step_seconds: float = 10.0
-    #: The live window each step samples.
-    window_seconds: int = 60
+    #: The live window each step samples (10 s, 1 min or 5 min).
+    window_seconds: int = 10
     #: Requests the window needs before latency and error metrics are fed.
     min_requests: int = 10
     learning_period: int = 600
@@ -127,6 +129,8 @@ class AnomalyTracker:
         self._last_step = -math.inf
         self._last_save = -math.inf
         self._last_prune = -math.inf
+        self._known: set[str] = set()
+        self._known_at = -math.inf
         self._task: asyncio.Task[None] | None = None
         self.last_error = ""
 
@@ -232,8 +236,12 @@ class AnomalyTracker:
         )
 
     async def _services(self, at: float) -> list[str]:
-        snapshot = await self._live.snapshot(now=at)
-        return sorted({entry.service for entry in snapshot.services} | set(self._configured))
+        # A snapshot is costly (every window of every service); services appear rarely.
+        if at - self._known_at >= 60.0:
+            snapshot = await self._live.snapshot(now=at)
+            self._known.update(entry.service for entry in snapshot.services)
+            self._known_at = at
+        return sorted(self._known | set(self._configured))
 
     async def _feed(self, at: float) -> list[AnomalyPoint]:
         points = []
