@@ -15,7 +15,15 @@ from modelmonitor import __version__
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import install_openapi
 from modelmonitor.api.deps import ApiContext, ComponentHealth
-from modelmonitor.api.routes import alerts, health, metrics, prometheus, requests, services
+from modelmonitor.api.routes import (
+    alerts,
+    anomalies,
+    health,
+    metrics,
+    prometheus,
+    requests,
+    services,
+)
 from modelmonitor.api.ws import SnapshotHub
 from modelmonitor.api.ws import router as ws_router
 from modelmonitor.live import LiveState, create_live
@@ -80,7 +88,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_openapi(app)
-    routers = (health, services, metrics, requests, prometheus, alerts)
+    routers = (health, services, metrics, anomalies, requests, prometheus, alerts)
     for module in routers:
         app.include_router(module.router)
     app.include_router(ws_router)

@@ -18,6 +18,7 @@ from modelmonitor.events import EventBatch, ProxyStats
 
 __all__ = [
     "WINDOWS",
+    "LiveAnomaly",
     "LiveSnapshot",
     "LiveState",
     "ProxyStatus",
@@ -54,6 +55,18 @@ class RouteLive(msgspec.Struct, kw_only=True):
     window: WindowStats  # the 1-minute window
 
 
+class LiveAnomaly(msgspec.Struct, kw_only=True):
+    """The newest anomaly score of one metric (filled in by the API, not by the backends)."""
+
+    value: float
+    score: float
+    expected: float
+    lower: float
+    upper: float
+    at: float
+    anomalous: bool
+
+
 class ServiceLive(msgspec.Struct, kw_only=True):
     service: str
     #: "healthy", "degraded" (errors >= 5 % or slow), "down" (errors >= 50 % or
@@ -63,6 +76,9 @@ class ServiceLive(msgspec.Struct, kw_only=True):
     last_seen: float | None = None
     windows: dict[str, WindowStats]
     routes: list[RouteLive] = []
+    #: Metric -> newest anomaly score and expected band, when anomaly detection runs
+    #: (``latency_p50``, ``latency_p95``, ``latency_p99``, ``error_rate``, ``throughput``).
+    anomalies: dict[str, LiveAnomaly] | None = None
 
 
 class ProxyStatus(msgspec.Struct, kw_only=True):

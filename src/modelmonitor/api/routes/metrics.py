@@ -13,6 +13,12 @@ from fastapi.responses import Response
 
 from modelmonitor.api._openapi import schema_response
 from modelmonitor.api.deps import ApiContext, Context, invalid, json_response
+from modelmonitor.api.routes.anomalies import (
+    HISTORY_TO_ANOMALY,
+    AnomalySeries,
+    add_live_anomalies,
+    anomaly_series,
+)
 from modelmonitor.live.base import WINDOWS, LiveSnapshot, ServiceLive, WindowStats
 from modelmonitor.live.windows import service_status
 from modelmonitor.pipeline.history import (
@@ -40,6 +46,9 @@ class HistoricalSeries(msgspec.Struct, kw_only=True):
     step_seconds: int
     capped: bool = False
     series: list[Series]
+    #: With ``anomaly=true``: scores and expected bands of the requested latency,
+    #: error-rate and throughput metrics (p50/p95/p99, error_rate, rps/requests).
+    anomalies: list[AnomalySeries] | None = None
 
 
 class RouteList(msgspec.Struct, kw_only=True):
@@ -64,6 +73,7 @@ async def realtime_snapshot(context: ApiContext, service: str | None) -> LiveSna
             )
         )
     snapshot.services.sort(key=lambda entry: entry.service)
+    await add_live_anomalies(context, snapshot)
     return snapshot
 
 
@@ -116,6 +126,9 @@ async def historical(
     end: Annotated[str, Query(description="ISO-8601, -5m, now or Unix seconds")] = "now",
     step: Annotated[str | None, Query(description="60s, 5m, 1h...; chosen when absent")] = None,
     format: Literal["json", "csv"] = "json",
+    anomaly: Annotated[
+        bool, Query(description="Add anomaly scores and expected bands (JSON only)")
+    ] = False,
 ) -> object:
     metrics = [name.strip() for name in metric.split(",") if name.strip()]
     unknown = [name for name in metrics if name not in METRICS]
@@ -154,6 +167,11 @@ async def historical(
         capped=capped,
         series=series,
     )
+    if anomaly:
+        tracked = sorted({HISTORY_TO_ANOMALY[m] for m in metrics if m in HISTORY_TO_ANOMALY})
+        result.anomalies = await anomaly_series(
+            context, service=service, metrics=tracked, start=start_at, end=end_at
+        )
     if format == "csv":
         return _csv(result)
     return json_response(result)

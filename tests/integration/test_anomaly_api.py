@@ -1,0 +1,170 @@
+"""Anomaly scores in the API (realtime, historical, /anomalies) and anomaly rules through
+/api/v1/alerts/rules and the config file, over a running worker + API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from modelmonitor.alerts.models import AnomalyPoint
+from modelmonitor.runtime import Parts, Runtime
+from modelmonitor.settings import ConfigError, load_settings
+
+
+def settings(tmp_path: Path, **extra: Any) -> Any:
+    return load_settings(
+        data_dir=tmp_path,
+        api="127.0.0.1:0",
+        target="http://127.0.0.1:1",
+        target_name="iris",
+        **extra,
+    )
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    runtime = Runtime(settings(tmp_path), parts=Parts(proxy=False, worker=True, api=True))
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    assert runtime.api_url is not None
+    async with httpx.AsyncClient(base_url=f"{runtime.api_url}/api/v1") as client:
+        yield client
+
+
+def point(at: float, value: float, score: float, *, anomalous: bool = False) -> AnomalyPoint:
+    return AnomalyPoint(
+        service="iris",
+        metric="latency_p95",
+        at=at,
+        value=value,
+        score=score,
+        expected=0.14,
+        lower=0.12,
+        upper=0.16,
+        count=700,
+        anomalous=anomalous,
+        episode_score=score if anomalous else 0.0,
+    )
+
+
+async def test_scores_and_bands_in_the_api(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    assert runtime.alerts is not None
+    now = time.time()
+    stored = [point(now - 600 + 10 * i, 0.14, 0.0) for i in range(58)]
+    stored.append(point(now - 10, 0.412, 0.99, anomalous=True))
+    await runtime.alerts.store.add_anomaly_points(stored)
+
+    live = (await client.get("/metrics/realtime")).json()
+    iris = next(s for s in live["services"] if s["service"] == "iris")
+    assert iris["anomalies"]["latency_p95"] == {
+        "value": 0.412,
+        "score": 0.99,
+        "expected": 0.14,
+        "lower": 0.12,
+        "upper": 0.16,
+        "at": now - 10,
+        "anomalous": True,
+    }
+
+    found = (await client.get("/anomalies", params={"service": "iris", "start": "-1h"})).json()
+    series = {s["metric"]: s for s in found["series"]}
+    assert set(series) == {"latency_p50", "latency_p95", "latency_p99", "error_rate", "throughput"}
+    p95 = series["latency_p95"]
+    assert p95["unit"] == "seconds" and len(p95["points"]) == 59
+    assert p95["points"][-1] == [now - 10, 0.412, 0.99, 0.14, 0.12, 0.16, True]
+
+    history = await client.get(
+        "/metrics/historical",
+        params={"service": "iris", "metric": "p95,requests", "anomaly": "true"},
+    )
+    assert history.status_code == 200, history.text
+    anomalies = {s["metric"]: s for s in history.json()["anomalies"]}
+    assert set(anomalies) == {"latency_p95", "throughput"}
+    assert anomalies["latency_p95"]["points"][-1][2] == 0.99
+    plain = (await client.get("/metrics/historical", params={"service": "iris"})).json()
+    assert plain["anomalies"] is None
+
+    bad = await client.get("/anomalies", params={"service": "iris", "metric": "cpu"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "metric"]
+    schema = (await client.get(f"{runtime.api_url}/openapi.json")).json()
+    assert "/api/v1/anomalies" in schema["paths"]
+    assert "AnomalyList" in schema["components"]["schemas"]
+
+
+ANOMALY_RULE = {
+    "name": "iris p95 anomaly",
+    "kind": "anomaly",
+    "service": "*",
+    "metric": "latency_p95",
+    "sensitivity": 0.7,
+    "learning_period": "2h",
+    "for": "1m",
+    "window": "2m",
+    "severity": "critical",
+    "labels": {"team": "ml"},
+    "channels": [],
+    "repeat_interval": "1h",
+    "keep_firing_for": "30s",
+}
+
+
+async def test_anomaly_rule_crud(client: httpx.AsyncClient) -> None:
+    created = await client.post("/alerts/rules", json=ANOMALY_RULE)
+    assert created.status_code == 201, created.text
+    rule = created.json()
+    assert rule["kind"] == "anomaly" and rule["sensitivity"] == 0.7
+    assert rule["learning_period"] == "2h" and rule["window"] == 120.0 and rule["for"] == 60.0
+    assert (await client.get(f"/alerts/rules/{rule['id']}")).json() == rule
+    changed = await client.put(
+        f"/alerts/rules/{rule['id']}", json={**ANOMALY_RULE, "learning_period": 600}
+    )
+    assert changed.status_code == 200 and changed.json()["learning_period"] == 600
+    assert (await client.delete(f"/alerts/rules/{rule['id']}")).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "message"),
+    [
+        ({"sensitivity": 2}, ["body", "sensitivity"], "less than or equal to 1"),
+        ({"metric": "5xx_rate"}, ["body", "metric"], "Input should be"),
+        ({"learning_period": "later"}, ["body", "learning_period"], "number of points"),
+        ({"learning_period": -5}, ["body", "learning_period"], ">= 0"),
+        ({"window": "1h"}, ["body", "window"], "between 10s and 15m"),
+        ({"threshold": 3}, ["body", "threshold"], "unknown field"),
+    ],
+)
+async def test_invalid_anomaly_rules_are_422(
+    client: httpx.AsyncClient, change: dict[str, Any], loc: list[Any], message: str
+) -> None:
+    answer = await client.post("/alerts/rules", json={**ANOMALY_RULE, **change})
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()["detail"][0]
+    assert problem["loc"] == loc and message in problem["msg"], problem
+
+
+async def test_anomaly_rules_from_the_config_file(tmp_path: Path) -> None:
+    good = settings(tmp_path, alert_rules=[ANOMALY_RULE])
+    runtime = Runtime(good, parts=Parts(proxy=False, worker=True, api=False))
+    await runtime.start()
+    try:
+        assert runtime.alerts is not None
+        rules = await runtime.alerts.store.list_rules()
+        assert [(r.id, r.kind) for r in rules] == [("config-iris-p95-anomaly", "anomaly")]
+        assert runtime.alerts.tracker.running
+    finally:
+        await runtime.stop()
+    bad = settings(tmp_path, alert_rules=[{**ANOMALY_RULE, "sensitivity": -1}])
+    with pytest.raises(ConfigError, match=r"alert_rules\.0\.sensitivity"):
+        await Runtime(bad, parts=Parts(proxy=False, worker=True, api=False)).start()
