@@ -283,6 +283,17 @@ class Runtime:
             components["alerts"] = ComponentHealth(
                 status="degraded" if error else "ok", detail=error or "evaluating"
             )
+        if self.alerts is not None and self.alerts.tracker.running:
+            tracker = self.alerts.tracker
+            detail = (
+                f"feeding {len(tracker.series())} series"
+                if tracker.holding
+                else "standby (another process feeds the detectors)"
+            )
+            components["anomaly"] = ComponentHealth(
+                status="degraded" if tracker.last_error else "ok",
+                detail=tracker.last_error or detail,
+            )
         if self.capture is not None:
             fill = self.capture.size / self.capture.capacity
             components["proxy"] = ComponentHealth(

@@ -191,9 +191,10 @@ def score_threshold(sensitivity: float) -> float:
 
     Sensitivity 1 fires at the detector's own alarm line (score 0.5); 0.5 (default)
     at evidence 20 (score 0.952); 0 at evidence 400 (score 0.9975). Evidence is
-    geometric in sensitivity. Calibrated on simulated traffic: a day-like drift of
-    10 hours reached evidence up to about 10, a 2x p95 regression or a 20 % error
-    burst 35 to 55 (tests/unit/test_anomaly_alerting.py).
+    geometric in sensitivity. Calibrated on simulated demo-like traffic sampled by
+    the tracker (10-second windows, 5 seeds): 10 hours of a day-like drift peaked at
+    evidence 6 to 13; a 2x latency regression scored 70 to 90 on p95 (p50 about 150,
+    p99 30 to 40) and a 20 % error burst 70 to 90 on the error rate.
     """
     evidence: float = _MAX_EVIDENCE ** (1.0 - sensitivity)
     return evidence / (1.0 + evidence)
