@@ -13,13 +13,15 @@ export default async function globalSetup(_config: FullConfig): Promise<() => Pr
   if (!existsSync(index)) throw new Error(`${index} is missing: run "npm run build" first`)
 
   const bin = modelmonitorBin()
-  const [proxyPort, apiPort] = [await freePort(), await freePort()]
+  const [proxyPort, apiPort, demoPort] = [await freePort(), await freePort(), await freePort()]
   const dataDir = mkdtempSync(join(tmpdir(), 'modelmonitor-e2e-'))
   const results = resolve(WEB_DIR, 'test-results')
   mkdirSync(results, { recursive: true })
   const log = createWriteStream(join(results, 'backend.log'))
 
   const args = ['up', '--demo', '--listen', `127.0.0.1:${proxyPort}`, '--api', `127.0.0.1:${apiPort}`, '--data-dir', dataDir]
+  // The demo model API defaults to port 8080; use a free one so parallel runs do not clash.
+  if (process.env.MM_DEMO_PORT_FLAG !== '0') args.push('--demo-port', String(demoPort))
   log.write(`$ ${bin} ${args.join(' ')}\n`)
   const backend = start(bin, args, (s) => log.write(s))
 

@@ -155,6 +155,9 @@ export class ApiClient {
       status_class?: string
       errors_only?: boolean
       min_latency_ms?: number
+      /** Not in the written contract, but supported by the backend: bound the feed to a range. */
+      start?: string | number
+      end?: string | number
       limit?: number
       cursor?: string
     },

@@ -142,6 +142,7 @@ export interface RoutesResponse {
   routes: RouteStats[]
 }
 
+/** One raw request. The backend sends "" (not null) for a missing route/error/model and 0 for no status. */
 export interface RequestRecord {
   id: string
   start: number

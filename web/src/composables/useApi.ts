@@ -51,6 +51,8 @@ export interface RequestFilters {
   status_class?: string
   errors_only?: boolean
   min_latency_ms?: number
+  start?: string | number
+  end?: string | number
   limit?: number
 }
 
