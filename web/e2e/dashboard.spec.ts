@@ -177,6 +177,9 @@ test.describe('phone', () => {
     await page.waitForTimeout(1500)
     expect(await overflow()).toBeLessThanOrEqual(0)
     await shot(page, 'dashboard-phone', true)
+    await page.locator('[data-layout="table"]').click()
+    await expect(page.locator(`[data-testid=service-row][data-service="${svc.service}"]`)).toBeVisible()
+    expect(await overflow(), 'table layout').toBeLessThanOrEqual(0)
 
     await page.goto(`/services/${encodeURIComponent(svc.service)}`)
     await expect(page.getByTestId('request-row').first()).toBeVisible({ timeout: 10_000 })

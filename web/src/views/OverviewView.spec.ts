@@ -74,6 +74,17 @@ describe('OverviewView', () => {
     w.unmount()
   })
 
+  it('switches to a compact table and remembers it', async () => {
+    stubFetch([])
+    const w = mountOverview({ at: 100, ingest_rate: 5, proxies: [], services: [service('a', 'healthy', 2), service('b', 'degraded', 1)] })
+    await flushPromises()
+    await w.get('[data-layout=table]').trigger('click')
+    expect(w.findAll('[data-testid=service-row]').map((r) => r.attributes('data-service'))).toEqual(['b', 'a'])
+    expect(localStorage.getItem('modelmonitor-overview-layout')).toBe('table')
+    w.unmount()
+    localStorage.clear()
+  })
+
   it('renders 50 services', async () => {
     stubFetch([])
     const services = Array.from({ length: 50 }, (_, i) => service(`svc-${String(i).padStart(2, '0')}`, 'healthy', i))
