@@ -109,6 +109,17 @@ test('service page: charts, routes, live feed and time ranges without reload', a
   await expect(page.getByTestId('routes-slowest').locator('tbody tr').first()).toBeVisible({ timeout: 10_000 })
   await shot(page, 'service-desktop')
 
+  // Clicking a route filters the request feed to it.
+  const routeButton = page.getByTestId('routes-slowest').locator('tbody tr button').first()
+  const route = (await routeButton.textContent())!.trim()
+  const filtered = page.waitForResponse((r) => r.url().includes('/api/v1/requests') && r.url().includes(`route=${encodeURIComponent(route)}`))
+  await routeButton.click()
+  expect((await filtered).status()).toBe(200)
+  await expect(page.getByTestId('route-filter')).toContainText(route)
+  await expect(rows.first()).toContainText(route)
+  await page.getByTestId('route-filter').click()
+  await expect(page.getByTestId('route-filter')).toHaveCount(0)
+
   // Switching ranges is client-side: a marker on window survives.
   await page.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true))
   const noReload = () => page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload === true)
