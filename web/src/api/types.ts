@@ -124,6 +124,8 @@ export interface HistoricalResponse {
   start: number
   end: number
   step_seconds: number
+  /** Sent by the backend (not in the written contract): true when the step was raised to bound the point count. */
+  capped?: boolean
   series: Series[]
 }
 
@@ -139,6 +141,9 @@ export interface RouteStats {
 }
 
 export interface RoutesResponse {
+  /** Sent by the backend (not in the written contract): the resolved range. */
+  start?: number
+  end?: number
   routes: RouteStats[]
 }
 

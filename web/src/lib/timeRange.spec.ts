@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { rangeFromQuery, rangeQuery, rangeToQuery, stepFor, type TimeRange } from './timeRange'
+import { completeLastRate, rangeFromQuery, rangeQuery, rangeToQuery, stepFor, type TimeRange } from './timeRange'
 
 describe('time ranges', () => {
   it('round-trips through the URL query', () => {
@@ -13,5 +13,16 @@ describe('time ranges', () => {
     expect(rangeQuery({ kind: 'relative', key: '7d' })).toEqual({ start: '-7d', end: 'now', step: '1h' })
     expect(rangeQuery({ kind: 'custom', start: 0, end: 86400 })).toEqual({ start: 0, end: 86400, step: '360s' })
     expect(stepFor(600)).toBe('60s')
+  })
+})
+
+describe('completeLastRate', () => {
+  it('rescales the open last step to the elapsed time', () => {
+    expect(completeLastRate([[0, 20], [60, 5]], 60, 75)).toEqual([[0, 20], [60, 20]])
+  })
+  it('drops a step that just began and keeps complete series', () => {
+    expect(completeLastRate([[0, 20], [60, 0.1]], 60, 62)).toEqual([[0, 20]])
+    const done: [number, number | null][] = [[0, 20], [60, 19]]
+    expect(completeLastRate(done, 60, 120)).toBe(done)
   })
 })

@@ -7,6 +7,8 @@ export type TimeRange =
   | { kind: 'relative'; key: RelativeKey }
   | { kind: 'custom'; start: number; end: number }
 
+import type { Point } from '../api/types'
+
 export const RELATIVE_SECONDS: Record<RelativeKey, number> = {
   '15m': 15 * 60,
   '1h': 3600,
@@ -81,4 +83,16 @@ export function toLocalInput(ts: number): string {
 export function fromLocalInput(v: string): number {
   if (!v) return Number.NaN
   return new Date(v).getTime() / 1000
+}
+
+/**
+ * A per-second rate of the still-open last step is "requests so far / step": rescale it to
+ * the time elapsed in that step (or drop it when less than 5 s have passed).
+ */
+export function completeLastRate(points: Point[], stepSeconds: number, end: number): Point[] {
+  const last = points[points.length - 1]
+  if (!last || last[1] === null || last[0] + stepSeconds <= end) return points
+  const elapsed = end - last[0]
+  if (elapsed < 5) return points.slice(0, -1)
+  return [...points.slice(0, -1), [last[0], (last[1] * stepSeconds) / elapsed]]
 }
