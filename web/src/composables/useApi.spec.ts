@@ -1,7 +1,7 @@
 import { flushPromises } from '@vue/test-utils'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { effectScope } from 'vue'
-import { useAlerts } from './useApi'
+import { useAlerts, useRequests } from './useApi'
 
 describe('useAlerts', () => {
   afterEach(() => vi.unstubAllGlobals())
@@ -30,6 +30,30 @@ describe('useAlerts', () => {
     await flushPromises()
     expect(alerts.configured.value).toBe(true)
     expect(alerts.firing.value.map((a) => a.id)).toEqual(['1'])
+    scope.stop()
+  })
+})
+
+describe('useRequests', () => {
+  afterEach(() => vi.unstubAllGlobals())
+
+  it('follows next_cursor to append older pages', async () => {
+    const rec = (id: string) => ({ id, start: 1, service: 's', method: 'GET', route: '/', path: '/', status: 200 })
+    const fetch = vi.fn(async (url: string) =>
+      url.includes('cursor=c1')
+        ? Response.json({ requests: [rec('3')], next_cursor: null })
+        : Response.json({ requests: [rec('1'), rec('2')], next_cursor: 'c1' }),
+    )
+    vi.stubGlobal('fetch', fetch)
+    const scope = effectScope()
+    const r = scope.run(() => useRequests({ service: 's', start: '-1h', end: 'now' }, null))!
+    await flushPromises()
+    expect(r.requests.value.map((x) => x.id)).toEqual(['1', '2'])
+    expect(r.nextCursor.value).toBe('c1')
+    await r.loadOlder()
+    expect(r.requests.value.map((x) => x.id)).toEqual(['1', '2', '3'])
+    expect(r.nextCursor.value).toBeNull()
+    expect(fetch.mock.calls[1]![0]).toContain('start=-1h')
     scope.stop()
   })
 })

@@ -1,6 +1,6 @@
-import { computed, toValue, type MaybeRefOrGetter } from 'vue'
-import { api, NotFoundError } from '../api/client'
-import type { Alert, HistoricalMetric, RequestRecord, RouteStats } from '../api/types'
+import { computed, ref, shallowRef, toValue, watch, type MaybeRefOrGetter } from 'vue'
+import { api, ApiError, NetworkError, NotFoundError } from '../api/client'
+import type { Alert, HistoricalMetric, RequestRecord, RequestsResponse, RouteStats } from '../api/types'
 import { useResource } from './useResource'
 import type { TimeRange } from '../lib/timeRange'
 import { rangeQuery } from '../lib/timeRange'
@@ -56,13 +56,39 @@ export interface RequestFilters {
   limit?: number
 }
 
-/** GET /api/v1/requests (newest first), polled every `intervalMs` while live. */
+/**
+ * GET /api/v1/requests (newest first), polled every `intervalMs` while live.
+ * `loadOlder()` follows `next_cursor` and appends older pages (reset when the filters change).
+ */
 export function useRequests(filters: MaybeRefOrGetter<RequestFilters>, intervalMs: MaybeRefOrGetter<number | null> = 1500) {
   const key = computed(() => JSON.stringify(toValue(filters)))
-  return useResource<RequestRecord[]>(
-    async (signal) => (await api.requests({ limit: 50, ...toValue(filters) }, signal)).requests,
-    { watch: [key], intervalMs },
-  )
+  const res = useResource<RequestsResponse>((signal) => api.requests({ limit: 50, ...toValue(filters) }, signal), { watch: [key], intervalMs })
+  const older = shallowRef<RequestRecord[]>([])
+  const olderCursor = ref<string | null | undefined>(undefined)
+  const loadingOlder = ref(false)
+  watch(key, () => {
+    older.value = []
+    olderCursor.value = undefined
+  })
+  const requests = computed(() => [...(res.data.value?.requests ?? []), ...older.value])
+  const nextCursor = computed(() => (olderCursor.value === undefined ? (res.data.value?.next_cursor ?? null) : olderCursor.value))
+  async function loadOlder() {
+    const cursor = nextCursor.value
+    if (!cursor || loadingOlder.value) return
+    loadingOlder.value = true
+    const forKey = key.value
+    try {
+      const page = await api.requests({ limit: 50, ...toValue(filters), cursor })
+      if (forKey !== key.value) return
+      older.value = [...older.value, ...page.requests]
+      olderCursor.value = page.next_cursor
+    } catch (e) {
+      res.error.value = e instanceof ApiError ? e : new NetworkError('', e)
+    } finally {
+      loadingOlder.value = false
+    }
+  }
+  return { ...res, requests, nextCursor, loadOlder, loadingOlder }
 }
 
 /**
