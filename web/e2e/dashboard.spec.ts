@@ -111,7 +111,7 @@ test('service page: charts, routes, live feed and time ranges without reload', a
 
   // Clicking a route filters the request feed to it.
   const routeButton = page.getByTestId('routes-slowest').locator('tbody tr button').first()
-  const route = (await routeButton.textContent())!.trim()
+  const route = (await routeButton.getAttribute('data-route'))!
   const filtered = page.waitForResponse((r) => r.url().includes('/api/v1/requests') && r.url().includes(`route=${encodeURIComponent(route)}`))
   await routeButton.click()
   expect((await filtered).status()).toBe(200)
