@@ -181,10 +181,15 @@ export interface Alert {
   severity: string
   value: number | null
   threshold: number | null
-  started_at: number
+  started_at: number | null
   resolved_at: number | null
   labels: Record<string, string>
   summary: string
+  // Also sent by the alerting backend (not in the written contract):
+  metric?: string | null
+  firing_since?: number | null
+  last_notified_at?: number | null
+  silenced?: boolean
 }
 
 export interface AlertsResponse {
