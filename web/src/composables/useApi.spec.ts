@@ -17,6 +17,16 @@ describe('useAlerts', () => {
     scope.stop()
   })
 
+  it('treats a 503 (alerting not running) the same way', async () => {
+    vi.stubGlobal('fetch', vi.fn().mockResolvedValue(new Response('{"detail":"alerting is not running in this process"}', { status: 503 })))
+    const scope = effectScope()
+    const alerts = scope.run(() => useAlerts(0))!
+    await flushPromises()
+    expect(alerts.configured.value).toBe(false)
+    expect(alerts.error.value).toBeNull()
+    scope.stop()
+  })
+
   it('lists firing alerts when configured', async () => {
     const body = {
       alerts: [

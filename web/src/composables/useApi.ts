@@ -92,8 +92,8 @@ export function useRequests(filters: MaybeRefOrGetter<RequestFilters>, intervalM
 }
 
 /**
- * GET /api/v1/alerts. A 404 means alerting is not configured yet: `configured`
- * becomes false and no error is reported.
+ * GET /api/v1/alerts. A 404 (or 503: not running) means alerting is not configured:
+ * `configured` becomes false and no error is reported.
  */
 export function useAlerts(intervalMs = 15_000) {
   const res = useResource<{ configured: boolean; alerts: Alert[] }>(
@@ -101,7 +101,8 @@ export function useAlerts(intervalMs = 15_000) {
       try {
         return { configured: true, alerts: (await api.alerts(signal)).alerts }
       } catch (e) {
-        if (e instanceof NotFoundError) return { configured: false, alerts: [] }
+        // 404: no alerting endpoint (older server); 503: alerting is not running in that process.
+        if (e instanceof NotFoundError || (e instanceof ApiError && e.status === 503)) return { configured: false, alerts: [] }
         throw e
       }
     },
