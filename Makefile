@@ -9,12 +9,12 @@ WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tailwi
 TARGET ?=
 ARGS ?=
 
-.PHONY: run up dev test test-python test-web lint typecheck bench bench-proxy bench-pipeline bench-anomaly services build clean
+.PHONY: run dev test test-python test-web lint typecheck bench bench-proxy bench-pipeline bench-anomaly bench-ws services build clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -qq --upgrade pip
+	$(PY) -m pip install -qq -e '.[dev]'
 	@touch $(STAMP)
 
 $(WEB_STAMP): web/package-lock.json
@@ -57,7 +57,7 @@ lint: $(STAMP)
 typecheck: lint
 
 ## bench: proxy, pipeline and anomaly benchmarks (prints ratios against same-run baselines)
-bench: bench-proxy bench-pipeline bench-anomaly
+bench: bench-proxy bench-pipeline bench-ws bench-anomaly
 
 bench-proxy: $(STAMP)
 	@bash scripts/ensure-bench-tools.sh
@@ -65,6 +65,9 @@ bench-proxy: $(STAMP)
 
 bench-pipeline: $(STAMP) services
 	$(PY) bench/pipeline.py
+
+bench-ws: $(STAMP)
+	$(PY) bench/ws_fanout.py
 
 bench-anomaly: $(STAMP)
 	$(PY) bench/anomaly.py

@@ -177,6 +177,10 @@ class Settings(BaseSettings):
 
     # Alert rules from the config file (validated by the alerting package).
     alert_rules: list[dict[str, Any]] = Field(default_factory=list)
+    #: Channel name -> settings with a ``type`` (email, slack, webhook); validated by
+    #: the alerting package. See docs/alerting.md.
+    notification_channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    alert_evaluation_interval_seconds: Duration = Field(default=5.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -25,7 +25,9 @@ class _MemoryDelivery:
         self._done = False
 
     async def ack(self) -> None:
-        self._done = True
+        if not self._done:
+            self._done = True
+            self._bus._finished()
 
     async def reject(self, *, requeue: bool = True) -> None:
         if self._done:
@@ -33,6 +35,8 @@ class _MemoryDelivery:
         self._done = True
         if requeue:
             self._bus._requeue(self.body)
+        else:
+            self._bus._finished()
 
 
 class MemoryBus:
@@ -44,6 +48,9 @@ class MemoryBus:
         self._queue: deque[bytes] = deque()
         self._ready = asyncio.Event()
         self._open = False
+        self._unfinished = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.published_total = 0
 
     @property
@@ -68,7 +75,18 @@ class MemoryBus:
             raise BusUnavailable(f"memory bus is full ({self._max_messages} messages)")
         self._queue.append(body)
         self.published_total += 1
+        self._unfinished += 1
+        self._idle.clear()
         self._ready.set()
+
+    def _finished(self) -> None:
+        self._unfinished -= 1
+        if self._unfinished <= 0:
+            self._idle.set()
+
+    async def join(self) -> None:
+        """Wait until every published message was acked (or rejected for good)."""
+        await self._idle.wait()
 
     def _requeue(self, body: bytes) -> None:
         self._queue.appendleft(body)

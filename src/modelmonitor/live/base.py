@@ -20,6 +20,7 @@ __all__ = [
     "WINDOWS",
     "LiveSnapshot",
     "LiveState",
+    "ProxyStatus",
     "RouteLive",
     "ServiceLive",
     "WindowStats",
@@ -64,10 +65,28 @@ class ServiceLive(msgspec.Struct, kw_only=True):
     routes: list[RouteLive] = []
 
 
+class ProxyStatus(msgspec.Struct, kw_only=True):
+    """A proxy's last reported state, as the API shows it (named fields)."""
+
+    proxy_id: str
+    sent_at: float
+    buffer_size: int
+    buffer_capacity: int
+    dropped_total: int
+    captured_total: int
+    in_flight: dict[str, int]
+    bus_state: str
+    spooled: int
+
+    @classmethod
+    def from_stats(cls, stats: ProxyStats) -> ProxyStatus:
+        return cls(**msgspec.structs.asdict(stats))
+
+
 class LiveSnapshot(msgspec.Struct, kw_only=True):
     at: float
     services: list[ServiceLive]
-    proxies: list[ProxyStats] = []
+    proxies: list[ProxyStatus] = []
     #: Events recorded per second over the last 10 seconds, all services.
     ingest_rate: float = 0.0
 

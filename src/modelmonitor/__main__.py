@@ -1,0 +1,3 @@
+from modelmonitor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,227 @@
+"""Alert rules: what to watch, when to fire, whom to tell.
+
+A rule has a ``kind``; each kind has its own model here and its own evaluator in
+:mod:`modelmonitor.alerts.evaluators`. Only ``"threshold"`` exists today; the
+anomaly-detection work adds ``"anomaly"`` by registering a model in
+:data:`RULE_KINDS` and an evaluator for it.
+
+Units: latencies in seconds, rates as fractions (0.05 = 5 %), throughput in
+requests per second, ``dropped_events`` as events dropped by proxies in the window.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from modelmonitor.timeparse import parse_duration
+
+__all__ = [
+    "COMPARATORS",
+    "METRICS",
+    "RULE_KINDS",
+    "WINDOW_SECONDS",
+    "AlertRule",
+    "Comparator",
+    "Metric",
+    "RuleError",
+    "Severity",
+    "ThresholdRule",
+    "compare",
+    "parse_rule",
+    "rule_error_details",
+]
+
+Metric = Literal[
+    "latency_p50",
+    "latency_p90",
+    "latency_p95",
+    "latency_p99",
+    "error_rate",
+    "5xx_rate",
+    "throughput",
+    "dropped_events",
+]
+METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
+Comparator = Literal[">", ">=", "<", "<="]
+COMPARATORS: tuple[str, ...] = Comparator.__args__  # type: ignore[attr-defined]
+Severity = Literal["info", "warning", "critical"]
+
+#: Evaluation windows (names of the live windows) and their length in seconds.
+WINDOW_SECONDS: dict[str, int] = {"10s": 10, "1m": 60, "5m": 300}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,99}$")
+_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 30s, 5m or 1h (or seconds)")
+
+
+def _window(value: Any) -> str:
+    if isinstance(value, str) and value in WINDOW_SECONDS:
+        return value
+    seconds = _duration(value)
+    for name, length in WINDOW_SECONDS.items():
+        if seconds == length:
+            return name
+    raise ValueError(f"window must be one of {', '.join(WINDOW_SECONDS)} (10, 60 or 300 seconds)")
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+Window = Annotated[str, BeforeValidator(_window)]
+
+
+class RuleError(ValueError):
+    """An invalid rule; ``details`` are FastAPI-shaped problems naming the field."""
+
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details))
+        self.details = details
+
+
+class RuleBase(BaseModel):
+    """Fields every kind of rule shares. ``id``, ``source`` and the times are set by
+    the server; everything else comes from the user."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = ""
+    name: str
+    kind: str
+    enabled: bool = True
+    #: A service name, or ``*`` for every service seen or configured.
+    service: str = "*"
+    #: Only this route template of the service (e.g. ``/v1/models/{id}/predict``).
+    route: str | None = None
+    severity: Severity = "warning"
+    labels: dict[str, str] = Field(default_factory=dict)
+    #: Free text shown in notifications.
+    summary: str = Field(default="", max_length=1000)
+    #: Channel names (or channel types) to notify; ``None`` means every channel.
+    channels: list[str] | None = None
+    #: How long the condition must hold before the alert fires (pending meanwhile).
+    for_seconds: Duration = Field(default=0.0, alias="for")
+    #: How long a firing alert stays firing after the condition stops holding.
+    keep_firing_for: Duration = 0.0
+    #: Re-send a firing notification this often while it keeps firing; 0 = never.
+    repeat_interval: Duration = 4 * 3600.0
+    source: Literal["api", "config"] = "api"
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                "name must be 1-100 letters, digits, spaces or _.:/-, starting with a letter "
+                "or digit"
+            )
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _LABEL.match(key):
+                raise ValueError(f"label name {key!r} must be letters, digits and _")
+        return value
+
+    @field_validator("service")
+    @classmethod
+    def _check_service(cls, value: str) -> str:
+        if not value:
+            raise ValueError("service must be a service name or '*'")
+        return value
+
+    @field_validator("route")
+    @classmethod
+    def _check_route(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("route must start with '/'")
+        return value
+
+    def document(self) -> dict[str, Any]:
+        """JSON-ready, with ``for`` under its public name."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class ThresholdRule(RuleBase):
+    """Fires when ``metric comparator threshold`` holds over the evaluation window."""
+
+    kind: Literal["threshold"] = "threshold"
+    metric: Metric
+    comparator: Comparator = ">"
+    threshold: float
+    window: Window = "1m"
+    #: Latency and error metrics need at least this many requests in the window,
+    #: so an idle service does not fire on one bad request. Not used by
+    #: ``throughput`` and ``dropped_events``.
+    min_requests: int = Field(default=10, ge=0)
+
+    @field_validator("threshold")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("threshold must be a finite number")
+        return value
+
+    @property
+    def window_seconds(self) -> int:
+        return WINDOW_SECONDS[self.window]
+
+
+#: Rule kind -> model. The anomaly work adds ``"anomaly"`` here.
+RULE_KINDS: dict[str, type[RuleBase]] = {"threshold": ThresholdRule}
+
+#: Any rule (a kind's model); typed as the base so new kinds fit.
+AlertRule = RuleBase
+
+
+def compare(value: float, comparator: str, threshold: float) -> bool:
+    if comparator == ">":
+        return value > threshold
+    if comparator == ">=":
+        return value >= threshold
+    if comparator == "<":
+        return value < threshold
+    if comparator == "<=":
+        return value <= threshold
+    raise ValueError(f"unknown comparator {comparator!r}")
+
+
+def rule_error_details(error: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> list[Any]:
+    details = []
+    for problem in error.errors():
+        loc = [*prefix, *problem["loc"]]
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field"
+        details.append({"loc": loc, "msg": message, "type": problem["type"]})
+    return details
+
+
+def parse_rule(data: Any, *, prefix: tuple[str | int, ...] = ()) -> RuleBase:
+    """Validate one rule document; raises :class:`RuleError` naming the field."""
+    if not isinstance(data, dict):
+        raise RuleError([{"loc": [*prefix], "msg": "a rule must be an object", "type": "type"}])
+    kind = data.get("kind", "threshold")
+    model = RULE_KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise RuleError(
+            [
+                {
+                    "loc": [*prefix, "kind"],
+                    "msg": f"unknown rule kind {kind!r}; known: {', '.join(RULE_KINDS)}",
+                    "type": "value_error",
+                }
+            ]
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RuleError(rule_error_details(exc, prefix=prefix)) from None

@@ -1,0 +1,170 @@
+"""``AlertSystem``: the alert store, channels, dispatcher and engine, built from settings.
+
+The composition root (:mod:`modelmonitor.runtime`, or ``create_app`` on its own)
+builds one per process. Every process serves the API from it; processes that
+hold live windows also run the engine (``evaluate=True``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from modelmonitor.alerts.channels import (
+    ChannelConfigError,
+    NotificationChannel,
+    build_channels,
+    unknown_channels,
+)
+from modelmonitor.alerts.dispatch import Dispatcher
+from modelmonitor.alerts.engine import AlertEngine
+from modelmonitor.alerts.rules import RuleBase, RuleError, parse_rule
+from modelmonitor.alerts.store import AlertStore, create_alert_store
+from modelmonitor.live.base import LiveState
+from modelmonitor.settings import ConfigError, Settings
+from modelmonitor.types import Clock
+
+__all__ = ["AlertSystem", "config_rules", "validate_alerting"]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "rule"
+
+
+def config_rules(
+    documents: list[dict[str, Any]], *, channel_types: dict[str, str], now: float
+) -> list[RuleBase]:
+    """The ``alert_rules`` setting as rules with ids ``config-<name>``; raises
+    :class:`ConfigError` naming the field."""
+    rules: list[RuleBase] = []
+    problems: list[str] = []
+    for index, document in enumerate(documents):
+        try:
+            rule = parse_rule(document, prefix=("alert_rules", index))
+        except RuleError as exc:
+            problems.extend(str(exc).split("; "))
+            continue
+        for entry in unknown_channels(rule.channels, channel_types):
+            problems.append(
+                f"alert_rules.{index}.channels: no channel or channel type named {entry!r}"
+            )
+        rule.id = f"config-{_slug(rule.name)}"
+        rule.source = "config"
+        rule.created_at = rule.updated_at = now
+        rules.append(rule)
+    ids = [rule.id for rule in rules]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        problems.append(f"alert_rules: rule names must be unique ({', '.join(duplicates)})")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return rules
+
+
+def validate_alerting(
+    settings: Settings, *, now: float = 0.0
+) -> tuple[list[RuleBase], dict[str, NotificationChannel[Any]]]:
+    """The ``alert_rules`` and ``notification_channels`` settings, validated; raises
+    :class:`ConfigError` with one line per problem, naming the field."""
+    problems: list[str] = []
+    channels: dict[str, NotificationChannel[Any]] = {}
+    try:
+        channels = build_channels(settings.notification_channels)
+    except ChannelConfigError as exc:
+        problems.append(str(exc))
+    # Channel names are checked against the configured names, broken or not.
+    types = {name: channel.type for name, channel in channels.items()}
+    for name, raw in settings.notification_channels.items():
+        types.setdefault(name, str(raw.get("type", name)) if isinstance(raw, dict) else name)
+    rules: list[RuleBase] = []
+    try:
+        rules = config_rules(settings.alert_rules, channel_types=types, now=now)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return rules, channels
+
+
+class AlertSystem:
+    def __init__(
+        self,
+        *,
+        store: AlertStore,
+        channels: dict[str, NotificationChannel[Any]],
+        live: LiveState,
+        clock: Clock = time.time,
+        interval_seconds: float = 5.0,
+        configured_services: list[str] | None = None,
+        rules: list[RuleBase] | None = None,
+        own_store: bool = True,
+    ) -> None:
+        self.store = store
+        self.channels = channels
+        self.clock = clock
+        self.dispatcher = Dispatcher(channels=channels, store=store, clock=clock)
+        self.engine = AlertEngine(
+            store=store,
+            live=live,
+            dispatcher=self.dispatcher,
+            clock=clock,
+            interval_seconds=interval_seconds,
+            configured_services=configured_services,
+        )
+        self._config_rules = list(rules or [])
+        self._own_store = own_store
+        self._started = False
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        live: LiveState,
+        clock: Clock = time.time,
+        store: AlertStore | None = None,
+    ) -> AlertSystem:
+        """Validate the alerting settings (raises :class:`ConfigError`) and build."""
+        rules, channels = validate_alerting(settings, now=clock())
+        return cls(
+            store=store or create_alert_store(settings.effective_database_url),
+            channels=channels,
+            live=live,
+            clock=clock,
+            interval_seconds=settings.alert_evaluation_interval_seconds,
+            configured_services=[s.name for s in settings.effective_services],
+            rules=rules,
+            own_store=store is None,
+        )
+
+    @property
+    def channel_types(self) -> dict[str, str]:
+        return {name: channel.type for name, channel in self.channels.items()}
+
+    async def start(self, *, evaluate: bool = True) -> None:
+        if self._own_store:
+            await self.store.connect()
+        await self.load_config_rules()
+        await self.dispatcher.start()
+        if evaluate:
+            await self.engine.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        await self.dispatcher.stop()
+        if self._own_store:
+            await self.store.close()
+        self._started = False
+
+    async def load_config_rules(self) -> None:
+        """Store the config file's rules; drop config rules no longer in it."""
+        wanted = {rule.id: rule for rule in self._config_rules}
+        for existing in await self.store.list_rules():
+            if existing.source == "config" and existing.id not in wanted:
+                await self.store.delete_rule(existing.id)
+            elif existing.id in wanted:
+                wanted[existing.id].created_at = existing.created_at
+        for rule in wanted.values():
+            await self.store.put_rule(rule)

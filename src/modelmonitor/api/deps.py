@@ -1,0 +1,88 @@
+"""Request-scoped access to what ``create_app`` built: settings, store, live state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, NoReturn
+
+import msgspec
+from fastapi import Depends, HTTPException, Request
+
+from modelmonitor.live.base import LiveState
+from modelmonitor.settings import Settings
+from modelmonitor.storage.base import EventStore
+from modelmonitor.types import Clock
+
+__all__ = [
+    "ApiContext",
+    "ComponentHealth",
+    "Context",
+    "invalid",
+    "json_response",
+    "not_found",
+]
+
+
+class ComponentHealth(msgspec.Struct, kw_only=True):
+    status: str  # "ok" | "degraded" | "down"
+    detail: str = ""
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    store: EventStore
+    live: LiveState
+    clock: Clock
+    started_at: float
+    #: Extra health sources (the worker and proxy of ``modelmonitor up``).
+    health_sources: list[Callable[[], dict[str, ComponentHealth]]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def known_services(self) -> set[str]:
+        names = {service.name for service in self.settings.effective_services}
+        names.update(summary.name for summary in await self.store.services())
+        names.update(entry.service for entry in (await self.live.snapshot()).services)
+        return names
+
+    async def require_service(self, name: str) -> None:
+        if name not in await self.known_services():
+            not_found(f"unknown service {name!r}")
+
+
+def _context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ApiContext, Depends(_context)]
+
+
+def invalid(field_name: str, message: str, *, where: str = "query") -> NoReturn:
+    """A 422 shaped like FastAPI's own validation errors, naming the field."""
+    raise HTTPException(
+        status_code=422,
+        detail=[{"loc": [where, field_name], "msg": message, "type": "value_error"}],
+    )
+
+
+def not_found(message: str) -> NoReturn:
+    raise HTTPException(status_code=404, detail=message)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(
+    value: Any, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Any:
+    """Encode msgspec structs (and plain data) straight to a JSON response."""
+    from fastapi.responses import Response
+
+    return Response(
+        content=_encoder.encode(value),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )

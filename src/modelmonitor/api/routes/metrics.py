@@ -1,0 +1,193 @@
+"""Metrics: realtime windows, historical series (JSON or CSV) and per-route summaries."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import msgspec
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from modelmonitor.api._openapi import schema_response
+from modelmonitor.api.deps import ApiContext, Context, invalid, json_response
+from modelmonitor.live.base import WINDOWS, LiveSnapshot, ServiceLive, WindowStats
+from modelmonitor.live.windows import service_status
+from modelmonitor.pipeline.history import (
+    METRICS,
+    RouteSummary,
+    Series,
+    choose_step,
+    load_series,
+    route_summaries,
+)
+from modelmonitor.timeparse import parse_duration, parse_time
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["metrics"])
+
+DEFAULT_METRICS = "requests,error_rate,p50,p95,p99"
+
+
+class HistoricalSeries(msgspec.Struct, kw_only=True):
+    service: str
+    route: str | None
+    start: float
+    end: float
+    step_seconds: int
+    capped: bool = False
+    series: list[Series]
+
+
+class RouteList(msgspec.Struct, kw_only=True):
+    start: float
+    end: float
+    routes: list[RouteSummary]
+
+
+async def realtime_snapshot(context: ApiContext, service: str | None) -> LiveSnapshot:
+    """The live snapshot, with configured services that saw no traffic listed as idle."""
+    snapshot = await context.live.snapshot(service=service)
+    present = {entry.service for entry in snapshot.services}
+    configured = [s.name for s in context.settings.effective_services]
+    missing = [name for name in configured if name not in present and service in (None, name)]
+    for name in missing:
+        windows = {label: WindowStats(window_seconds=seconds) for label, seconds in WINDOWS.items()}
+        snapshot.services.append(
+            ServiceLive(
+                service=name,
+                status=service_status(windows["1m"], last_seen=None, now=snapshot.at),
+                windows=windows,
+            )
+        )
+    snapshot.services.sort(key=lambda entry: entry.service)
+    return snapshot
+
+
+@router.get(
+    "/metrics/realtime",
+    responses=schema_response(LiveSnapshot),
+    summary="Live windows (1 s, 10 s, 1 min, 5 min) per service and route",
+)
+async def realtime(
+    context: Context,
+    service: Annotated[str | None, Query(description="Only this service")] = None,
+) -> object:
+    if service is not None:
+        await context.require_service(service)
+    return json_response(await realtime_snapshot(context, service))
+
+
+def _time_range(context: ApiContext, start: str, end: str) -> tuple[float, float, bool]:
+    now = context.clock()
+    try:
+        end_at = parse_time(end, now=now)
+    except ValueError as exc:
+        invalid("end", str(exc))
+    try:
+        start_at = parse_time(start, now=now)
+    except ValueError as exc:
+        invalid("start", str(exc))
+    if start_at >= end_at:
+        invalid("start", "start must be before end")
+    capped = False
+    oldest = end_at - context.settings.retention_rollups
+    if start_at < oldest:
+        start_at, capped = oldest, True
+    return start_at, end_at, capped
+
+
+@router.get(
+    "/metrics/historical",
+    responses=schema_response(HistoricalSeries),
+    summary="Series over time from per-minute rollups (JSON, or CSV with format=csv)",
+)
+async def historical(
+    context: Context,
+    service: Annotated[str, Query(min_length=1)],
+    route: str | None = None,
+    metric: Annotated[
+        str, Query(description=f"Comma-separated; any of {', '.join(METRICS)}")
+    ] = DEFAULT_METRICS,
+    start: Annotated[str, Query(description="ISO-8601, -1h, now or Unix seconds")] = "-1h",
+    end: Annotated[str, Query(description="ISO-8601, -5m, now or Unix seconds")] = "now",
+    step: Annotated[str | None, Query(description="60s, 5m, 1h...; chosen when absent")] = None,
+    format: Literal["json", "csv"] = "json",
+) -> object:
+    metrics = [name.strip() for name in metric.split(",") if name.strip()]
+    unknown = [name for name in metrics if name not in METRICS]
+    if not metrics or unknown:
+        invalid(
+            "metric", f"unknown metric {', '.join(unknown) or '(none)'}; use {', '.join(METRICS)}"
+        )
+    start_at, end_at, capped = _time_range(context, start, end)
+    requested = None
+    if step is not None:
+        try:
+            requested = parse_duration(step)
+        except ValueError as exc:
+            invalid("step", str(exc))
+        if requested <= 0:
+            invalid("step", "step must be positive")
+    step_seconds = choose_step(
+        start_at, end_at, requested=requested, max_points=context.settings.max_history_points
+    )
+    await context.require_service(service)
+    series = await load_series(
+        context.store,
+        service=service,
+        route=route,
+        metrics=metrics,
+        start=start_at,
+        end=end_at,
+        step=step_seconds,
+    )
+    result = HistoricalSeries(
+        service=service,
+        route=route,
+        start=start_at,
+        end=end_at,
+        step_seconds=step_seconds,
+        capped=capped,
+        series=series,
+    )
+    if format == "csv":
+        return _csv(result)
+    return json_response(result)
+
+
+def _csv(result: HistoricalSeries) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["timestamp", *[f"{s.metric}_{s.unit}" for s in result.series]])
+    if result.series:
+        for index, (t, _) in enumerate(result.series[0].points):
+            stamp = datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+            values = [s.points[index][1] for s in result.series]
+            writer.writerow([stamp, *["" if v is None else repr(v) for v in values]])
+    filename = f"{result.service}-{int(result.start)}-{int(result.end)}.csv"
+    return Response(
+        content=out.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/routes",
+    responses=schema_response(RouteList),
+    summary="Per-route totals and percentiles over a range (slowest, most failing)",
+)
+async def routes(
+    context: Context,
+    service: Annotated[str, Query(min_length=1)],
+    start: str = "-1h",
+    end: str = "now",
+) -> object:
+    start_at, end_at, _ = _time_range(context, start, end)
+    await context.require_service(service)
+    summaries = await route_summaries(context.store, service=service, start=start_at, end=end_at)
+    return json_response(RouteList(start=start_at, end=end_at, routes=summaries))

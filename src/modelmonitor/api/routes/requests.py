@@ -1,0 +1,100 @@
+"""``GET /api/v1/requests``: recent raw events, filtered, with cursor pagination."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Literal
+
+import msgspec
+from fastapi import APIRouter, Query
+
+from modelmonitor.api._openapi import schema_response
+from modelmonitor.api.deps import Context, invalid, json_response
+from modelmonitor.events import RequestEvent
+from modelmonitor.storage.base import RequestFilter
+from modelmonitor.timeparse import parse_time
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["requests"])
+
+
+class RequestRecord(msgspec.Struct, kw_only=True):
+    id: str
+    start: float
+    service: str
+    method: str
+    route: str
+    path: str
+    status: int
+    latency_seconds: float
+    ttfb_seconds: float
+    request_bytes: int
+    response_bytes: int
+    error: str
+    model: str
+    client: str
+
+
+class RequestPage(msgspec.Struct, kw_only=True):
+    requests: list[RequestRecord]
+    next_cursor: str | None
+
+
+def _record(event: RequestEvent) -> RequestRecord:
+    return RequestRecord(**msgspec.structs.asdict(event))
+
+
+def encode_cursor(start: float, event_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{start!r}|{event_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, event_id = raw.split("|", 1)
+        return float(start), event_id
+    except (ValueError, UnicodeDecodeError):
+        invalid("cursor", "not a cursor returned by this endpoint")
+
+
+@router.get("/requests", responses=schema_response(RequestPage), summary="Recent requests")
+async def recent_requests(
+    context: Context,
+    service: str | None = None,
+    route: str | None = None,
+    method: str | None = None,
+    status_class: Literal["1xx", "2xx", "3xx", "4xx", "5xx", "err"] | None = None,
+    errors_only: bool = False,
+    min_latency_ms: Annotated[float | None, Query(ge=0)] = None,
+    start: str | None = None,
+    end: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> object:
+    now = context.clock()
+    bounds: dict[str, float | None] = {"start": None, "end": None}
+    for name, text in (("start", start), ("end", end)):
+        if text is not None:
+            try:
+                bounds[name] = parse_time(text, now=now)
+            except ValueError as exc:
+                invalid(name, str(exc))
+    if service is not None:
+        await context.require_service(service)
+    query = RequestFilter(
+        service=service,
+        route=route,
+        method=method.upper() if method else None,
+        status_class=status_class,
+        errors_only=errors_only,
+        min_latency_seconds=min_latency_ms / 1000.0 if min_latency_ms is not None else None,
+        start=bounds["start"],
+        end=bounds["end"],
+        before=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    events = await context.store.recent_requests(query)
+    page = events[:limit]
+    next_cursor = encode_cursor(page[-1].start, page[-1].id) if len(events) > limit else None
+    return json_response(RequestPage(requests=[_record(e) for e in page], next_cursor=next_cursor))

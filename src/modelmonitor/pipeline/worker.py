@@ -1,0 +1,155 @@
+"""The worker: consume batches, store them, update live windows, then ack.
+
+At-least-once end to end: a delivery is acked only after the store committed it,
+and the store is idempotent on event id, so redelivery never stores twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from modelmonitor.bus.base import Delivery, EventBus
+from modelmonitor.events import EventBatch, decode_batch
+from modelmonitor.live.base import LiveState
+from modelmonitor.storage.base import EventStore
+from modelmonitor.types import Clock
+
+__all__ = ["BatchHook", "Worker", "WorkerStats"]
+
+log = logging.getLogger("modelmonitor.worker")
+
+#: Called after each stored batch (alerting hooks in here); must not raise.
+BatchHook = Callable[[EventBatch], Awaitable[None]]
+
+
+class WorkerStats(msgspec.Struct, kw_only=True):
+    batches_total: int = 0
+    events_stored_total: int = 0
+    duplicates_total: int = 0
+    rejected_total: int = 0
+    store_failures_total: int = 0
+    live_failures_total: int = 0
+    last_batch_at: float | None = None
+    store_ok: bool = True
+    last_error: str = ""
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        store: EventStore,
+        live: LiveState,
+        prefetch: int = 32,
+        retention_raw_seconds: float | None = None,
+        retention_rollups_seconds: float | None = None,
+        retention_every_seconds: float = 600.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self._bus = bus
+        self._store = store
+        self._live = live
+        self._prefetch = prefetch
+        self._retention = (retention_raw_seconds, retention_rollups_seconds)
+        self._retention_every = retention_every_seconds
+        self._clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stats = WorkerStats()
+        self.hooks: list[BatchHook] = []
+        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=prefetch)
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._pump(), name="worker-pump"))
+        self._tasks.append(asyncio.create_task(self._process(), name="worker-process"))
+        if any(self._retention):
+            self._tasks.append(asyncio.create_task(self._retain(), name="worker-retention"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _pump(self) -> None:
+        async for delivery in self._bus.consume(prefetch=self._prefetch):
+            await self._inbox.put(delivery)
+
+    async def _process(self) -> None:
+        while True:
+            deliveries = [await self._inbox.get()]
+            while not self._inbox.empty() and len(deliveries) < self._prefetch:
+                deliveries.append(self._inbox.get_nowait())
+            await self.handle(*deliveries)
+
+    async def handle(self, *deliveries: Delivery) -> None:
+        """Store deliveries in one transaction (retrying until it commits), then ack them."""
+        batches: list[EventBatch] = []
+        accepted: list[Delivery] = []
+        for delivery in deliveries:
+            try:
+                batches.append(decode_batch(delivery.body))
+                accepted.append(delivery)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.stats.rejected_total += 1
+                log.warning("dropping an undecodable message from the bus: %s", exc)
+                await delivery.reject(requeue=False)
+        if not batches:
+            return
+        events = [event for batch in batches for event in batch.events]
+        delay = 0.1
+        while True:
+            try:
+                fresh = await self._store.write_batch(events)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any store failure means: keep the messages, retry
+                self.stats.store_ok = False
+                self.stats.store_failures_total += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("store write failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.stats.store_ok = True
+        for batch in batches:
+            try:
+                await self._live.record(batch)
+            except Exception as exc:  # noqa: BLE001 - live state is best effort; storage is the record
+                self.stats.live_failures_total += 1
+                log.warning("live state update failed: %s", exc)
+        for delivery in accepted:
+            await delivery.ack()
+        self.stats.batches_total += len(batches)
+        self.stats.events_stored_total += fresh
+        self.stats.duplicates_total += len(events) - fresh
+        self.stats.last_batch_at = self._clock()
+        for batch in batches:
+            for hook in self.hooks:
+                try:
+                    await hook(batch)
+                except Exception:  # a hook must never stop ingestion
+                    log.exception("batch hook %r failed", hook)
+
+    async def _retain(self) -> None:
+        raw, rollups = self._retention
+        while True:
+            now = self._clock()
+            try:
+                deleted = await self._store.delete_before(
+                    raw_before=now - raw if raw else 0.0,
+                    rollups_before=now - rollups if rollups else 0.0,
+                )
+                if any(deleted):
+                    log.info("retention removed %d events and %d rollup rows", *deleted)
+            except Exception as exc:  # noqa: BLE001 - retention retries on its next round
+                log.warning("retention failed: %s", exc)
+            await asyncio.sleep(self._retention_every)

@@ -1,0 +1,488 @@
+"""The client side: parse requests, forward them upstream, answer, record one event each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from time import perf_counter, time
+from typing import TYPE_CHECKING
+
+import httptools
+
+from modelmonitor.events import RequestEvent
+from modelmonitor.proxy.exchange import Exchange
+from modelmonitor.proxy.http import (
+    CRLF,
+    LAST_CHUNK,
+    METHODS,
+    REQUEST_SPECIAL,
+    chunk_header,
+    connection_tokens,
+    error_response,
+)
+from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
+
+if TYPE_CHECKING:
+    from modelmonitor.proxy.service import Listener, Service
+
+__all__ = ["ClientConnection"]
+
+# Reasons to stop reading from the client (bit flags; reading resumes when none is left).
+BLOCK_UPSTREAM_FULL = 1  # the upstream socket is not taking the body fast enough
+BLOCK_WAITING = 2  # body buffered while an upstream connection is being opened
+BLOCK_PIPELINE = 4  # a pipelined request waits for the one before it
+
+#: Body bytes buffered per request while no upstream connection is ready.
+PENDING_LIMIT = 256 * 1024
+_HEAD = b"HEAD"
+
+
+def _origin_form(url: bytes) -> bytes:
+    """``http://host/p?q`` -> ``/p?q`` (absolute-form targets from proxy-aware clients)."""
+    if url.startswith((b"http://", b"https://")):
+        slash = url.find(b"/", url.find(b"//") + 2)
+        return url[slash:] if slash >= 0 else b"/"
+    return url
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client connection: requests are answered in order (pipelining is queued)."""
+
+    __slots__ = (
+        "closed",
+        "current",
+        "headers",
+        "listener",
+        "parser",
+        "peer",
+        "peer_bytes",
+        "queue",
+        "read_block",
+        "reading",
+        "stop_reading",
+        "transport",
+        "url",
+        "write_paused",
+    )
+
+    transport: asyncio.Transport
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        #: The exchange being answered, and the one whose request is being read.
+        self.current: Exchange | None = None
+        self.reading: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.read_block = 0
+        self.write_paused = False
+        self.closed = False
+        self.stop_reading = False
+        self.peer = ""
+        self.peer_bytes = b""
+
+    # -- asyncio callbacks -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self.peer = str(peer[0])
+            self.peer_bytes = self.peer.encode()
+        self.listener.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.listener.connections.discard(self)
+        current, self.current = self.current, None
+        if current is not None:
+            self._abandon(current)
+        while self.queue:
+            self._abandon(self.queue.popleft())
+
+    def eof_received(self) -> bool:
+        if self.reading is not None or self.current is None:
+            return False  # a request cut short, or nothing to answer: close
+        # Half-closed after a complete request: answer it, then close.
+        self.stop_reading = True
+        self.current.close_client = True
+        for exchange in self.queue:
+            exchange.close_client = True
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        if self.stop_reading:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # Upgrades (WebSocket) are not proxied: the request went out without
+            # its Upgrade header; answer it and close.
+            self.stop_reading = True
+            last = self.queue[-1] if self.queue else self.current
+            if last is not None:
+                last.close_client = True
+        except httptools.HttpParserError as exc:
+            self._bad_request(str(exc) or "malformed request")
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        exchange = self.current
+        if exchange is not None:
+            upstream = exchange.upstream
+            if upstream is not None and not upstream.read_paused:
+                upstream.read_paused = True
+                upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        exchange = self.current
+        if exchange is not None:
+            upstream = exchange.upstream
+            if upstream is not None and upstream.read_paused:
+                upstream.read_paused = False
+                upstream.transport.resume_reading()
+
+    # -- request parsing (httptools callbacks) -----------------------------
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        url = self.url
+        self.url = b""
+        headers = self.headers
+        self.headers = []
+        parser = self.parser
+        method_bytes = parser.get_method()
+        method = METHODS.get(method_bytes) or method_bytes.decode("latin-1")
+        if url[:1] != b"/":
+            url = _origin_form(url)
+        query = url.find(b"?")
+        path = url if query < 0 else url[:query]
+        listener = self.listener
+        if listener.prefixed:
+            service, strip = listener.route(path)
+        else:
+            service, strip = listener.default, 0
+        if service is None:
+            exchange = Exchange(self, None, method, "", "", b"", time(), perf_counter())
+            exchange.close_client = True
+            exchange.local = error_response(
+                404, "no_service", "no service is configured for this path", close=True
+            )
+            self._dispatch(exchange)
+            return
+        if strip:
+            url = url[strip:]
+            path = path[strip:]
+            if url[:1] != b"/":
+                url = b"/" + url
+                path = b"/" + path
+        base = service.upstream.base_path
+        target = base + url if base else url
+        built = _request_head(self, service, method_bytes, target, headers, None)
+        if built is None:  # Connection named more hop-by-hop headers: drop them too
+            hop: set[bytes] = set()
+            for name, value in headers:
+                if name.lower() == b"connection":
+                    hop |= connection_tokens(value)
+            built = _request_head(self, service, method_bytes, target, headers, hop)
+            assert built is not None
+        head, model, has_body, chunked, expect = built
+        path_text = path.decode("utf-8", "replace")
+        exchange = Exchange(
+            self,
+            service,
+            method,
+            path_text,
+            service.template(path_text),
+            head,
+            time(),
+            perf_counter(),
+        )
+        exchange.model = model
+        exchange.chunked_request = chunked
+        exchange.close_client = not parser.should_keep_alive()
+        exchange.http10 = parser.get_http_version() == "1.0"
+        exchange.is_head = method_bytes == _HEAD
+        exchange.expect_continue = expect
+        if has_body and not model and service.json_field:
+            exchange.json_prefix = bytearray()
+        service.in_flight += 1
+        self._dispatch(exchange)
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.reading
+        if exchange is None or exchange.done:
+            return
+        exchange.request_bytes += len(body)
+        prefix = exchange.json_prefix
+        if prefix is not None and len(prefix) < JSON_PREFIX_BYTES:
+            prefix += body[: JSON_PREFIX_BYTES - len(prefix)]
+        if exchange.chunked_request:
+            body = chunk_header(len(body)) + body + CRLF
+        upstream = exchange.upstream
+        if upstream is not None:
+            upstream.send(exchange, body)
+        else:
+            exchange.pending.append(body)
+            exchange.pending_bytes += len(body)
+            if exchange.pending_bytes > PENDING_LIMIT:
+                self.block(BLOCK_WAITING)
+
+    def on_message_complete(self) -> None:
+        exchange = self.reading
+        if exchange is None:
+            return
+        self.reading = None
+        exchange.request_done = True
+        if exchange.done or not exchange.chunked_request:
+            return
+        upstream = exchange.upstream
+        if upstream is not None:
+            upstream.send(exchange, LAST_CHUNK)
+        else:
+            exchange.pending.append(LAST_CHUNK)
+            exchange.pending_bytes += len(LAST_CHUNK)
+
+    # -- exchange lifecycle ------------------------------------------------
+
+    def _dispatch(self, exchange: Exchange) -> None:
+        self.reading = exchange
+        if self.current is None:
+            self.current = exchange
+            self._begin(exchange)
+        else:
+            self.queue.append(exchange)
+            self.block(BLOCK_PIPELINE)
+
+    def _begin(self, exchange: Exchange) -> None:
+        if exchange.local is not None:
+            exchange.status = int(exchange.local[9:12])
+            self.write(exchange.local)
+            self.finish(exchange, "")
+            return
+        service = exchange.service
+        assert service is not None
+        connection = service.upstream.acquire()
+        if connection is not None:
+            connection.attach(exchange)
+        else:
+            service.upstream.connect(exchange)
+
+    def fail(self, exchange: Exchange, status: int, kind: str, detail: str) -> None:
+        """End ``exchange`` with a proxy error: a JSON answer, or a cut-off response."""
+        if exchange.done:
+            return
+        upstream = exchange.upstream
+        if upstream is not None:
+            upstream.detach()
+        if exchange.head_sent:
+            exchange.close_client = True  # the client sees a truncated body
+        else:
+            close = exchange.close_client or not exchange.request_done or exchange.http10
+            exchange.close_client = close
+            exchange.status = status
+            self.write(error_response(status, kind, detail, close=close))
+        self.finish(exchange, kind)
+
+    def finish(self, exchange: Exchange, error: str) -> None:
+        """The response is complete (or given up): record it and move on."""
+        if exchange.done:
+            return
+        exchange.done = True
+        if exchange.service is not None:
+            exchange.service.in_flight -= 1
+            self._record(exchange, error)
+        if self.current is not exchange:
+            return
+        self.current = None
+        if self.read_block & (BLOCK_UPSTREAM_FULL | BLOCK_WAITING):
+            self.unblock(BLOCK_UPSTREAM_FULL | BLOCK_WAITING)
+        if exchange.close_client or self.closed or self.listener.draining:
+            self.close()
+            return
+        queue = self.queue
+        if queue:
+            following = queue.popleft()
+            if not queue:
+                self.unblock(BLOCK_PIPELINE)
+            self.current = following
+            self._begin(following)
+
+    def _abandon(self, exchange: Exchange) -> None:
+        """The client went away before ``exchange`` was answered."""
+        if exchange.done:
+            return
+        upstream = exchange.upstream
+        if upstream is not None:
+            upstream.detach()
+        if not exchange.status:
+            exchange.status = 499
+        exchange.done = True
+        if exchange.service is not None:
+            exchange.service.in_flight -= 1
+            self._record(exchange, "client_disconnect")
+
+    def _record(self, exchange: Exchange, error: str) -> None:
+        service = exchange.service
+        assert service is not None
+        model = exchange.model
+        if not model and exchange.json_prefix:
+            model = json_field(bytes(exchange.json_prefix), service.json_field)
+        listener = self.listener
+        listener.capture.append(
+            RequestEvent(
+                listener.ids(),
+                exchange.start,
+                service.name,
+                exchange.method,
+                exchange.route,
+                exchange.path,
+                exchange.status,
+                perf_counter() - exchange.t0,
+                exchange.ttfb if exchange.ttfb > 0 else 0.0,
+                exchange.request_bytes,
+                exchange.response_bytes,
+                error,
+                model,
+                self.peer,
+            )
+        )
+
+    def _bad_request(self, detail: str) -> None:
+        self.stop_reading = True
+        exchange = self.reading
+        if exchange is not None and not exchange.done:
+            exchange.close_client = True
+            if exchange is self.current:
+                self.fail(exchange, 400, "bad_request", detail)
+            else:  # a pipelined request that will never be complete: drop it
+                self.queue.remove(exchange)
+                exchange.status = 400
+                exchange.done = True
+                if exchange.service is not None:
+                    exchange.service.in_flight -= 1
+                    self._record(exchange, "bad_request")
+                last = self.queue[-1] if self.queue else self.current
+                if last is not None:
+                    last.close_client = True
+            return
+        if self.current is not None:
+            last = self.queue[-1] if self.queue else self.current
+            last.close_client = True  # answer what came before, then close
+            return
+        service = self.listener.default
+        exchange = Exchange(self, service, "", "", "", b"", time(), perf_counter())
+        exchange.close_client = True
+        exchange.local = error_response(400, "bad_request", detail, close=True)
+        if service is not None:
+            service.in_flight += 1
+        self.current = exchange
+        exchange.status = 400
+        self.write(exchange.local)
+        exchange.done = True
+        if service is not None:
+            service.in_flight -= 1
+            self._record(exchange, "bad_request")
+        self.current = None
+        self.close()
+
+    # -- transport helpers -------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def block(self, flag: int) -> None:
+        """Stop reading from the client for ``flag``'s reason."""
+        if not self.read_block and not self.closed:
+            self.transport.pause_reading()
+        self.read_block |= flag
+
+    def unblock(self, flag: int) -> None:
+        """``flag``'s reason is gone; resume reading when no other reason is left."""
+        if self.read_block & flag:
+            self.read_block &= ~flag
+            if not self.read_block and not self.closed:
+                self.transport.resume_reading()
+
+
+def _request_head(
+    client: ClientConnection,
+    service: Service,
+    method: bytes,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    hop: set[bytes] | None,
+) -> tuple[bytes, str, bool, bool, bool] | None:
+    """The request head as sent upstream, plus (model, has_body, chunked, expect).
+
+    ``None`` when a ``Connection`` header names further hop-by-hop headers and
+    ``hop`` was not given: the caller collects them and calls again.
+    """
+    parts = [method, b" ", target, b" HTTP/1.1\r\n", b""]
+    model = ""
+    model_header = service.model_header
+    special = REQUEST_SPECIAL
+    host: bytes | None = None
+    forwarded_for: bytes | None = None
+    has_proto = has_host = has_body = chunked = expect = False
+    for name, value in headers:
+        lower = name.lower()
+        if hop is not None and lower in hop:
+            continue
+        action = special.get(lower)
+        if action is None:
+            if lower == model_header:
+                model = value.decode("latin-1")
+            parts += (name, b": ", value, CRLF)
+        elif action == 1:
+            host = value
+        elif action == 9:
+            has_body = value != b"0"
+            parts += (name, b": ", value, CRLF)
+        elif action == 4:
+            chunked = has_body = True
+        elif action == 2:
+            if hop is None and connection_tokens(value) - {b"close", b"keep-alive"}:
+                return None
+        elif action == 5:
+            expect = value.lower() == b"100-continue"
+        elif action == 6:
+            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
+        elif action == 7:
+            has_proto = True
+            parts += (name, b": ", value, CRLF)
+        elif action == 8:
+            has_host = True
+            parts += (name, b": ", value, CRLF)
+    if service.preserve_host and host is not None:
+        parts[4] = b"Host: " + host + CRLF
+    else:
+        parts[4] = service.upstream.host_header
+    if service.forwarded:
+        peer = client.peer_bytes
+        forwarded_for = forwarded_for + b", " + peer if forwarded_for else peer
+        parts += (b"X-Forwarded-For: ", forwarded_for, CRLF)
+        if not has_proto:
+            parts += (b"X-Forwarded-Proto: ", client.listener.scheme, CRLF)
+        if not has_host and host is not None:
+            parts += (b"X-Forwarded-Host: ", host, CRLF)
+    elif forwarded_for is not None:
+        parts += (b"X-Forwarded-For: ", forwarded_for, CRLF)
+    if chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    parts.append(CRLF)
+    return b"".join(parts), model, has_body, chunked, expect

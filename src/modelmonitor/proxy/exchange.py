@@ -1,0 +1,103 @@
+"""The state of one proxied request/response pair (plain slots, no behaviour)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelmonitor.proxy.client import ClientConnection
+    from modelmonitor.proxy.service import Service
+    from modelmonitor.proxy.upstream import UpstreamConnection
+
+__all__ = ["REPLAY_LIMIT", "Exchange"]
+
+#: Request bytes kept for a replay on a fresh connection when a pooled one
+#: turns out to be dead before answering.
+REPLAY_LIMIT = 64 * 1024
+
+
+class Exchange:
+    """One request: what the client sent, where it is forwarded, what came back."""
+
+    __slots__ = (
+        "chunked_request",
+        "chunked_response",
+        "client",
+        "close_client",
+        "close_delimited",
+        "done",
+        "expect_continue",
+        "head",
+        "head_sent",
+        "http10",
+        "is_head",
+        "json_prefix",
+        "keep_alive",
+        "local",
+        "method",
+        "model",
+        "path",
+        "pending",
+        "pending_bytes",
+        "replay",
+        "replay_bytes",
+        "request_bytes",
+        "request_done",
+        "response_bytes",
+        "retried",
+        "route",
+        "service",
+        "start",
+        "status",
+        "t0",
+        "ttfb",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        client: ClientConnection,
+        service: Service | None,
+        method: str,
+        path: str,
+        route: str,
+        head: bytes,
+        start: float,
+        t0: float,
+    ) -> None:
+        self.client = client
+        self.service = service
+        self.method = method
+        self.path = path
+        self.route = route
+        #: Request line and headers as sent upstream.
+        self.head = head
+        self.start = start
+        self.t0 = t0
+        self.ttfb = -1.0
+        self.status = 0
+        self.request_bytes = 0
+        self.response_bytes = 0
+        self.model = ""
+        self.json_prefix: bytearray | None = None
+        self.chunked_request = False
+        self.chunked_response = False
+        self.close_delimited = False
+        self.close_client = False
+        self.keep_alive = True
+        self.http10 = False
+        self.is_head = False
+        self.expect_continue = False
+        self.request_done = False
+        self.head_sent = False
+        self.done = False
+        self.retried = False
+        #: A complete local answer (404, 400) instead of forwarding.
+        self.local: bytes | None = None
+        #: Body pieces (already framed) waiting for an upstream connection.
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        #: Everything written to a reused pooled connection, while small enough.
+        self.replay: list[bytes] | None = None
+        self.replay_bytes = 0
+        self.upstream: UpstreamConnection | None = None

@@ -1,0 +1,98 @@
+"""HTTP/1.1 wire constants and small helpers shared by the client and upstream sides."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+__all__ = [
+    "CONTINUE",
+    "CRLF",
+    "LAST_CHUNK",
+    "METHODS",
+    "REQUEST_SPECIAL",
+    "RESPONSE_SPECIAL",
+    "chunk_header",
+    "connection_tokens",
+    "error_response",
+    "status_line",
+]
+
+CRLF = b"\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+#: Request headers the proxy handles itself (lower-case name -> action code).
+#: 1 host, 2 connection, 3 hop-by-hop (dropped), 4 transfer-encoding (re-framed),
+#: 5 expect, 6 x-forwarded-for, 7 x-forwarded-proto, 8 x-forwarded-host, 9 content-length.
+REQUEST_SPECIAL: dict[bytes, int] = {
+    b"host": 1,
+    b"connection": 2,
+    b"keep-alive": 3,
+    b"proxy-connection": 3,
+    b"te": 3,
+    b"trailer": 3,
+    b"upgrade": 3,
+    b"transfer-encoding": 4,
+    b"expect": 5,
+    b"x-forwarded-for": 6,
+    b"x-forwarded-proto": 7,
+    b"x-forwarded-host": 8,
+    b"content-length": 9,
+}
+
+#: Response headers the proxy handles itself: 2 connection, 3 hop-by-hop (dropped),
+#: 4 transfer-encoding (re-framed), 9 content-length.
+RESPONSE_SPECIAL: dict[bytes, int] = {
+    b"connection": 2,
+    b"keep-alive": 3,
+    b"proxy-connection": 3,
+    b"te": 3,
+    b"trailer": 3,
+    b"upgrade": 3,
+    b"transfer-encoding": 4,
+    b"content-length": 9,
+}
+
+#: Interned method names (bytes from the parser -> str for events).
+METHODS: dict[bytes, str] = {
+    m.encode(): m
+    for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT")
+}
+
+_STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
+_CHUNK_HEADERS = [b"%x\r\n" % n for n in range(4096)]
+
+
+def status_line(status: int, reason: bytes) -> bytes:
+    """``HTTP/1.1 200 OK\\r\\n``, cached per (status, reason)."""
+    key = (status, reason)
+    line = _STATUS_LINES.get(key)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+        if len(_STATUS_LINES) < 1024:
+            _STATUS_LINES[key] = line
+    return line
+
+
+def chunk_header(size: int) -> bytes:
+    """The chunk-size line of a chunked body."""
+    return _CHUNK_HEADERS[size] if size < 4096 else b"%x\r\n" % size
+
+
+def connection_tokens(value: bytes) -> set[bytes]:
+    """Lower-case tokens of a ``Connection`` header value."""
+    return {token.strip() for token in value.lower().split(b",") if token.strip()}
+
+
+def error_response(status: int, kind: str, detail: str, *, close: bool) -> bytes:
+    """A complete JSON error response the proxy answers with itself."""
+    body = json.dumps({"error": kind, "detail": detail, "status": status}).encode()
+    reason = HTTPStatus(status).phrase.encode()
+    head = (
+        b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"X-ModelMonitor-Error: %s\r\n" % (status, reason, len(body), kind.encode())
+    )
+    if close:
+        head += b"Connection: close\r\n"
+    return head + CRLF + body

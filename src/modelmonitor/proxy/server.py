@@ -1,0 +1,187 @@
+"""ProxyServer: listeners, service routing and upstream timeouts around the forwarding core.
+
+Services with their own ``listen`` get their own socket; the rest share the main
+``listen`` port by ``path_prefix`` (at most one without a prefix takes the rest).
+The request path only appends events to the :class:`CaptureBuffer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Sequence
+
+from modelmonitor.events import EventIdFactory
+from modelmonitor.proxy.capture import CaptureBuffer
+from modelmonitor.proxy.client import ClientConnection
+from modelmonitor.proxy.service import Listener, Service
+from modelmonitor.settings import ServiceConfig, parse_host_port
+
+__all__ = ["ProxyServer"]
+
+log = logging.getLogger(__name__)
+
+
+class ProxyServer:
+    """HTTP/1.1 reverse proxy on asyncio protocols with httptools parsing.
+
+    Run it on uvloop for speed (``uvloop.run`` or the uvloop event loop policy);
+    it works on the default loop too.
+    """
+
+    def __init__(
+        self,
+        services: Sequence[ServiceConfig],
+        *,
+        listen: str,
+        capture: CaptureBuffer,
+        ids: EventIdFactory | None = None,
+        max_idle_per_service: int = 512,
+        backlog: int = 2048,
+    ) -> None:
+        self.capture = capture
+        self._ids = ids or EventIdFactory()
+        self._backlog = backlog
+        self.services = [Service(config, max_idle=max_idle_per_service) for config in services]
+        groups: dict[str, list[Service]] = {}
+        main_key = listen
+        groups[main_key] = []
+        for service in self.services:
+            groups.setdefault(service.config.listen or main_key, []).append(service)
+        self._plan: list[tuple[str, int, Listener]] = []
+        for key, group in groups.items():
+            if key == main_key and not group and self.services:
+                continue  # every service has its own port: no main listener needed
+            host, port = parse_host_port(key)
+            self._plan.append((host, port, Listener(group, capture=capture, ids=self._ids)))
+        self._servers: list[asyncio.Server] = []
+        self._bound: list[tuple[str, int]] = []
+        self._by_service: dict[str, tuple[str, int]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind every listener; raises ``OSError`` when an address is taken."""
+        loop = asyncio.get_running_loop()
+        try:
+            for host, port, listener in self._plan:
+                server = await loop.create_server(
+                    functools.partial(ClientConnection, listener),
+                    host,
+                    port,
+                    reuse_address=True,
+                    backlog=self._backlog,
+                )
+                self._servers.append(server)
+                bound = server.sockets[0].getsockname()
+                address = (str(bound[0]), int(bound[1]))
+                self._bound.append(address)
+                members = list(listener.prefixed)
+                names = [service.name for _, _, service in members]
+                if listener.default is not None:
+                    names.append(listener.default.name)
+                for name in names:
+                    self._by_service[name] = address
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+        self._sweeper = loop.create_task(self._sweep(), name="modelmonitor-proxy-timeouts")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let in-flight requests finish for ``grace`` seconds, close."""
+        for server in self._servers:
+            server.close()
+        listeners = [listener for _, _, listener in self._plan]
+        for listener in listeners:
+            listener.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline:
+            for listener in listeners:
+                for connection in list(listener.connections):
+                    if connection.current is None:
+                        connection.close()
+            if not any(listener.connections for listener in listeners):
+                break
+            await asyncio.sleep(0.02)
+        for listener in listeners:
+            for connection in list(listener.connections):
+                if not connection.closed:
+                    connection.closed = True
+                    connection.transport.abort()
+        for service in self.services:
+            service.upstream.close()
+            for upstream in list(service.upstream.busy):
+                upstream.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        for server in self._servers:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await server.wait_closed()
+        self._servers.clear()
+
+    # -- introspection -----------------------------------------------------
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        """``{service: "host:port"}`` where each service is reachable (real port when 0)."""
+        return {name: _format(address) for name, address in self._by_service.items()}
+
+    @property
+    def bound(self) -> list[tuple[str, int]]:
+        """(host, port) of every listener, in start order."""
+        return list(self._bound)
+
+    def address_for(self, service: str) -> tuple[str, int]:
+        """Where ``service`` is reachable (its own port or the shared one)."""
+        return self._by_service[service]
+
+    def in_flight(self) -> dict[str, int]:
+        """Requests being proxied now, per service."""
+        return {service.name: service.in_flight for service in self.services}
+
+    # -- upstream timeouts -------------------------------------------------
+
+    async def _sweep(self) -> None:
+        """Fail exchanges whose upstream has been silent for the service's timeout.
+
+        One coarse timer for all requests keeps timers off the hot path: each
+        upstream connection counts its reads and writes, and a connection whose
+        count has not moved for ``timeout_seconds`` gets a 504 (or is cut off).
+        """
+        timeouts = [s.timeout for s in self.services if s.timeout > 0]
+        interval = min(1.0, max(0.01, min(timeouts, default=1.0) / 10))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for service in self.services:
+                timeout = service.timeout
+                if timeout <= 0:
+                    continue
+                for connection in list(service.upstream.busy):
+                    exchange = connection.exchange
+                    if exchange is None:
+                        service.upstream.busy.discard(connection)
+                    elif connection.read_paused or connection.activity != connection.seen_activity:
+                        connection.seen_activity = connection.activity
+                        connection.stalled_since = now
+                    elif now - connection.stalled_since >= timeout:
+                        exchange.client.fail(
+                            exchange,
+                            504,
+                            "upstream_timeout",
+                            f"no response from upstream within {timeout:g}s",
+                        )
+
+
+def _format(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

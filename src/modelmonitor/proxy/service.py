@@ -1,0 +1,86 @@
+"""Per-service runtime state and the per-listener router (path prefix -> service)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelmonitor.events import EventIdFactory
+from modelmonitor.proxy.capture import CaptureBuffer
+from modelmonitor.proxy.routes import RouteTemplater
+from modelmonitor.proxy.upstream import UpstreamTarget
+from modelmonitor.settings import ServiceConfig
+
+if TYPE_CHECKING:
+    from modelmonitor.proxy.client import ClientConnection
+
+__all__ = ["Listener", "Service"]
+
+
+class Service:
+    """One monitored service as the hot path needs it: precomputed, no lookups."""
+
+    __slots__ = (
+        "config",
+        "forwarded",
+        "in_flight",
+        "json_field",
+        "model_header",
+        "name",
+        "preserve_host",
+        "template",
+        "timeout",
+        "upstream",
+    )
+
+    def __init__(self, config: ServiceConfig, *, max_idle: int = 512) -> None:
+        self.config = config
+        self.name = config.name
+        self.template = RouteTemplater(config.route_patterns).template
+        self.upstream = UpstreamTarget(config, max_idle=max_idle)
+        self.model_header = config.model_header.lower().encode("latin-1")
+        self.json_field = config.model_json_field or ""
+        self.preserve_host = config.preserve_host
+        self.forwarded = config.forwarded_headers
+        self.timeout = config.timeout_seconds
+        self.in_flight = 0
+
+
+class Listener:
+    """What one listening socket serves: an optional default service and path prefixes."""
+
+    __slots__ = ("capture", "connections", "default", "draining", "ids", "prefixed", "scheme")
+
+    def __init__(
+        self,
+        services: list[Service],
+        *,
+        capture: CaptureBuffer,
+        ids: EventIdFactory,
+        scheme: bytes = b"http",
+    ) -> None:
+        self.default: Service | None = None
+        prefixed: list[tuple[bytes, bool, Service]] = []
+        for service in services:
+            prefix = service.config.path_prefix
+            if prefix is None:
+                self.default = service
+            else:
+                prefixed.append((prefix.encode(), service.config.strip_prefix, service))
+        prefixed.sort(key=lambda item: -len(item[0]))
+        self.prefixed = prefixed
+        self.capture = capture
+        self.ids = ids
+        self.scheme = scheme
+        #: Open client connections (closed on stop).
+        self.connections: set[ClientConnection] = set()
+        #: Set on stop: connections close after their current response.
+        self.draining = False
+
+    def route(self, path: bytes) -> tuple[Service | None, int]:
+        """The service for a request path and how many leading bytes to strip."""
+        for prefix, strip, service in self.prefixed:
+            if path.startswith(prefix):
+                size = len(prefix)
+                if len(path) == size or path[size] == 47:  # "/"
+                    return service, size if strip else 0
+        return self.default, 0

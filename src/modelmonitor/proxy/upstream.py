@@ -1,0 +1,462 @@
+"""The upstream side: a keep-alive pool per service, and the connection protocol that
+writes requests and relays parsed responses to the client as they arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from time import perf_counter
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import httptools
+
+from modelmonitor.proxy.exchange import REPLAY_LIMIT
+from modelmonitor.proxy.http import (
+    CONTINUE,
+    CRLF,
+    LAST_CHUNK,
+    RESPONSE_SPECIAL,
+    chunk_header,
+    connection_tokens,
+    status_line,
+)
+from modelmonitor.settings import ServiceConfig, TLSConfig
+
+if TYPE_CHECKING:
+    from modelmonitor.proxy.exchange import Exchange
+
+__all__ = ["UpstreamConnection", "UpstreamTarget", "tls_context"]
+
+_BLOCK_UPSTREAM_FULL = 1  # ClientConnection read-block flag (see client.py)
+_BODILESS = frozenset((204, 304))
+
+
+def tls_context(tls: TLSConfig) -> ssl.SSLContext:
+    """Client-side TLS for an ``https://`` upstream: verify by default, optional CA and cert."""
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if not tls.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.client_cert is not None:
+        context.load_cert_chain(
+            str(tls.client_cert), str(tls.client_key) if tls.client_key else None
+        )
+    return context
+
+
+class UpstreamTarget:
+    """Where a service forwards to, and its idle keep-alive connections (LIFO)."""
+
+    __slots__ = (
+        "base_path",
+        "busy",
+        "closing",
+        "connect_timeout",
+        "host",
+        "host_header",
+        "idle",
+        "max_idle",
+        "port",
+        "server_hostname",
+        "ssl",
+    )
+
+    def __init__(self, config: ServiceConfig, *, max_idle: int = 512) -> None:
+        parts = urlsplit(config.upstream)
+        self.host = parts.hostname or "127.0.0.1"
+        secure = parts.scheme == "https"
+        default_port = 443 if secure else 80
+        self.port = parts.port or default_port
+        self.ssl = tls_context(config.tls) if secure else None
+        self.server_hostname = (config.tls.server_name or self.host) if secure else None
+        netloc = parts.netloc.rpartition("@")[2]
+        self.host_header = b"Host: " + netloc.encode("idna" if netloc.isascii() else "utf-8")
+        self.host_header += CRLF
+        self.base_path = parts.path.rstrip("/").encode()
+        self.connect_timeout = config.connect_timeout_seconds
+        self.max_idle = max_idle
+        self.idle: list[UpstreamConnection] = []
+        #: Connections with an exchange attached (the timeout sweeper walks them).
+        self.busy: set[UpstreamConnection] = set()
+        self.closing = False
+
+    def acquire(self) -> UpstreamConnection | None:
+        """The most recently used idle connection, or ``None``."""
+        idle = self.idle
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection
+        return None
+
+    def release(self, connection: UpstreamConnection) -> None:
+        """Park a connection that finished a response cleanly."""
+        if self.closing or connection.closed or len(self.idle) >= self.max_idle:
+            connection.close()
+            return
+        if connection.read_paused:
+            connection.read_paused = False
+            connection.transport.resume_reading()
+        connection.reused = True
+        self.idle.append(connection)
+
+    def forget(self, connection: UpstreamConnection) -> None:
+        """A connection closed: drop it from the pool."""
+        self.busy.discard(connection)
+        if connection in self.idle:
+            self.idle.remove(connection)
+
+    def connect(self, exchange: Exchange) -> None:
+        """Open a fresh connection for ``exchange`` in the background."""
+        asyncio.get_running_loop().create_task(self._connect(exchange))
+
+    async def _connect(self, exchange: Exchange) -> None:
+        loop = asyncio.get_running_loop()
+        client = exchange.client
+        try:
+            async with asyncio.timeout(self.connect_timeout or None):
+                _, connection = await loop.create_connection(
+                    lambda: UpstreamConnection(self),
+                    self.host,
+                    self.port,
+                    ssl=self.ssl,
+                    server_hostname=self.server_hostname,
+                )
+        except TimeoutError:
+            detail = f"no connection to {self.host}:{self.port} in {self.connect_timeout:g}s"
+            client.fail(exchange, 504, "upstream_timeout", detail)
+            return
+        except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
+            detail = f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}"
+            client.fail(exchange, 502, "upstream_connect", detail)
+            return
+        if exchange.done:
+            self.release(connection)
+        else:
+            connection.attach(exchange)
+
+    def close(self) -> None:
+        """Close idle connections; busy ones close when their exchange ends."""
+        self.closing = True
+        idle, self.idle = self.idle, []
+        for connection in idle:
+            connection.close()
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to an upstream; serves one exchange at a time."""
+
+    __slots__ = (
+        "activity",
+        "closed",
+        "complete",
+        "exchange",
+        "garbage",
+        "headers",
+        "informational",
+        "keep_alive",
+        "out",
+        "parser",
+        "parser_dirty",
+        "read_paused",
+        "reason",
+        "reused",
+        "seen_activity",
+        "stalled_since",
+        "target",
+        "transport",
+        "write_paused",
+    )
+
+    transport: asyncio.Transport
+
+    def __init__(self, target: UpstreamTarget) -> None:
+        self.target = target
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: Exchange | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.reason = b""
+        self.out: list[bytes] = []
+        self.complete = False
+        self.informational = False
+        self.garbage = False
+        self.parser_dirty = False
+        self.keep_alive = True
+        self.reused = False
+        self.closed = False
+        self.read_paused = False
+        self.write_paused = False
+        #: Bumped on every read and write; the timeout sweeper compares it.
+        self.activity = 0
+        self.seen_activity = -1
+        self.stalled_since = 0.0
+
+    # -- asyncio callbacks -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.target.forget(self)
+        exchange = self.exchange
+        if exchange is None:
+            return
+        client = exchange.client
+        if exchange.close_delimited and exchange.head_sent and exc is None:
+            # The body ran to EOF: that is its end.
+            if exchange.chunked_response:
+                self.out.append(LAST_CHUNK)
+            self._flush()
+            self.exchange = None
+            exchange.upstream = None
+            client.finish(exchange, "")
+            return
+        self.exchange = None
+        exchange.upstream = None
+        self.out.clear()
+        if self.write_paused:
+            client.unblock(_BLOCK_UPSTREAM_FULL)
+        if exchange.ttfb < 0:
+            # Nothing of the response arrived. A pooled connection the upstream
+            # closed while idle: replay on a fresh one, once, if we still can.
+            if self.reused and not exchange.retried and exchange.replay is not None:
+                exchange.retried = True
+                exchange.pending = exchange.replay + exchange.pending
+                exchange.pending_bytes += exchange.replay_bytes
+                exchange.replay = None
+                self.target.connect(exchange)
+                return
+            client.fail(exchange, 502, "upstream_reset", "upstream closed the connection")
+            return
+        detail = "upstream closed the connection mid-response"
+        client.fail(exchange, 502, "upstream_reset", detail)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.client.block(_BLOCK_UPSTREAM_FULL)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.client.unblock(_BLOCK_UPSTREAM_FULL)
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            self.close()  # an idle upstream must not talk
+            return
+        self.activity += 1
+        if exchange.ttfb < 0:
+            exchange.ttfb = perf_counter() - exchange.t0
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.out.clear()
+            self.exchange = None
+            exchange.upstream = None
+            self.close()
+            exchange.client.fail(exchange, 502, "upstream_protocol", f"bad response: {exc}")
+            return
+        if self.out:
+            self._flush()
+        if self.complete:
+            self._response_done(exchange)
+
+    # -- request side ------------------------------------------------------
+
+    def attach(self, exchange: Exchange) -> None:
+        """Start ``exchange`` on this connection: write its head and buffered body."""
+        self.exchange = exchange
+        exchange.upstream = self
+        self.activity += 1
+        self.target.busy.add(self)
+        pending = exchange.pending
+        if self.reused and not exchange.retried:
+            exchange.replay = [exchange.head, *pending]
+            exchange.replay_bytes = len(exchange.head) + exchange.pending_bytes
+        if pending:
+            pending.insert(0, exchange.head)
+            self.transport.writelines(pending)
+            exchange.pending = []
+            exchange.pending_bytes = 0
+            exchange.client.unblock(2)
+        else:
+            self.transport.write(exchange.head)
+        client = exchange.client
+        if self.write_paused:
+            client.block(_BLOCK_UPSTREAM_FULL)
+        if client.write_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+        if exchange.expect_continue:
+            exchange.expect_continue = False
+            if not exchange.request_done:
+                client.write(CONTINUE)
+
+    def send(self, exchange: Exchange, piece: bytes) -> None:
+        """Forward one framed request-body piece."""
+        self.transport.write(piece)
+        self.activity += 1
+        replay = exchange.replay
+        if replay is not None:
+            exchange.replay_bytes += len(piece)
+            if exchange.replay_bytes > REPLAY_LIMIT:
+                exchange.replay = None
+            else:
+                replay.append(piece)
+
+    def detach(self) -> None:
+        """Stop serving the current exchange and close (its state is unknown)."""
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.upstream = None
+            self.exchange = None
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.target.forget(self)
+            self.transport.close()
+
+    # -- response parsing (httptools callbacks) ----------------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.garbage = True
+        self.informational = False
+        self.headers = []
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        exchange = self.exchange
+        if exchange is None or self.complete:
+            return
+        parser = self.parser
+        status = parser.get_status_code()
+        if status < 200:
+            self.informational = True
+            if status != 100 and not exchange.http10:  # our own 100 was sent already
+                parts = [status_line(status, self.reason)]
+                for name, value in self.headers:
+                    parts += (name, b": ", value, CRLF)
+                parts.append(CRLF)
+                self.out.append(b"".join(parts))
+            return
+        self.keep_alive = parser.should_keep_alive()
+        exchange.status = status
+        http10 = exchange.http10
+        close_client = exchange.close_client or not exchange.request_done
+        parts = [status_line(status, self.reason)]
+        length = False
+        chunked = False
+        hop: set[bytes] | None = None
+        special = RESPONSE_SPECIAL
+        for name, value in self.headers:
+            lower = name.lower()
+            action = special.get(lower)
+            if action is None:
+                parts += (name, b": ", value, CRLF)
+            elif action == 9:
+                length = True
+                parts += (name, b": ", value, CRLF)
+            elif action == 4:
+                chunked = b"chunked" in value.lower()
+            elif action == 2:
+                tokens = connection_tokens(value)
+                if b"close" in tokens:
+                    self.keep_alive = False
+                hop = tokens if hop is None else hop | tokens
+        if hop:
+            parts = [parts[0]]
+            for name, value in self.headers:
+                lower = name.lower()
+                if lower not in hop and special.get(lower, 9) == 9:
+                    parts += (name, b": ", value, CRLF)
+        if exchange.is_head or status in _BODILESS:
+            if exchange.is_head:
+                self.complete = True
+                self.parser_dirty = True  # httptools cannot skip a HEAD response's body
+                if chunked and not http10:
+                    parts.append(b"Transfer-Encoding: chunked\r\n")
+        elif not length:
+            if chunked:
+                exchange.close_delimited = False
+            else:
+                exchange.close_delimited = True
+                self.keep_alive = False
+            if http10:
+                close_client = True
+            else:
+                exchange.chunked_response = True
+                parts.append(b"Transfer-Encoding: chunked\r\n")
+        if close_client:
+            exchange.close_client = True
+            if not http10:
+                parts.append(b"Connection: close\r\n")
+        elif http10:
+            parts.append(b"Connection: keep-alive\r\n")
+        parts.append(CRLF)
+        self.out.append(b"".join(parts))
+        exchange.head_sent = True
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None or self.complete:
+            return
+        exchange.response_bytes += len(body)
+        if exchange.chunked_response:
+            self.out += (chunk_header(len(body)), body, CRLF)
+        else:
+            self.out.append(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self.exchange
+        if exchange is None or self.complete or self.informational:
+            return
+        if exchange.chunked_response:
+            self.out.append(LAST_CHUNK)
+        self.complete = True
+
+    # -- internals ---------------------------------------------------------
+
+    def _flush(self) -> None:
+        out = self.out
+        exchange = self.exchange
+        if exchange is not None and not exchange.client.closed:
+            transport = exchange.client.transport
+            if len(out) == 1:
+                transport.write(out[0])
+            else:
+                transport.writelines(out)
+        out.clear()
+
+    def _response_done(self, exchange: Exchange) -> None:
+        self.complete = False
+        self.exchange = None
+        exchange.upstream = None
+        self.target.busy.discard(self)
+        if self.parser_dirty:
+            self.parser_dirty = False
+            self.parser = httptools.HttpResponseParser(self)
+        reusable = (
+            self.keep_alive and exchange.request_done and not self.garbage and not self.closed
+        )
+        if reusable:
+            self.target.release(self)
+        else:
+            self.close()
+        exchange.client.finish(exchange, "")

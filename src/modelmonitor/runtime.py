@@ -1,0 +1,355 @@
+"""The composition root: builds backends from URLs and runs proxy, worker and API.
+
+Only this module chooses adapters; every other package depends on the contracts.
+``modelmonitor up`` runs all parts in one process; ``proxy``, ``worker`` and
+``api`` run one part each around shared production backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from modelmonitor.alerts.system import AlertSystem
+from modelmonitor.api.deps import ComponentHealth
+from modelmonitor.bus import EventBus, create_bus
+from modelmonitor.live import LiveState, create_live
+from modelmonitor.settings import Settings, parse_host_port
+from modelmonitor.storage import EventStore, create_store
+from modelmonitor.types import Clock
+
+__all__ = ["Parts", "Runtime", "run_until_signalled"]
+
+log = logging.getLogger("modelmonitor")
+
+
+@dataclass(frozen=True)
+class Parts:
+    proxy: bool = True
+    worker: bool = True
+    api: bool = True
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    parts: Parts = field(default_factory=Parts)
+    demo: bool = False
+    demo_port: int = 8080
+    clock: Clock = time.time
+
+    bus: EventBus | None = None
+    store: EventStore | None = None
+    live: LiveState | None = None
+    proxy: Any = None
+    shipper: Any = None
+    capture: Any = None
+    worker: Any = None
+    alerts: AlertSystem | None = None
+    api_server: uvicorn.Server | None = None
+    demo_url: str | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    async def start(self) -> None:
+        """Start the chosen parts; on failure everything started so far is stopped."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        if self.demo:
+            await self._start_demo()
+        if self.parts.worker or self.parts.api:
+            self.store = create_store(self.settings.effective_database_url)
+            await self.store.connect()
+            self._stack.push_async_callback(self.store.close)
+            self.live = create_live(self.settings.cache_url, clock=self.clock)
+            await self.live.connect()
+            self._stack.push_async_callback(self.live.close)
+            await self._start_alerts()
+        if self.parts.proxy or self.parts.worker:
+            self.bus = create_bus(self.settings.broker_url)
+            await self.bus.connect()
+            self._stack.push_async_callback(self.bus.close)
+        if self.parts.worker:
+            await self._start_worker()
+        if self.parts.proxy:
+            await self._start_proxy()
+        if self.parts.api:
+            await self._start_api()
+
+    async def _start_alerts(self) -> None:
+        """The alert system; the engine runs where the live windows are complete: in a
+        worker, or anywhere when the live state is shared (``redis://``)."""
+        assert self.live is not None
+        self.alerts = AlertSystem.from_settings(self.settings, live=self.live, clock=self.clock)
+        shared_live = urlsplit(self.settings.cache_url).scheme != "memory"
+        await self.alerts.start(evaluate=self.parts.worker or shared_live)
+        self._stack.push_async_callback(self.alerts.stop)
+
+    async def _start_demo(self) -> None:
+        """Run the demo model API in its own process, so it never competes with the proxy."""
+        port = _free_port() if self.settings.target else self.demo_port
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "modelmonitor",
+            "demo",
+            "serve",
+            "--port",
+            str(port),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+
+        async def stop() -> None:
+            if process.returncode is None:
+                process.terminate()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), timeout=10)
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+        self._stack.push_async_callback(stop)
+        deadline = time.monotonic() + 60
+        while not await _answers("127.0.0.1", port):
+            if process.returncode is not None:
+                raise RuntimeError(f"the demo model API could not start on port {port}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the demo model API did not start within 60 s")
+            await asyncio.sleep(0.1)
+        self.demo_url = f"http://127.0.0.1:{port}"
+        if not self.settings.target and not self.settings.services:
+            self.settings = self.settings.model_copy(
+                update={"target": self.demo_url, "target_name": "demo"}
+            )
+
+    async def _start_worker(self) -> None:
+        from modelmonitor.pipeline.worker import Worker
+
+        assert self.bus and self.store and self.live
+        self.worker = Worker(
+            bus=self.bus,
+            store=self.store,
+            live=self.live,
+            retention_raw_seconds=self.settings.retention_raw,
+            retention_rollups_seconds=self.settings.retention_rollups,
+            clock=self.clock,
+        )
+        await self.worker.start()
+        self._stack.push_async_callback(self.worker.stop)
+
+    async def _start_proxy(self) -> None:
+        from modelmonitor.proxy import CaptureBuffer, ProxyServer, Shipper
+
+        assert self.bus is not None
+        settings = self.settings
+        services = settings.effective_services
+        if not services:
+            raise RuntimeError(
+                "nothing to proxy: give --target URL, --demo, or services in --config"
+            )
+        self.capture = CaptureBuffer(settings.buffer_capacity)
+        self.proxy = ProxyServer(services, listen=settings.listen, capture=self.capture)
+        self.shipper = Shipper(
+            self.capture,
+            self.bus,
+            proxy_id=f"{socket.gethostname()}-{os.getpid()}",
+            batch_max_events=settings.batch_max_events,
+            flush_interval_seconds=settings.flush_interval_seconds,
+            in_flight=self.proxy.in_flight,
+        )
+        await self.shipper.start()
+        self._stack.push_async_callback(self._drain_pipeline)
+        self._stack.push_async_callback(self.shipper.stop)
+        await self.proxy.start()
+        self._stack.push_async_callback(self.proxy.stop)
+
+    async def _drain_pipeline(self) -> None:
+        """With the in-process bus, let the worker store what the shipper flushed."""
+        from modelmonitor.bus.memory import MemoryBus
+
+        if isinstance(self.bus, MemoryBus) and self.worker is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.bus.join(), timeout=10.0)
+
+    async def _start_api(self) -> None:
+        from modelmonitor.api.app import create_app
+
+        app = create_app(
+            self.settings,
+            store=self.store,
+            live=self.live,
+            clock=self.clock,
+            health_sources=[self._health],
+            alert_system=self.alerts,
+        )
+        host, port = parse_host_port(self.settings.api)
+        self.api_server = await self._serve(app, host, port)
+
+    async def _serve(self, app: Any, host: str, port: int) -> uvicorn.Server:
+        # Bind here so a taken port is a plain OSError, not uvicorn's sys.exit().
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            ws_ping_interval=20.0,
+            # Snapshots go to many clients: compressing each copy costs more CPU than it saves.
+            ws_per_message_deflate=False,
+        )
+        server = _QuietServer(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                sock.close()
+                raise RuntimeError(
+                    f"the server on {host}:{port} did not start: {task.exception()!r}"
+                )
+            await asyncio.sleep(0.01)
+
+        async def stop() -> None:
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            sock.close()
+
+        self._stack.push_async_callback(stop)
+        return server
+
+    @staticmethod
+    def _bound_port(server: uvicorn.Server) -> int:
+        port: int = server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def api_url(self) -> str | None:
+        if self.api_server is None:
+            return None
+        host, _ = parse_host_port(self.settings.api)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        return f"http://{shown}:{self._bound_port(self.api_server)}"
+
+    @property
+    def proxy_addresses(self) -> dict[str, str]:
+        if self.proxy is None:
+            return {}
+        addresses: dict[str, str] = self.proxy.addresses
+        return addresses
+
+    def _health(self) -> dict[str, ComponentHealth]:
+        components: dict[str, ComponentHealth] = {}
+        if self.worker is not None:
+            stats = self.worker.stats
+            components["worker"] = ComponentHealth(
+                status="ok" if stats.store_ok else "degraded",
+                detail=stats.last_error
+                if not stats.store_ok
+                else f"{stats.events_stored_total} events stored",
+            )
+        if self.alerts is not None and self.alerts.engine.running:
+            error = self.alerts.engine.last_error
+            components["alerts"] = ComponentHealth(
+                status="degraded" if error else "ok", detail=error or "evaluating"
+            )
+        if self.capture is not None:
+            fill = self.capture.size / self.capture.capacity
+            components["proxy"] = ComponentHealth(
+                status="degraded" if fill > 0.9 else "ok",
+                detail=f"buffer {self.capture.size}/{self.capture.capacity}, "
+                f"{self.capture.dropped_total} dropped",
+            )
+        return components
+
+    async def stop(self) -> None:
+        """Stop in reverse order: the proxy first, then flush, then the rest."""
+        await self._stack.aclose()
+
+    def describe(self) -> list[str]:
+        lines = []
+        for name, address in self.proxy_addresses.items():
+            lines.append(f"proxy    {name}: http://{address}")
+        if self.api_url:
+            lines.append(f"api      {self.api_url}  (dashboard at /, OpenAPI at /docs)")
+        if self.demo_url is not None:
+            lines.append(f"demo     model API at {self.demo_url}")
+        lines.append(
+            f"backends broker={_redact(self.settings.broker_url)} "
+            f"database={_redact(self.settings.effective_database_url)} "
+            f"cache={_redact(self.settings.cache_url)}"
+        )
+        return lines
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+async def _answers(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def run_until_signalled(runtime: Runtime, *, ready: str = "") -> None:
+    """Start, print where everything listens, and stop cleanly on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    try:
+        for line in runtime.describe():
+            print(line, flush=True)
+        if ready:
+            print(ready, flush=True)
+        await stop.wait()
+        print("stopping: flushing buffered events", flush=True)
+    finally:
+        await runtime.stop()

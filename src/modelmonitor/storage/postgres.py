@@ -1,0 +1,409 @@
+"""PostgreSQL event store (``postgresql://user@host:5432/db``) on asyncpg.
+
+- Schema from versioned migrations, applied at connect (see :mod:`.pg_migrations`).
+- Batches go in with COPY into a per-connection temporary staging table, then one
+  ``INSERT ... SELECT ... ON CONFLICT (start, id) DO NOTHING RETURNING id``; only
+  the rows that statement returns update rollups and services, in the same
+  transaction, so storage and rollups are exactly-once however many workers
+  receive the same batch.
+- Rollups are read-merge-written under row locks taken in key order (missing
+  rows are inserted first, then every row is ``SELECT ... FOR UPDATE``-ed), so
+  concurrent workers merge latency sketches without losing counts.
+- Raw events are partitioned by day; the store creates partitions ahead and
+  drops whole days for retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from modelmonitor.events import RequestEvent
+from modelmonitor.pipeline.rollup import aggregate, merge_rows
+from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary
+from modelmonitor.storage.pg_migrations import Migration, apply_migrations
+from modelmonitor.types import Clock
+
+__all__ = ["DAY_SECONDS", "PostgresStore", "partition_name"]
+
+log = logging.getLogger("modelmonitor.storage.postgres")
+
+DAY_SECONDS = 86_400
+#: pg_advisory_xact_lock key serialising partition DDL ("mmpart").
+_PARTITION_LOCK = 0x6D6D70617274
+_DAYS_AHEAD = 2
+_DAYS_ACCEPTED_AHEAD = 7
+
+_EVENT_FIELDS = (
+    "id",
+    "start",
+    "service",
+    "method",
+    "route",
+    "path",
+    "status",
+    "latency_seconds",
+    "ttfb_seconds",
+    "request_bytes",
+    "response_bytes",
+    "error",
+    "model",
+    "client",
+)
+_EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
+_STAGING = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS mm_staging ("
+    ' id text COLLATE "C", start float8, service text COLLATE "C", method text, route text,'
+    " path text,"
+    " status int4, latency_seconds float8, ttfb_seconds float8, request_bytes int8,"
+    " response_bytes int8, error text, model text, client text"
+    ") ON COMMIT DELETE ROWS"
+)
+_ROLLUP_COLUMNS = (
+    "bucket, service, method, route, requests, errors, status_classes, request_bytes,"
+    " response_bytes, latency_sum_seconds, latency_sketch"
+)
+_KEYS = (
+    "unnest($1::float8[], $2::text[], $3::text[], $4::text[]) AS k(bucket, service, method, route)"
+)
+_json_encode = msgspec.json.encode
+_classes_decoder = msgspec.json.Decoder(dict[str, int])
+
+
+def partition_name(day: int) -> str:
+    """The raw-events partition holding Unix day ``day``."""
+    return f"events_d{day}"
+
+
+def _row_to_rollup(row: Any) -> RollupRow:
+    return RollupRow(
+        bucket=row[0],
+        service=row[1],
+        method=row[2],
+        route=row[3],
+        requests=row[4],
+        errors=row[5],
+        status_classes=_classes_decoder.decode(row[6]),
+        request_bytes=row[7],
+        response_bytes=row[8],
+        latency_sum_seconds=row[9],
+        latency_sketch=bytes(row[10]),
+    )
+
+
+async def _init_connection(connection: Any) -> None:
+    await connection.execute(_STAGING)
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        maintenance_every_seconds: float = 3600.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.url = url
+        self._pool_size = pool_size
+        self._maintenance_every = maintenance_every_seconds
+        self._clock = clock
+        self._pool: Any = None
+        self._partitioned = False
+        self._known_days: set[int] = set()
+        self._outside: set[int] = set()  # days left to the default partition
+        self._maintenance: asyncio.Task[None] | None = None
+
+    async def upgrade(self) -> list[Migration]:
+        """Apply pending schema migrations (``modelmonitor db upgrade``); return them."""
+        import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+        connection = await asyncpg.connect(self.url)
+        try:
+            return await apply_migrations(connection)
+        finally:
+            await connection.close()
+
+    async def connect(self) -> None:
+        import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+        applied = await self.upgrade()
+        for migration in applied:
+            log.info("applied migration %03d_%s", migration.version, migration.name)
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=self._pool_size, init=_init_connection
+        )
+        self._partitioned = bool(
+            await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table"
+                " WHERE partrelid = 'events'::regclass)"
+            )
+        )
+        await self.maintain_partitions()
+        self._maintenance = asyncio.create_task(self._maintain_forever(), name="pg-partitions")
+
+    async def close(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+            self._maintenance = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("store is not connected")
+        return self._pool
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    # -- partitions ---------------------------------------------------------------
+
+    async def partitions(self) -> list[int]:
+        """The days that have their own raw-events partition."""
+        rows = await self.pool.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'events'::regclass AND c.relname ~ '^events_d[0-9]+$'"
+        )
+        return sorted(int(row[0].removeprefix("events_d")) for row in rows)
+
+    async def maintain_partitions(self) -> None:
+        """Create partitions from yesterday to ``_DAYS_AHEAD`` days ahead."""
+        if not self._partitioned:
+            return
+        self._known_days = set(await self.partitions())
+        self._outside.clear()
+        today = math.floor(self._clock() / DAY_SECONDS)
+        await self._ensure_partitions(range(today - 1, today + _DAYS_AHEAD + 1))
+
+    async def _maintain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._maintenance_every)
+            try:
+                await self.maintain_partitions()
+            except Exception as exc:  # noqa: BLE001 - retried on the next round
+                log.warning("partition maintenance failed: %s", exc)
+
+    async def _ensure_partitions(self, days: Iterable[int]) -> None:
+        """Create the missing daily partitions. Days more than a year old or more than
+        a week ahead (a client with a broken clock) stay in the default partition."""
+        today = math.floor(self._clock() / DAY_SECONDS)
+        plausible = {day for day in days if today - 366 <= day <= today + _DAYS_ACCEPTED_AHEAD}
+        missing = sorted(plausible - self._known_days)
+        if not missing or not self._partitioned:
+            return
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK)
+            for day in missing:
+                try:
+                    async with connection.transaction():
+                        await connection.execute(
+                            f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF events"
+                            f" FOR VALUES FROM ({day * DAY_SECONDS}) TO ({(day + 1) * DAY_SECONDS})"
+                        )
+                except Exception as exc:  # noqa: BLE001 - its rows stay in the default partition
+                    log.warning("cannot create partition for day %d: %s", day, exc)
+        self._known_days.update(missing)
+
+    # -- writes -------------------------------------------------------------------
+
+    async def write_batch(self, events: Sequence[RequestEvent]) -> int:
+        if not events:
+            return 0
+        unique: dict[str, RequestEvent] = {}
+        for event in events:
+            unique.setdefault(event.id, event)  # duplicates inside one batch count once
+        days = {math.floor(event.start / DAY_SECONDS) for event in unique.values()}
+        if not days <= self._known_days | self._outside:
+            await self._ensure_partitions(days)
+            self._outside.update(days - self._known_days)
+        records = [msgspec.structs.astuple(event) for event in unique.values()]
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.copy_records_to_table(
+                "mm_staging", records=records, columns=_EVENT_FIELDS
+            )
+            # One statement: insert the new events, and add them (only them) to the
+            # services' totals, locking service rows in name order.
+            rows = await connection.fetch(
+                f"WITH fresh AS (INSERT INTO events ({_EVENT_COLUMNS})"
+                f" SELECT {_EVENT_COLUMNS} FROM mm_staging ORDER BY start, id"
+                " ON CONFLICT (start, id) DO NOTHING RETURNING id, start, service),"
+                " summary AS (INSERT INTO services (name, first_seen, last_seen, requests)"
+                " SELECT service, min(start), max(start), count(*) FROM fresh"
+                " GROUP BY service ORDER BY service"
+                " ON CONFLICT (name) DO UPDATE SET"
+                " first_seen = LEAST(services.first_seen, excluded.first_seen),"
+                " last_seen = GREATEST(services.last_seen, excluded.last_seen),"
+                " requests = services.requests + excluded.requests)"
+                " SELECT id FROM fresh"
+            )
+            if not rows:
+                return 0
+            fresh = [unique[row[0]] for row in rows]
+            await self._update_rollups(connection, fresh)
+        return len(fresh)
+
+    @staticmethod
+    async def _update_rollups(connection: Any, events: Sequence[RequestEvent]) -> None:
+        new = aggregate(events)
+        keys = sorted(new, key=lambda key: (key[1], key[0], key[2], key[3]))
+        columns = (
+            [key[0] for key in keys],
+            [key[1] for key in keys],
+            [key[2] for key in keys],
+            [key[3] for key in keys],
+        )
+        # Take every row lock in primary-key order: first create the missing rows
+        # (empty placeholders), then lock them all.
+        await connection.execute(
+            f"INSERT INTO rollups ({_ROLLUP_COLUMNS})"
+            f" SELECT bucket, service, method, route, 0, 0, '{{}}', 0, 0, 0, ''::bytea FROM {_KEYS}"
+            " ORDER BY service, bucket, method, route"
+            " ON CONFLICT (service, bucket, method, route) DO NOTHING",
+            *columns,
+        )
+        existing = await connection.fetch(
+            f"SELECT {', '.join('r.' + c.strip() for c in _ROLLUP_COLUMNS.split(','))}"
+            f" FROM rollups r JOIN {_KEYS} USING (bucket, service, method, route)"
+            " ORDER BY r.service, r.bucket, r.method, r.route FOR UPDATE OF r",
+            *columns,
+        )
+        merged: list[RollupRow] = []
+        for found in existing:
+            current = _row_to_rollup(found)
+            row = new[(current.bucket, current.service, current.method, current.route)]
+            merged.append(merge_rows(current, row) if current.requests else row)
+        await connection.executemany(
+            "UPDATE rollups SET requests = $5, errors = $6, status_classes = $7::jsonb,"
+            " request_bytes = $8, response_bytes = $9, latency_sum_seconds = $10,"
+            " latency_sketch = $11"
+            " WHERE bucket = $1 AND service = $2 AND method = $3 AND route = $4",
+            [
+                (
+                    row.bucket,
+                    row.service,
+                    row.method,
+                    row.route,
+                    row.requests,
+                    row.errors,
+                    _json_encode(row.status_classes).decode(),
+                    row.request_bytes,
+                    row.response_bytes,
+                    row.latency_sum_seconds,
+                    row.latency_sketch,
+                )
+                for row in merged
+            ],
+        )
+
+    # -- reads --------------------------------------------------------------------
+
+    async def count_events(self, *, service: str | None = None) -> int:
+        if service is None:
+            value = await self.pool.fetchval("SELECT count(*) FROM events")
+        else:
+            value = await self.pool.fetchval(
+                "SELECT count(*) FROM events WHERE service = $1", service
+            )
+        return int(value)
+
+    async def services(self) -> list[ServiceSummary]:
+        rows = await self.pool.fetch(
+            "SELECT name, first_seen, last_seen, requests FROM services ORDER BY name"
+        )
+        return [
+            ServiceSummary(name=r[0], first_seen=r[1], last_seen=r[2], requests=r[3]) for r in rows
+        ]
+
+    async def rollups(
+        self, *, start: float, end: float, service: str | None = None, route: str | None = None
+    ) -> list[RollupRow]:
+        clauses = ["bucket >= $1", "bucket < $2"]
+        params: list[Any] = [start, end]
+        for column, value in (("service", service), ("route", route)):
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{column} = ${len(params)}")
+        rows = await self.pool.fetch(
+            f"SELECT {_ROLLUP_COLUMNS} FROM rollups WHERE {' AND '.join(clauses)}"
+            " ORDER BY bucket, service, method, route",
+            *params,
+        )
+        return [_row_to_rollup(row) for row in rows]
+
+    async def recent_requests(self, query: RequestFilter) -> list[RequestEvent]:
+        clauses: list[str] = []
+        params: list[Any] = []
+
+        def param(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        for column, value in (
+            ("service", query.service),
+            ("route", query.route),
+            ("method", query.method),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = {param(value)}")
+        if query.status_class is not None:
+            if query.status_class == "err":
+                clauses.append("status = 0")
+            else:
+                low = int(query.status_class[0]) * 100
+                clauses.append(f"status >= {param(low)} AND status < {param(low + 100)}")
+        if query.errors_only:
+            clauses.append("(status >= 500 OR error <> '')")
+        if query.min_latency_seconds is not None:
+            clauses.append(f"latency_seconds >= {param(query.min_latency_seconds)}")
+        if query.start is not None:
+            clauses.append(f"start >= {param(query.start)}")
+        if query.end is not None:
+            clauses.append(f"start < {param(query.end)}")
+        if query.before is not None:
+            clauses.append(f"(start, id) < ({param(query.before[0])}, {param(query.before[1])})")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self.pool.fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM events {where}"
+            f" ORDER BY start DESC, id DESC LIMIT {param(query.limit)}",
+            *params,
+        )
+        return [RequestEvent(*row) for row in rows]
+
+    # -- retention ----------------------------------------------------------------
+
+    async def delete_before(self, *, raw_before: float, rollups_before: float) -> tuple[int, int]:
+        """Drop whole days older than ``raw_before``, then delete the remaining older rows."""
+        raw = 0
+        if self._partitioned:
+            for day in await self.partitions():
+                if (day + 1) * DAY_SECONDS > raw_before:
+                    continue
+                async with self.pool.acquire() as connection, connection.transaction():
+                    await connection.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK)
+                    name = partition_name(day)
+                    exists = await connection.fetchval("SELECT to_regclass($1)", name)
+                    if exists is None:
+                        continue
+                    raw += int(await connection.fetchval(f"SELECT count(*) FROM {name}"))
+                    await connection.execute(f"DROP TABLE {name}")
+                self._known_days.discard(day)
+        async with self.pool.acquire() as connection, connection.transaction():
+            status = await connection.execute("DELETE FROM events WHERE start < $1", raw_before)
+            raw += int(status.split()[-1])
+            status = await connection.execute(
+                "DELETE FROM rollups WHERE bucket < $1", rollups_before
+            )
+            rolled = int(status.split()[-1])
+        return raw, rolled

@@ -1,0 +1,118 @@
+"""Fixtures for the contract suites: one URL per backend, each isolated and cleaned up.
+
+PostgreSQL gets a fresh database per test, RabbitMQ a vhost per session and a
+queue per test, Redis a key prefix per test. A backend whose service does not
+answer is skipped (``make services`` starts them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("MODELMONITOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("MODELMONITOR_TEST_REDIS", "redis://127.0.0.1:6379/0")
+AMQP_HOST = os.environ.get("MODELMONITOR_TEST_AMQP_HOST", "127.0.0.1:5672")
+
+
+def _reachable(host_port: str) -> bool:
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _require(host_port: str, name: str) -> None:
+    if not _reachable(host_port):
+        pytest.fail(f"{name} is not running on {host_port} (run `make services`)")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+async def create_database() -> str:
+    """A fresh PostgreSQL database; returns its URL."""
+    import asyncpg
+
+    name = unique("modelmonitor_test_")
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_database(url: str) -> None:
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    _require("127.0.0.1:5432", "PostgreSQL")
+    url = await create_database()
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def amqp_vhost() -> Iterator[str]:
+    _require(AMQP_HOST, "RabbitMQ")
+    if shutil.which("rabbitmqctl") is None:
+        pytest.fail("rabbitmqctl is not installed")
+    vhost = unique("mmtest_")
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def rabbitmq_url(amqp_vhost: str) -> str:
+    return f"amqp://guest:guest@{AMQP_HOST}/{amqp_vhost}?queue={unique('test.')}"
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    _require("127.0.0.1:6379", "Redis")
+    prefix = unique("mmtest:") + ":"
+    yield f"{REDIS_URL}?prefix={prefix}"
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'events.db'}"
