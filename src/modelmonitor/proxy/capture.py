@@ -94,6 +94,10 @@ class CaptureBuffer:
         """``count`` in-transit events reached the bus (or the spool)."""
         self._in_transit = max(0, self._in_transit - count)
 
+    def snapshot(self) -> list[RequestEvent]:
+        """A copy of the buffered events (not in transit), oldest first."""
+        return list(self._items)
+
     def __len__(self) -> int:
         return len(self._items)
 
