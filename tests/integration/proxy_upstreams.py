@@ -13,6 +13,7 @@ from modelmonitor.proxy import CaptureBuffer, ProxyServer
 from modelmonitor.settings import ServiceConfig
 
 __all__ = [
+    "Handler",
     "Request",
     "Upstream",
     "base_url",

@@ -45,16 +45,16 @@ class ProxyServer:
         self._ids = ids or EventIdFactory()
         self._backlog = backlog
         self.services = [Service(config, max_idle=max_idle_per_service) for config in services]
-        groups: dict[str, list[Service]] = {}
-        main_key = listen
-        groups[main_key] = []
+        # The main port, then one listener per distinct own ``listen`` (port 0 included).
+        groups: dict[tuple[bool, str], list[Service]] = {(False, listen): []}
         for service in self.services:
-            groups.setdefault(service.config.listen or main_key, []).append(service)
+            own = service.config.listen
+            groups.setdefault((own is not None, own or listen), []).append(service)
         self._plan: list[tuple[str, int, Listener]] = []
-        for key, group in groups.items():
-            if key == main_key and not group and self.services:
+        for (own, address), group in groups.items():
+            if not own and not group and self.services:
                 continue  # every service has its own port: no main listener needed
-            host, port = parse_host_port(key)
+            host, port = parse_host_port(address)
             self._plan.append((host, port, Listener(group, capture=capture, ids=self._ids)))
         self._servers: list[asyncio.Server] = []
         self._bound: list[tuple[str, int]] = []
