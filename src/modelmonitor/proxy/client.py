@@ -103,14 +103,9 @@ class ClientConnection(asyncio.Protocol):
             self._abandon(self.queue.popleft())
 
     def eof_received(self) -> bool:
-        if self.reading is not None or self.current is None:
-            return False  # a request cut short, or nothing to answer: close
-        # Half-closed after a complete request: answer it, then close.
-        self.stop_reading = True
-        self.current.close_client = True
-        for exchange in self.queue:
-            exchange.close_client = True
-        return True
+        # Like nginx: a client that closes its side while waiting has gone away
+        # (a half-close cannot be told from a close); connection_lost records it.
+        return False
 
     def data_received(self, data: bytes) -> None:
         if self.stop_reading:

@@ -48,8 +48,9 @@ class ProxyServer:
         # The main port, then one listener per distinct own ``listen`` (port 0 included).
         groups: dict[tuple[bool, str], list[Service]] = {(False, listen): []}
         for service in self.services:
-            own = service.config.listen
-            groups.setdefault((own is not None, own or listen), []).append(service)
+            own_listen = service.config.listen
+            key = (own_listen is not None, own_listen or listen)
+            groups.setdefault(key, []).append(service)
         self._plan: list[tuple[str, int, Listener]] = []
         for (own, address), group in groups.items():
             if not own and not group and self.services:

@@ -223,8 +223,9 @@ class UpstreamConnection(asyncio.Protocol):
             # closed while idle: replay on a fresh one, once, if we still can.
             if self.reused and not exchange.retried and exchange.replay is not None:
                 exchange.retried = True
-                exchange.pending = exchange.replay + exchange.pending
-                exchange.pending_bytes += exchange.replay_bytes
+                replayed = exchange.replay[1:]  # the head is written again by attach()
+                exchange.pending = replayed + exchange.pending
+                exchange.pending_bytes += exchange.replay_bytes - len(exchange.head)
                 exchange.replay = None
                 self.target.connect(exchange)
                 return
