@@ -23,7 +23,7 @@ from modelmonitor.proxy.http import (
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
 
 if TYPE_CHECKING:
-    from modelmonitor.proxy.service import Listener, Service
+    from modelmonitor.proxy.service import Listener
 
 __all__ = ["ClientConnection"]
 
@@ -35,6 +35,8 @@ BLOCK_PIPELINE = 4  # a pipelined request waits for the one before it
 #: Body bytes buffered per request while no upstream connection is ready.
 PENDING_LIMIT = 256 * 1024
 _HEAD = b"HEAD"
+_CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
+_NO_LIST: list[bytes] = []
 
 
 def _origin_form(url: bytes) -> bytes:
@@ -49,14 +51,24 @@ class ClientConnection(asyncio.Protocol):
     """One client connection: requests are answered in order (pipelining is queued)."""
 
     __slots__ = (
+        "chunked",
         "closed",
         "current",
-        "headers",
+        "expect",
+        "forwarded_for",
+        "forwarded_seen",
+        "has_body",
+        "hop",
+        "host",
+        "http10",
         "listener",
+        "models",
         "parser",
+        "parts",
         "peer",
         "peer_bytes",
         "queue",
+        "rare",
         "read_block",
         "reading",
         "stop_reading",
@@ -70,8 +82,20 @@ class ClientConnection(asyncio.Protocol):
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.parser = httptools.HttpRequestParser(self)
+        # The request head being parsed: forwarded parts and the special headers.
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.parts: list[bytes] = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
+        self.host: bytes | None = None
+        self.has_body = False
+        #: Set when a rarely seen header needs work at the end of the head.
+        self.rare = False
+        self.chunked = False
+        self.expect = False
+        self.forwarded_for: list[bytes] = []
+        self.forwarded_seen = 0
+        self.hop: set[bytes] = set()
+        self.models: dict[bytes, bytes] = {}
+        self.http10 = -1  # unknown until the first request
         #: The exchange being answered, and the one whose request is being read.
         self.current: Exchange | None = None
         self.reading: Exchange | None = None
@@ -146,13 +170,47 @@ class ClientConnection(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        # Headers are forwarded as they are parsed; only the special ones are kept.
+        lower = name.lower()
+        action = REQUEST_SPECIAL.get(lower)
+        if action is None:
+            self.parts += (name, b": ", value, CRLF)
+            if lower in self.listener.model_headers:
+                self.rare = True
+                self.models[lower] = value
+        elif action == 1:
+            self.host = value
+        elif action == 9:
+            self.has_body = value != b"0"
+            self.parts += (name, b": ", value, CRLF)
+        elif action == 2:
+            lowered = value.lower()
+            if lowered != b"keep-alive" and lowered != b"close":
+                extra = connection_tokens(lowered) - _CONNECTION_OPTIONS
+                if extra:
+                    self.rare = True
+                    self.hop |= extra
+        elif action != 3:
+            self.rare = True
+            if action == 4:
+                self.chunked = self.has_body = True
+            elif action == 5:
+                self.expect = value.lower() == b"100-continue"
+            elif action == 6:
+                self.forwarded_for.append(value)
+            else:  # X-Forwarded-Proto / -Host: kept as the first proxy set them
+                self.parts += (name, b": ", value, CRLF)
+                self.forwarded_seen |= action
 
     def on_headers_complete(self) -> None:
         url = self.url
         self.url = b""
-        headers = self.headers
-        self.headers = []
+        parts = self.parts
+        self.parts = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
+        host = self.host
+        self.host = None
+        has_body = self.has_body
+        self.has_body = False
         parser = self.parser
         method_bytes = parser.get_method()
         method = METHODS.get(method_bytes) or method_bytes.decode("latin-1")
@@ -165,6 +223,27 @@ class ClientConnection(asyncio.Protocol):
             service, strip = listener.route(path)
         else:
             service, strip = listener.default, 0
+        model = ""
+        chunked = expect = False
+        if self.rare:
+            self.rare = False
+            chunked, expect = self.chunked, self.expect
+            self.chunked = self.expect = False
+            forwarded_for, self.forwarded_for = self.forwarded_for, []
+            forwarded_seen, self.forwarded_seen = self.forwarded_seen, 0
+            hop, self.hop = self.hop, set()
+            models, self.models = self.models, {}
+            if service is not None and service.model_header in models:
+                model = models[service.model_header].decode("latin-1")
+            if hop:  # Connection named more hop-by-hop headers: drop them too
+                kept = parts[:5]
+                for index in range(5, len(parts), 4):
+                    if parts[index].lower() not in hop:
+                        kept += parts[index : index + 4]
+                parts = kept
+        else:
+            forwarded_for = _NO_LIST
+            forwarded_seen = 0
         if service is None:
             exchange = Exchange(self, None, method, "", "", b"", time(), perf_counter())
             exchange.close_client = True
@@ -180,16 +259,26 @@ class ClientConnection(asyncio.Protocol):
                 url = b"/" + url
                 path = b"/" + path
         base = service.upstream.base_path
-        target = base + url if base else url
-        built = _request_head(self, service, method_bytes, target, headers, None)
-        if built is None:  # Connection named more hop-by-hop headers: drop them too
-            hop: set[bytes] = set()
-            for name, value in headers:
-                if name.lower() == b"connection":
-                    hop |= connection_tokens(value)
-            built = _request_head(self, service, method_bytes, target, headers, hop)
-            assert built is not None
-        head, model, has_body, chunked, expect = built
+        parts[0] = method_bytes
+        parts[2] = base + url if base else url
+        if service.preserve_host and host is not None:
+            parts[4] = b"Host: " + host + CRLF
+        else:
+            parts[4] = service.upstream.host_header
+        if service.forwarded:
+            peer = self.peer_bytes
+            if forwarded_for:
+                peer = b", ".join(forwarded_for) + b", " + peer
+            parts += (b"X-Forwarded-For: ", peer, CRLF)
+            if not forwarded_seen & 7:
+                parts.append(listener.proto_line)
+            if not forwarded_seen & 8 and host is not None:
+                parts += (b"X-Forwarded-Host: ", host, CRLF)
+        elif forwarded_for:
+            parts += (b"X-Forwarded-For: ", b", ".join(forwarded_for), CRLF)
+        if chunked:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        parts.append(CRLF)
         path_text = path.decode("utf-8", "replace")
         exchange = Exchange(
             self,
@@ -197,20 +286,40 @@ class ClientConnection(asyncio.Protocol):
             method,
             path_text,
             service.template(path_text),
-            head,
+            b"".join(parts),
             time(),
             perf_counter(),
         )
-        exchange.model = model
-        exchange.chunked_request = chunked
-        exchange.close_client = not parser.should_keep_alive()
-        exchange.http10 = parser.get_http_version() == "1.0"
-        exchange.is_head = method_bytes == _HEAD
-        exchange.expect_continue = expect
-        if has_body and not model and service.json_field:
+        if model:
+            exchange.model = model
+        elif has_body and service.json_field:
             exchange.json_prefix = bytearray()
+        if chunked:
+            exchange.chunked_request = True
+        if not parser.should_keep_alive():
+            exchange.close_client = True
+        if method_bytes == _HEAD:
+            exchange.is_head = True
+        if expect:
+            exchange.expect_continue = True
+        http10 = self.http10
+        if http10 < 0:  # a client does not change versions mid-connection: ask once
+            http10 = self.http10 = int(parser.get_http_version() == "1.0")
+        if http10:
+            exchange.http10 = True
         service.in_flight += 1
-        self._dispatch(exchange)
+        # Dispatch: start now, or queue behind the request being answered.
+        self.reading = exchange
+        if self.current is None:
+            self.current = exchange
+            connection = service.upstream.acquire()
+            if connection is not None:
+                connection.attach(exchange)
+            else:
+                service.upstream.connect(exchange)
+        else:
+            self.queue.append(exchange)
+            self.block(BLOCK_PIPELINE)
 
     def on_body(self, body: bytes) -> None:
         exchange = self.reading
@@ -412,72 +521,3 @@ class ClientConnection(asyncio.Protocol):
             self.read_block &= ~flag
             if not self.read_block and not self.closed:
                 self.transport.resume_reading()
-
-
-def _request_head(
-    client: ClientConnection,
-    service: Service,
-    method: bytes,
-    target: bytes,
-    headers: list[tuple[bytes, bytes]],
-    hop: set[bytes] | None,
-) -> tuple[bytes, str, bool, bool, bool] | None:
-    """The request head as sent upstream, plus (model, has_body, chunked, expect).
-
-    ``None`` when a ``Connection`` header names further hop-by-hop headers and
-    ``hop`` was not given: the caller collects them and calls again.
-    """
-    parts = [method, b" ", target, b" HTTP/1.1\r\n", b""]
-    model = ""
-    model_header = service.model_header
-    special = REQUEST_SPECIAL
-    host: bytes | None = None
-    forwarded_for: bytes | None = None
-    has_proto = has_host = has_body = chunked = expect = False
-    for name, value in headers:
-        lower = name.lower()
-        if hop is not None and lower in hop:
-            continue
-        action = special.get(lower)
-        if action is None:
-            if lower == model_header:
-                model = value.decode("latin-1")
-            parts += (name, b": ", value, CRLF)
-        elif action == 1:
-            host = value
-        elif action == 9:
-            has_body = value != b"0"
-            parts += (name, b": ", value, CRLF)
-        elif action == 4:
-            chunked = has_body = True
-        elif action == 2:
-            if hop is None and connection_tokens(value) - {b"close", b"keep-alive"}:
-                return None
-        elif action == 5:
-            expect = value.lower() == b"100-continue"
-        elif action == 6:
-            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
-        elif action == 7:
-            has_proto = True
-            parts += (name, b": ", value, CRLF)
-        elif action == 8:
-            has_host = True
-            parts += (name, b": ", value, CRLF)
-    if service.preserve_host and host is not None:
-        parts[4] = b"Host: " + host + CRLF
-    else:
-        parts[4] = service.upstream.host_header
-    if service.forwarded:
-        peer = client.peer_bytes
-        forwarded_for = forwarded_for + b", " + peer if forwarded_for else peer
-        parts += (b"X-Forwarded-For: ", forwarded_for, CRLF)
-        if not has_proto:
-            parts += (b"X-Forwarded-Proto: ", client.listener.scheme, CRLF)
-        if not has_host and host is not None:
-            parts += (b"X-Forwarded-Host: ", host, CRLF)
-    elif forwarded_for is not None:
-        parts += (b"X-Forwarded-For: ", forwarded_for, CRLF)
-    if chunked:
-        parts.append(b"Transfer-Encoding: chunked\r\n")
-    parts.append(CRLF)
-    return b"".join(parts), model, has_body, chunked, expect

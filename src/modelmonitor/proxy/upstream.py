@@ -30,6 +30,7 @@ __all__ = ["UpstreamConnection", "UpstreamTarget", "tls_context"]
 
 _BLOCK_UPSTREAM_FULL = 1  # ClientConnection read-block flag (see client.py)
 _BODILESS = frozenset((204, 304))
+_CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
 
 
 def tls_context(tls: TLSConfig) -> ssl.SSLContext:
@@ -149,23 +150,27 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "activity",
+        "chunked",
         "closed",
         "complete",
         "exchange",
+        "first",
         "garbage",
-        "headers",
+        "hop",
         "informational",
         "keep_alive",
+        "length",
         "out",
         "parser",
         "parser_dirty",
+        "parts",
         "read_paused",
-        "reason",
         "reused",
         "seen_activity",
         "stalled_since",
         "target",
         "transport",
+        "upstream_close",
         "write_paused",
     )
 
@@ -175,8 +180,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.target = target
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.reason = b""
+        # The response head being parsed: re-emitted parts and the framing headers.
+        self.parts: list[bytes] = [b""]
+        self.first: bytes | None = None
+        self.length = False
+        self.chunked = False
+        self.upstream_close = False
+        self.hop: set[bytes] = set()
         self.out: list[bytes] = []
         self.complete = False
         self.informational = False
@@ -257,6 +267,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.activity += 1
         if exchange.ttfb < 0:
             exchange.ttfb = perf_counter() - exchange.t0
+            self.first = data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -332,61 +343,64 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         if self.complete:
-            self.garbage = True
+            self.garbage = True  # more after a complete response: never reuse
         self.informational = False
-        self.headers = []
-
-    def on_status(self, reason: bytes) -> None:
-        self.reason = reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        # Headers are re-emitted as they are parsed; only the framing ones are kept.
+        lower = name.lower()
+        action = RESPONSE_SPECIAL.get(lower)
+        if action is None:
+            self.parts += (name, b": ", value, CRLF)
+        elif action == 9:
+            self.length = True
+            self.parts += (name, b": ", value, CRLF)
+        elif action == 4:
+            self.chunked = b"chunked" in value.lower()
+        elif action == 2:
+            tokens = connection_tokens(value)
+            if b"close" in tokens:
+                self.upstream_close = True
+            tokens -= _CONNECTION_OPTIONS
+            if tokens:
+                self.hop |= tokens
 
     def on_headers_complete(self) -> None:
+        parts = self.parts
+        self.parts = [b""]
+        length, chunked, hop = self.length, self.chunked, self.hop
+        if length or chunked or hop:
+            self.length = self.chunked = False
+            self.hop = set()
         exchange = self.exchange
         if exchange is None or self.complete:
             return
         parser = self.parser
         status = parser.get_status_code()
+        # The upstream's own status line (reason phrase included) when it is HTTP/1.1.
+        first = self.first
+        self.first = None
+        end = first.find(b"\r\n") if first is not None and first[:9] == b"HTTP/1.1 " else -1
+        parts[0] = first[: end + 2] if end > 0 and first is not None else status_line(status)
+        if hop:
+            kept = parts[:1]
+            for index in range(1, len(parts), 4):
+                if parts[index].lower() not in hop:
+                    kept += parts[index : index + 4]
+            parts = kept
+        http10 = exchange.http10
         if status < 200:
             self.informational = True
-            if status != 100 and not exchange.http10:  # our own 100 was sent already
-                parts = [status_line(status, self.reason)]
-                for name, value in self.headers:
-                    parts += (name, b": ", value, CRLF)
+            if status != 100 and not http10:  # our own 100 was sent already
                 parts.append(CRLF)
                 self.out.append(b"".join(parts))
             return
-        self.keep_alive = parser.should_keep_alive()
+        keep_alive = parser.should_keep_alive()
+        if self.upstream_close:
+            self.upstream_close = False
+            keep_alive = False
         exchange.status = status
-        http10 = exchange.http10
         close_client = exchange.close_client or not exchange.request_done
-        parts = [status_line(status, self.reason)]
-        length = False
-        chunked = False
-        hop: set[bytes] | None = None
-        special = RESPONSE_SPECIAL
-        for name, value in self.headers:
-            lower = name.lower()
-            action = special.get(lower)
-            if action is None:
-                parts += (name, b": ", value, CRLF)
-            elif action == 9:
-                length = True
-                parts += (name, b": ", value, CRLF)
-            elif action == 4:
-                chunked = b"chunked" in value.lower()
-            elif action == 2:
-                tokens = connection_tokens(value)
-                if b"close" in tokens:
-                    self.keep_alive = False
-                hop = tokens if hop is None else hop | tokens
-        if hop:
-            parts = [parts[0]]
-            for name, value in self.headers:
-                lower = name.lower()
-                if lower not in hop and special.get(lower, 9) == 9:
-                    parts += (name, b": ", value, CRLF)
         if exchange.is_head or status in _BODILESS:
             if exchange.is_head:
                 self.complete = True
@@ -394,16 +408,15 @@ class UpstreamConnection(asyncio.Protocol):
                 if chunked and not http10:
                     parts.append(b"Transfer-Encoding: chunked\r\n")
         elif not length:
-            if chunked:
-                exchange.close_delimited = False
-            else:
+            if not chunked:
                 exchange.close_delimited = True
-                self.keep_alive = False
+                keep_alive = False
             if http10:
                 close_client = True
             else:
                 exchange.chunked_response = True
                 parts.append(b"Transfer-Encoding: chunked\r\n")
+        self.keep_alive = keep_alive
         if close_client:
             exchange.close_client = True
             if not http10:
@@ -441,6 +454,8 @@ class UpstreamConnection(asyncio.Protocol):
             transport = exchange.client.transport
             if len(out) == 1:
                 transport.write(out[0])
+            elif len(out) < 8 and sum(map(len, out)) <= 16384:
+                transport.write(b"".join(out))  # one write(2) instead of a writev context
             else:
                 transport.writelines(out)
         out.clear()
