@@ -245,7 +245,7 @@ class ClientConnection(asyncio.Protocol):
             forwarded_for = _NO_LIST
             forwarded_seen = 0
         if service is None:
-            exchange = Exchange(self, None, method, "", "", b"", time(), perf_counter())
+            exchange = Exchange(self, None, method, b"", b"", perf_counter())
             exchange.close_client = True
             exchange.local = error_response(
                 404, "no_service", "no service is configured for this path", close=True
@@ -279,17 +279,7 @@ class ClientConnection(asyncio.Protocol):
         if chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         parts.append(CRLF)
-        path_text = path.decode("utf-8", "replace")
-        exchange = Exchange(
-            self,
-            service,
-            method,
-            path_text,
-            service.template(path_text),
-            b"".join(parts),
-            time(),
-            perf_counter(),
-        )
+        exchange = Exchange(self, service, method, path, b"".join(parts), perf_counter())
         if model:
             exchange.model = model
         elif has_body and service.json_field:
@@ -441,16 +431,18 @@ class ClientConnection(asyncio.Protocol):
         if not model and exchange.json_prefix:
             model = json_field(bytes(exchange.json_prefix), service.json_field)
         listener = self.listener
+        now = perf_counter()
+        path = exchange.path.decode("utf-8", "replace")
         listener.capture.append(
             RequestEvent(
                 listener.ids(),
-                exchange.start,
+                time() - (now - exchange.t0),
                 service.name,
                 exchange.method,
-                exchange.route,
-                exchange.path,
+                service.template(path) if path else "",
+                path,
                 exchange.status,
-                perf_counter() - exchange.t0,
+                now - exchange.t0,
                 exchange.ttfb if exchange.ttfb > 0 else 0.0,
                 exchange.request_bytes,
                 exchange.response_bytes,
@@ -483,7 +475,7 @@ class ClientConnection(asyncio.Protocol):
             last.close_client = True  # answer what came before, then close
             return
         service = self.listener.default
-        exchange = Exchange(self, service, "", "", "", b"", time(), perf_counter())
+        exchange = Exchange(self, service, "", b"", b"", perf_counter())
         exchange.close_client = True
         exchange.local = error_response(400, "bad_request", detail, close=True)
         if service is not None:

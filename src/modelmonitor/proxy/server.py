@@ -115,7 +115,7 @@ class ProxyServer:
                     connection.transport.abort()
         for service in self.services:
             service.upstream.close()
-            for upstream in list(service.upstream.busy):
+            for upstream in list(service.upstream.connections):
                 upstream.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -167,11 +167,11 @@ class ProxyServer:
                 timeout = service.timeout
                 if timeout <= 0:
                     continue
-                for connection in list(service.upstream.busy):
+                for connection in list(service.upstream.connections):
                     exchange = connection.exchange
                     if exchange is None:
-                        service.upstream.busy.discard(connection)
-                    elif connection.read_paused or connection.activity != connection.seen_activity:
+                        continue
+                    if connection.read_paused or connection.activity != connection.seen_activity:
                         connection.seen_activity = connection.activity
                         connection.stalled_since = now
                     elif now - connection.stalled_since >= timeout:

@@ -31,6 +31,8 @@ __all__ = ["UpstreamConnection", "UpstreamTarget", "tls_context"]
 _BLOCK_UPSTREAM_FULL = 1  # ClientConnection read-block flag (see client.py)
 _BODILESS = frozenset((204, 304))
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
+#: Shared "replayable, no body sent yet" marker (never appended to).
+_NOTHING_YET: list[bytes] = []
 
 
 def tls_context(tls: TLSConfig) -> ssl.SSLContext:
@@ -51,9 +53,9 @@ class UpstreamTarget:
 
     __slots__ = (
         "base_path",
-        "busy",
         "closing",
         "connect_timeout",
+        "connections",
         "host",
         "host_header",
         "idle",
@@ -78,8 +80,8 @@ class UpstreamTarget:
         self.connect_timeout = config.connect_timeout_seconds
         self.max_idle = max_idle
         self.idle: list[UpstreamConnection] = []
-        #: Connections with an exchange attached (the timeout sweeper walks them).
-        self.busy: set[UpstreamConnection] = set()
+        #: Every open connection (the timeout sweeper walks the busy ones).
+        self.connections: set[UpstreamConnection] = set()
         self.closing = False
 
     def acquire(self) -> UpstreamConnection | None:
@@ -104,7 +106,7 @@ class UpstreamTarget:
 
     def forget(self, connection: UpstreamConnection) -> None:
         """A connection closed: drop it from the pool."""
-        self.busy.discard(connection)
+        self.connections.discard(connection)
         if connection in self.idle:
             self.idle.remove(connection)
 
@@ -206,6 +208,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.target.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -233,9 +236,8 @@ class UpstreamConnection(asyncio.Protocol):
             # closed while idle: replay on a fresh one, once, if we still can.
             if self.reused and not exchange.retried and exchange.replay is not None:
                 exchange.retried = True
-                replayed = exchange.replay[1:]  # the head is written again by attach()
-                exchange.pending = replayed + exchange.pending
-                exchange.pending_bytes += exchange.replay_bytes - len(exchange.head)
+                exchange.pending = exchange.replay + exchange.pending
+                exchange.pending_bytes += exchange.replay_bytes
                 exchange.replay = None
                 self.target.connect(exchange)
                 return
@@ -289,11 +291,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = exchange
         exchange.upstream = self
         self.activity += 1
-        self.target.busy.add(self)
         pending = exchange.pending
         if self.reused and not exchange.retried:
-            exchange.replay = [exchange.head, *pending]
-            exchange.replay_bytes = len(exchange.head) + exchange.pending_bytes
+            # Kept for a replay if this pooled connection turns out dead (body only:
+            # the head is kept anyway).
+            exchange.replay = pending.copy() if pending else _NOTHING_YET
+            exchange.replay_bytes = exchange.pending_bytes
         if pending:
             pending.insert(0, exchange.head)
             self.transport.writelines(pending)
@@ -322,6 +325,8 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.replay_bytes += len(piece)
             if exchange.replay_bytes > REPLAY_LIMIT:
                 exchange.replay = None
+            elif replay is _NOTHING_YET:
+                exchange.replay = [piece]
             else:
                 replay.append(piece)
 
@@ -464,7 +469,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.complete = False
         self.exchange = None
         exchange.upstream = None
-        self.target.busy.discard(self)
         if self.parser_dirty:
             self.parser_dirty = False
             self.parser = httptools.HttpResponseParser(self)
