@@ -150,11 +150,16 @@ async def running_upstream(
 
 @contextlib.asynccontextmanager
 async def running_proxy(
-    *services: ServiceConfig, capacity: int = 10_000, listen: str = "127.0.0.1:0"
+    *services: ServiceConfig,
+    capacity: int = 10_000,
+    listen: str = "127.0.0.1:0",
+    client_idle_seconds: float = 75.0,
 ) -> AsyncIterator[tuple[ProxyServer, CaptureBuffer]]:
     """A started :class:`ProxyServer` for ``services`` and its capture buffer."""
     capture = CaptureBuffer(capacity)
-    proxy = ProxyServer(list(services), listen=listen, capture=capture)
+    proxy = ProxyServer(
+        list(services), listen=listen, capture=capture, client_idle_seconds=client_idle_seconds
+    )
     await proxy.start()
     try:
         yield proxy, capture

@@ -264,3 +264,37 @@ async def test_full_buffer_drops_events_but_serves_requests() -> None:
                 break
             await asyncio.sleep(0.01)
         assert (capture.captured_total, capture.dropped_total, capture.size) == (5, 15, 5)
+
+
+async def test_oversized_request_head_is_refused() -> None:
+    async with (
+        running_upstream(ok) as upstream,
+        running_proxy(ServiceConfig(name="svc", upstream=upstream.url)) as (proxy, capture),
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.bound[0][1])
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+        async with asyncio.timeout(5):
+            answer = await reader.read(-1)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 431")
+        assert not upstream.requests
+        await wait_for_events(capture, 1)
+        assert capture.snapshot()[0].error == "bad_request"
+
+
+async def test_idle_client_connections_are_closed() -> None:
+    async with (
+        running_upstream(ok) as upstream,
+        running_proxy(
+            ServiceConfig(name="svc", upstream=upstream.url), client_idle_seconds=0.2
+        ) as (proxy, _),
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.bound[0][1])
+        writer.write(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert await reader.readexactly(2) == b"/1"
+        started = time.monotonic()
+        async with asyncio.timeout(5):
+            assert await reader.read(-1) == b""  # closed by the proxy
+        assert 0.15 < time.monotonic() - started < 2.0
+        writer.close()

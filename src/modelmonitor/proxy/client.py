@@ -34,9 +34,15 @@ BLOCK_PIPELINE = 4  # a pipelined request waits for the one before it
 
 #: Body bytes buffered per request while no upstream connection is ready.
 PENDING_LIMIT = 256 * 1024
+#: Largest request line plus headers accepted (431 beyond).
+MAX_HEAD_BYTES = 64 * 1024
 _HEAD = b"HEAD"
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
 _NO_LIST: list[bytes] = []
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside the parser to stop at an oversized request head."""
 
 
 def _origin_form(url: bytes) -> bytes:
@@ -51,6 +57,8 @@ class ClientConnection(asyncio.Protocol):
     """One client connection: requests are answered in order (pipelining is queued)."""
 
     __slots__ = (
+        "activity",
+        "awaiting_head",
         "chunked",
         "closed",
         "current",
@@ -58,6 +66,7 @@ class ClientConnection(asyncio.Protocol):
         "forwarded_for",
         "forwarded_seen",
         "has_body",
+        "head_size",
         "hop",
         "host",
         "http10",
@@ -71,6 +80,7 @@ class ClientConnection(asyncio.Protocol):
         "rare",
         "read_block",
         "reading",
+        "seen_activity",
         "stop_reading",
         "transport",
         "url",
@@ -96,6 +106,11 @@ class ClientConnection(asyncio.Protocol):
         self.hop: set[bytes] = set()
         self.models: dict[bytes, bytes] = {}
         self.http10 = -1  # unknown until the first request
+        self.awaiting_head = True
+        self.head_size = 0
+        #: Bumped on every read; the server closes connections idle for too long.
+        self.activity = 0
+        self.seen_activity = -1
         #: The exchange being answered, and the one whose request is being read.
         self.current: Exchange | None = None
         self.reading: Exchange | None = None
@@ -134,8 +149,18 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.stop_reading:
             return
+        self.activity += 1
+        if self.awaiting_head:
+            self.head_size += len(data)
         try:
             self.parser.feed_data(data)
+            if self.awaiting_head and self.head_size > MAX_HEAD_BYTES:
+                self._bad_request("request head too large", 431)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._bad_request("request head too large", 431)
+            else:
+                raise
         except httptools.HttpParserUpgrade:
             # Upgrades (WebSocket) are not proxied: the request went out without
             # its Upgrade header; answer it and close.
@@ -203,6 +228,12 @@ class ClientConnection(asyncio.Protocol):
                 self.forwarded_seen |= action
 
     def on_headers_complete(self) -> None:
+        self.awaiting_head = False
+        if self.head_size > MAX_HEAD_BYTES and (
+            len(self.url) + sum(map(len, self.parts)) > MAX_HEAD_BYTES
+        ):
+            raise _HeadTooLarge
+        self.head_size = 0
         url = self.url
         self.url = b""
         parts = self.parts
@@ -331,6 +362,7 @@ class ClientConnection(asyncio.Protocol):
                 self.block(BLOCK_WAITING)
 
     def on_message_complete(self) -> None:
+        self.awaiting_head = True
         exchange = self.reading
         if exchange is None:
             return
@@ -452,13 +484,13 @@ class ClientConnection(asyncio.Protocol):
             )
         )
 
-    def _bad_request(self, detail: str) -> None:
+    def _bad_request(self, detail: str, status: int = 400) -> None:
         self.stop_reading = True
         exchange = self.reading
         if exchange is not None and not exchange.done:
             exchange.close_client = True
             if exchange is self.current:
-                self.fail(exchange, 400, "bad_request", detail)
+                self.fail(exchange, status, "bad_request", detail)
             else:  # a pipelined request that will never be complete: drop it
                 self.queue.remove(exchange)
                 exchange.status = 400
@@ -477,11 +509,11 @@ class ClientConnection(asyncio.Protocol):
         service = self.listener.default
         exchange = Exchange(self, service, "", b"", b"", perf_counter())
         exchange.close_client = True
-        exchange.local = error_response(400, "bad_request", detail, close=True)
+        exchange.local = error_response(status, "bad_request", detail, close=True)
         if service is not None:
             service.in_flight += 1
         self.current = exchange
-        exchange.status = 400
+        exchange.status = status
         self.write(exchange.local)
         exchange.done = True
         if service is not None:

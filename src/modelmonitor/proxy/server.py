@@ -40,10 +40,12 @@ class ProxyServer:
         ids: EventIdFactory | None = None,
         max_idle_per_service: int = 512,
         backlog: int = 2048,
+        client_idle_seconds: float = 75.0,
     ) -> None:
         self.capture = capture
         self._ids = ids or EventIdFactory()
         self._backlog = backlog
+        self._client_idle = client_idle_seconds
         self.services = [Service(config, max_idle=max_idle_per_service) for config in services]
         # The main port, then one listener per distinct own ``listen`` (port 0 included).
         groups: dict[tuple[bool, str], list[Service]] = {(False, listen): []}
@@ -148,7 +150,26 @@ class ProxyServer:
         """Requests being proxied now, per service."""
         return {service.name: service.in_flight for service in self.services}
 
-    # -- upstream timeouts -------------------------------------------------
+    # -- timeouts ----------------------------------------------------------
+
+    def _close_idle_clients(self, now: float, idle_since: dict[ClientConnection, float]) -> None:
+        """Close keep-alive client connections that sent nothing for ``client_idle_seconds``."""
+        alive: set[ClientConnection] = set()
+        for _, _, listener in self._plan:
+            for connection in list(listener.connections):
+                alive.add(connection)
+                if (
+                    connection.current is not None
+                    or connection.activity != connection.seen_activity
+                ):
+                    connection.seen_activity = connection.activity
+                    idle_since[connection] = now
+                elif now - idle_since.get(connection, now) >= self._client_idle:
+                    connection.close()
+                else:
+                    idle_since.setdefault(connection, now)
+        for gone in [connection for connection in idle_since if connection not in alive]:
+            del idle_since[gone]
 
     async def _sweep(self) -> None:
         """Fail exchanges whose upstream has been silent for the service's timeout.
@@ -158,11 +179,16 @@ class ProxyServer:
         count has not moved for ``timeout_seconds`` gets a 504 (or is cut off).
         """
         timeouts = [s.timeout for s in self.services if s.timeout > 0]
+        if self._client_idle > 0:
+            timeouts.append(self._client_idle)
         interval = min(1.0, max(0.01, min(timeouts, default=1.0) / 10))
         loop = asyncio.get_running_loop()
+        idle_since: dict[ClientConnection, float] = {}
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
+            if self._client_idle > 0:
+                self._close_idle_clients(now, idle_since)
             for service in self.services:
                 timeout = service.timeout
                 if timeout <= 0:
