@@ -11,7 +11,7 @@ a wrk Lua ``delay()``), then ModelMonitor's memory under sustained load (``--soa
 and while a 100 MB body streams through it each way. Prints a table, the ratios
 and PASS/FAIL against the targets. Only 127.0.0.1; every loop is bounded.
 
-    python bench/proxy.py                 # ~4 minutes
+    python bench/proxy.py                 # ~5 minutes
     python bench/proxy.py --soak 300      # the 5-minute memory run
 """
 
@@ -163,10 +163,6 @@ def run_proxy(upstream: str, port: int, big_upstream: str, big_port: int) -> Non
         shipper = Shipper(capture, bus, proxy_id="bench", in_flight=proxy.in_flight)
         await shipper.start()
         await proxy.start()
-        if os.environ.get("MM_GC"):
-            import gc
-
-            gc.freeze() if os.environ["MM_GC"] == "freeze" else gc.disable()
         print("ready", flush=True)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -490,7 +486,7 @@ def main() -> int:
     parser.add_argument("--upstream", default="")
     parser.add_argument("--big-upstream", default="")
     parser.add_argument("--big-port", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
     parser.add_argument("--seconds", type=float, default=5, help="saturated run length")
     parser.add_argument("--paced-seconds", type=float, default=10, help="paced run length")
     parser.add_argument("--soak", type=float, default=60, help="sustained-load memory check (s)")

@@ -272,3 +272,35 @@ async def test_stop_gives_up_after_its_deadline_when_the_bus_is_down() -> None:
     await shipper.stop(flush_seconds=0.2)
     assert time.monotonic() - started < 1.0
     assert buffer.size == 1
+
+
+async def test_a_hung_publish_counts_as_an_outage() -> None:
+    class HungBus(FlakyBus):
+        hang = True
+
+        async def publish(self, body: bytes) -> None:
+            if self.hang:
+                await asyncio.sleep(10)
+            await super().publish(body)
+
+    bus = HungBus()
+    buffer = CaptureBuffer(100)
+    shipper = Shipper(
+        buffer,
+        bus,  # type: ignore[arg-type]
+        proxy_id="p",
+        flush_interval_seconds=0.01,
+        max_backoff_seconds=0.02,
+        publish_timeout_seconds=0.05,
+    )
+    await shipper.start()
+    buffer.append(event())
+    await asyncio.sleep(0.2)
+    assert shipper.bus_state == "disconnected"
+    bus.hang = False
+    for _ in range(200):
+        if bus.events():
+            break
+        await asyncio.sleep(0.01)
+    assert len(bus.events()) == 1
+    await shipper.stop()
