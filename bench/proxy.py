@@ -230,7 +230,7 @@ def start_child(name: str, argv: list[str], cpu: int | None, ready_port: int) ->
 
 
 def python_child(role: str, *args: str) -> list[str]:
-    return [sys.executable, __file__, "--role", role, *args]
+    return [sys.executable, os.path.abspath(__file__), "--role", role, *args]
 
 
 NGINX_CONF = """
