@@ -88,6 +88,7 @@ class ProxyServer:
                     names.append(listener.default.name)
                 for name in names:
                     self._by_service[name] = address
+                log.info("proxy listening on %s for %s", _format(address), ", ".join(names) or "-")
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -110,11 +111,15 @@ class ProxyServer:
             if not any(listener.connections for listener in listeners):
                 break
             await asyncio.sleep(0.02)
+        cut = 0
         for listener in listeners:
             for connection in list(listener.connections):
                 if not connection.closed:
+                    cut += connection.current is not None
                     connection.closed = True
                     connection.transport.abort()
+        if cut:
+            log.warning("proxy stopped with %d requests still in flight (cut off)", cut)
         for service in self.services:
             service.upstream.close()
             for upstream in list(service.upstream.connections):
