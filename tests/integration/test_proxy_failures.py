@@ -191,14 +191,13 @@ async def test_idle_closing_upstream_never_surfaces_an_error() -> None:
 async def test_stale_pooled_connection_is_retried_once_on_a_fresh_one(body: bytes) -> None:
     """The upstream takes the request on a reused connection and closes without answering
     (the race of an idle close): the proxy replays it on a fresh connection."""
-    served: dict[int, int] = {}
+    served: dict[asyncio.StreamWriter, int] = {}  # strong keys: no id() reuse
 
     async def first_only(
         request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
-        key = id(writer)
-        served[key] = served.get(key, 0) + 1
-        if served[key] > 1:
+        served[writer] = served.get(writer, 0) + 1
+        if served[writer] > 1:
             return False  # close without a response
         await ok(request, reader, writer)
         return True
