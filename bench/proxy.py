@@ -639,6 +639,7 @@ def memory_checks(args: argparse.Namespace, upstream_url: str) -> bool:
         mm_port,
     )
     ok_all = True
+    out = ""
     try:
         idle = rss_mb(mm.pid)
         with tempfile.TemporaryDirectory() as tmp:
@@ -663,8 +664,11 @@ def memory_checks(args: argparse.Namespace, upstream_url: str) -> bool:
             f"(flat within {RSS_TOLERANCE:.0%}) {verdict(ok)}"
         )
     finally:
-        mm.stop()
+        out = mm.stop()
         big.stop()
+    stats = next((ln for ln in out.splitlines() if ln.startswith("stats ")), "")
+    if stats:
+        print(f"capture during the memory checks: {' '.join(stats.split()[1:])}")
     return ok_all
 
 
