@@ -115,3 +115,63 @@ async def test_in_flight_counts_per_service() -> None:
             assert [r.status_code for r in await asyncio.gather(*tasks)] == [200] * 3
             assert proxy.in_flight() == {"svc": 0}
             assert len(capture) == 3
+
+
+async def test_events_reach_the_bus_through_the_shipper() -> None:
+    from modelmonitor.bus.memory import MemoryBus
+    from modelmonitor.events import decode_batch
+    from modelmonitor.proxy import Shipper
+
+    bus = MemoryBus()
+    await bus.connect()
+    async with running_upstream(answer) as upstream:
+        service = ServiceConfig(name="svc", upstream=upstream.url)
+        async with running_proxy(service) as (proxy, capture), httpx.AsyncClient() as client:
+            shipper = Shipper(
+                capture,
+                bus,
+                proxy_id="it",
+                flush_interval_seconds=0.02,
+                in_flight=proxy.in_flight,
+            )
+            await shipper.start()
+            for index in range(25):
+                assert (await client.get(base_url(proxy, "svc") + f"/r/{index}")).status_code == 200
+            await shipper.stop()
+    shipped = []
+    stats = []
+    async for delivery in bus.consume():
+        batch = decode_batch(delivery.body)
+        shipped += batch.events
+        stats.append(batch.stats)
+        await delivery.ack()
+        if not bus.depth:
+            break
+    assert [event.path for event in shipped] == [f"/r/{index}" for index in range(25)]
+    assert {event.route for event in shipped} == {"/r/{id}"}
+    assert stats[-1].captured_total == 25 and stats[-1].in_flight == {"svc": 0}
+
+
+async def test_informational_responses_are_forwarded() -> None:
+    async def hints(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return True
+
+    async with (
+        running_upstream(hints) as upstream,
+        running_proxy(ServiceConfig(name="svc", upstream=upstream.url)) as (proxy, capture),
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.bound[0][1])
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5):
+            early = await reader.readuntil(b"\r\n\r\n")
+            final = await reader.readuntil(b"\r\n\r\n")
+            body = await reader.readexactly(2)
+        writer.close()
+        assert early.startswith(b"HTTP/1.1 103") and b"Link: </style.css>" in early
+        assert final.startswith(b"HTTP/1.1 200") and body == b"ok"
+        await wait_for_events(capture, 1)
+        assert capture.snapshot()[0].status == 200
