@@ -94,6 +94,10 @@ class CaptureBuffer:
         """``count`` in-transit events reached the bus (or the spool)."""
         self._in_transit = max(0, self._in_transit - count)
 
+    def snapshot(self) -> list[RequestEvent]:
+        """A copy of the buffered events (not in transit), oldest first."""
+        return list(self._items)
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -144,6 +148,7 @@ class Shipper:
         in_flight: Callable[[], dict[str, int]] = dict,
         heartbeat_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
+        publish_timeout_seconds: float = 10.0,
         spool: Spool | None = None,
     ) -> None:
         self._buffer = buffer
@@ -154,6 +159,7 @@ class Shipper:
         self._in_flight = in_flight
         self._heartbeat = heartbeat_seconds
         self._max_backoff = max_backoff_seconds
+        self._publish_timeout = publish_timeout_seconds
         self._spool = spool
         self._wake = asyncio.Event()
         self._held: list[RequestEvent] | None = None
@@ -240,9 +246,10 @@ class Shipper:
         events = self._held
         body = encode_batch(EventBatch(self.stats(), events))
         try:
-            if self._spool is not None and self._spool.spooled:
-                await self._replay_spool()
-            await self._bus.publish(body)
+            async with asyncio.timeout(self._publish_timeout):  # a hung broker is a down one
+                if self._spool is not None and self._spool.spooled:
+                    await self._replay_spool()
+                await self._bus.publish(body)
         except _BUS_DOWN as exc:
             self.publish_failures += 1
             if self.bus_state != "disconnected":
