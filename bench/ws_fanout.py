@@ -25,8 +25,10 @@ from modelmonitor.runtime import Parts, Runtime
 from modelmonitor.settings import load_settings
 from modelmonitor.events import EventBatch, EventIdFactory, ProxyStats, RequestEvent, encode_batch
 
-async def main(port, data_dir, services):
-    settings = load_settings(api=f"127.0.0.1:{port}", data_dir=data_dir, ws_interval_seconds=1.0)
+async def main(port, data_dir, services, interval):
+    settings = load_settings(
+        api=f"127.0.0.1:{port}", data_dir=data_dir, ws_interval_seconds=interval
+    )
     runtime = Runtime(settings, parts=Parts(proxy=False))
     await runtime.start()
     ids = EventIdFactory()
@@ -44,7 +46,7 @@ async def main(port, data_dir, services):
         await asyncio.sleep(0.1)
 
 import uvloop
-uvloop.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
+uvloop.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
 """
 
 
@@ -72,11 +74,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.floor(q * (len(ordered) - 1)))]
 
 
-async def run(clients: int, seconds: float, services: int) -> int:
+async def run(clients: int, seconds: float, services: int, interval: float) -> int:
     port = free_port()
     measured = 0.0
     with tempfile.TemporaryDirectory() as data_dir:
-        server = spawn_python(SERVER, str(port), data_dir, str(services))
+        server = spawn_python(SERVER, str(port), data_dir, str(services), str(interval))
         try:
             wait_http(f"http://127.0.0.1:{port}/health")
             url = f"ws://127.0.0.1:{port}/ws/metrics"
@@ -104,10 +106,16 @@ async def run(clients: int, seconds: float, services: int) -> int:
         print("FAIL: no messages received")
         return 1
     p50, p95, p99 = (percentile(delays, q) for q in (0.5, 0.95, 0.99))
-    expected = connected[0] * measured
-    print(f"ws fan-out: {connected[0]}/{clients} clients connected, {services} services")
+    expected = connected[0] * measured / interval
+    print(
+        f"ws fan-out: {connected[0]}/{clients} clients, {services} services,"
+        f" push every {interval:g} s"
+    )
     print(f"  message size: {sizes[0] / 1024:.1f} KiB")
-    print(f"  messages received: {len(delays)} (about {expected:.0f} expected at 1/s)")
+    print(
+        f"  messages received: {len(delays)}"
+        f" (about {expected:.0f} expected, one per {interval:g} s)"
+    )
     print(
         f"  delivery delay p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms,"
         f" p99 {p99 * 1000:.0f} ms"
@@ -123,8 +131,14 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--services", type=int, default=50)
+    parser.add_argument(
+        "--interval", type=float, default=None, help="push interval (default: the setting's)"
+    )
     args = parser.parse_args()
-    return asyncio.run(run(args.clients, args.seconds, args.services))
+    from modelmonitor.settings import Settings
+
+    interval = args.interval or Settings.model_fields["ws_interval_seconds"].default
+    return asyncio.run(run(args.clients, args.seconds, args.services, interval))
 
 
 if __name__ == "__main__":

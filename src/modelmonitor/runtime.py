@@ -174,6 +174,11 @@ class Runtime:
             )
         self.capture = CaptureBuffer(settings.buffer_capacity)
         self.proxy = ProxyServer(services, listen=settings.listen, capture=self.capture)
+        spool = None
+        if settings.spool_max_bytes:
+            from modelmonitor.proxy.spool import FileSpool
+
+            spool = FileSpool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
         self.shipper = Shipper(
             self.capture,
             self.bus,
@@ -181,6 +186,7 @@ class Runtime:
             batch_max_events=settings.batch_max_events,
             flush_interval_seconds=settings.flush_interval_seconds,
             in_flight=self.proxy.in_flight,
+            spool=spool,
         )
         await self.shipper.start()
         self._stack.push_async_callback(self._drain_pipeline)

@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     buffer_capacity: int = Field(default=100_000, ge=100)
     batch_max_events: int = Field(default=2_000, ge=1, le=100_000)
     flush_interval_seconds: Duration = 0.1
+    #: Bytes of undeliverable batches a proxy may keep on disk under ``data_dir/spool``
+    #: while the broker is away (0: memory only).
     spool_max_bytes: int = Field(default=0, ge=0)
 
     # Pipeline and API.

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Request", "Upstream", "read_request", "running_upstream"]
+from modelmonitor.events import RequestEvent
+from modelmonitor.proxy import CaptureBuffer, ProxyServer
+from modelmonitor.settings import ServiceConfig
+
+__all__ = [
+    "Handler",
+    "Request",
+    "Upstream",
+    "base_url",
+    "closed_port",
+    "events",
+    "read_request",
+    "running_proxy",
+    "running_upstream",
+    "wait_for_events",
+]
 
 
 @dataclass
@@ -130,3 +146,47 @@ async def running_upstream(
             writer.transport.abort()
         if tasks:
             await asyncio.wait(list(tasks), timeout=2.0)
+
+
+@contextlib.asynccontextmanager
+async def running_proxy(
+    *services: ServiceConfig,
+    capacity: int = 10_000,
+    listen: str = "127.0.0.1:0",
+    client_idle_seconds: float = 75.0,
+) -> AsyncIterator[tuple[ProxyServer, CaptureBuffer]]:
+    """A started :class:`ProxyServer` for ``services`` and its capture buffer."""
+    capture = CaptureBuffer(capacity)
+    proxy = ProxyServer(
+        list(services), listen=listen, capture=capture, client_idle_seconds=client_idle_seconds
+    )
+    await proxy.start()
+    try:
+        yield proxy, capture
+    finally:
+        await proxy.stop(grace=1.0)
+
+
+def base_url(proxy: ProxyServer, service: str) -> str:
+    return f"http://{proxy.addresses[service]}"
+
+
+def events(capture: CaptureBuffer) -> list[RequestEvent]:
+    """Everything captured so far (test helper: reads without draining)."""
+    return capture.snapshot()
+
+
+async def wait_for_events(capture: CaptureBuffer, count: int, seconds: float = 5.0) -> None:
+    """Events are recorded when a response completes; wait until ``count`` are in."""
+    for _ in range(int(seconds / 0.01)):
+        if len(capture) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{len(capture)} events, expected {count}")
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 with nothing listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -94,6 +94,10 @@ class CaptureBuffer:
         """``count`` in-transit events reached the bus (or the spool)."""
         self._in_transit = max(0, self._in_transit - count)
 
+    def snapshot(self) -> list[RequestEvent]:
+        """A copy of the buffered events (not in transit), oldest first."""
+        return list(self._items)
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -144,6 +148,7 @@ class Shipper:
         in_flight: Callable[[], dict[str, int]] = dict,
         heartbeat_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
+        publish_timeout_seconds: float = 10.0,
         spool: Spool | None = None,
     ) -> None:
         self._buffer = buffer
@@ -154,6 +159,7 @@ class Shipper:
         self._in_flight = in_flight
         self._heartbeat = heartbeat_seconds
         self._max_backoff = max_backoff_seconds
+        self._publish_timeout = publish_timeout_seconds
         self._spool = spool
         self._wake = asyncio.Event()
         self._held: list[RequestEvent] | None = None
@@ -214,7 +220,9 @@ class Shipper:
         loop = asyncio.get_running_loop()
         backoff = 0.0
         while True:
-            if backoff:
+            if backoff and self._spool is not None:
+                await self._spill_while_waiting(backoff)
+            elif backoff:
                 await asyncio.sleep(backoff)
             else:
                 with contextlib.suppress(TimeoutError):
@@ -240,17 +248,17 @@ class Shipper:
         events = self._held
         body = encode_batch(EventBatch(self.stats(), events))
         try:
-            if self._spool is not None and self._spool.spooled:
-                await self._replay_spool()
-            await self._bus.publish(body)
+            async with asyncio.timeout(self._publish_timeout):  # a hung broker is a down one
+                if self._spool is not None and self._spool.spooled:
+                    await self._replay_spool()
+                await self._bus.publish(body)
         except _BUS_DOWN as exc:
             self.publish_failures += 1
             if self.bus_state != "disconnected":
                 log.warning("event bus unavailable (%s); holding events and retrying", exc)
             self.bus_state = "disconnected"
-            if self._spool is not None and events and await self._spool.put(body, len(events)):
-                self._buffer.delivered(len(events))
-                self._held = None
+            if self._spool is not None:
+                await self._spill(body, events)
             return False
         if self.bus_state != "connected":
             log.info("event bus available again")
@@ -261,6 +269,34 @@ class Shipper:
         self.events_sent += len(events)
         self._last_sent = asyncio.get_running_loop().time()
         return True
+
+    async def _spill_while_waiting(self, seconds: float) -> None:
+        """Back off from the bus, but keep moving new events to the spool meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self._interval, left)):
+                    await self._wake.wait()
+            self._wake.clear()
+            held = self._held or []
+            await self._spill(encode_batch(EventBatch(self.stats(), held)), held)
+
+    async def _spill(self, body: bytes, events: list[RequestEvent]) -> None:
+        """The bus is down: move the held batch and everything buffered to the spool,
+        so the memory buffer keeps room for new requests (bounded by the spool size)."""
+        assert self._spool is not None
+        while True:
+            if events:
+                if not await self._spool.put(body, len(events)):
+                    return  # spool full: the batch stays held in memory
+                self._buffer.delivered(len(events))
+            self._held = None
+            events = self._buffer.take(self._batch_max)
+            if not events:
+                return
+            self._held = events
+            body = encode_batch(EventBatch(self.stats(), events))
 
     async def _replay_spool(self) -> None:
         """Deliver spooled batches, oldest first, before new ones (the spool seam)."""

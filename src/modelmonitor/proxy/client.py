@@ -23,7 +23,7 @@ from modelmonitor.proxy.http import (
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
 
 if TYPE_CHECKING:
-    from modelmonitor.proxy.service import Listener, Service
+    from modelmonitor.proxy.service import Listener
 
 __all__ = ["ClientConnection"]
 
@@ -34,7 +34,15 @@ BLOCK_PIPELINE = 4  # a pipelined request waits for the one before it
 
 #: Body bytes buffered per request while no upstream connection is ready.
 PENDING_LIMIT = 256 * 1024
+#: Largest request line plus headers accepted (431 beyond).
+MAX_HEAD_BYTES = 64 * 1024
 _HEAD = b"HEAD"
+_CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
+_NO_LIST: list[bytes] = []
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside the parser to stop at an oversized request head."""
 
 
 def _origin_form(url: bytes) -> bytes:
@@ -49,16 +57,30 @@ class ClientConnection(asyncio.Protocol):
     """One client connection: requests are answered in order (pipelining is queued)."""
 
     __slots__ = (
+        "activity",
+        "awaiting_head",
+        "chunked",
         "closed",
         "current",
-        "headers",
+        "expect",
+        "forwarded_for",
+        "forwarded_seen",
+        "has_body",
+        "head_size",
+        "hop",
+        "host",
+        "http10",
         "listener",
+        "models",
         "parser",
+        "parts",
         "peer",
         "peer_bytes",
         "queue",
+        "rare",
         "read_block",
         "reading",
+        "seen_activity",
         "stop_reading",
         "transport",
         "url",
@@ -70,8 +92,25 @@ class ClientConnection(asyncio.Protocol):
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.parser = httptools.HttpRequestParser(self)
+        # The request head being parsed: forwarded parts and the special headers.
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.parts: list[bytes] = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
+        self.host: bytes | None = None
+        self.has_body = False
+        #: Set when a rarely seen header needs work at the end of the head.
+        self.rare = False
+        self.chunked = False
+        self.expect = False
+        self.forwarded_for: list[bytes] = []
+        self.forwarded_seen = 0
+        self.hop: set[bytes] = set()
+        self.models: dict[bytes, bytes] = {}
+        self.http10 = -1  # unknown until the first request
+        self.awaiting_head = True
+        self.head_size = 0
+        #: Bumped on every read; the server closes connections idle for too long.
+        self.activity = 0
+        self.seen_activity = -1
         #: The exchange being answered, and the one whose request is being read.
         self.current: Exchange | None = None
         self.reading: Exchange | None = None
@@ -103,20 +142,25 @@ class ClientConnection(asyncio.Protocol):
             self._abandon(self.queue.popleft())
 
     def eof_received(self) -> bool:
-        if self.reading is not None or self.current is None:
-            return False  # a request cut short, or nothing to answer: close
-        # Half-closed after a complete request: answer it, then close.
-        self.stop_reading = True
-        self.current.close_client = True
-        for exchange in self.queue:
-            exchange.close_client = True
-        return True
+        # Like nginx: a client that closes its side while waiting has gone away
+        # (a half-close cannot be told from a close); connection_lost records it.
+        return False
 
     def data_received(self, data: bytes) -> None:
         if self.stop_reading:
             return
+        self.activity += 1
+        if self.awaiting_head:
+            self.head_size += len(data)
         try:
             self.parser.feed_data(data)
+            if self.awaiting_head and self.head_size > MAX_HEAD_BYTES:
+                self._bad_request("request head too large", 431)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._bad_request("request head too large", 431)
+            else:
+                raise
         except httptools.HttpParserUpgrade:
             # Upgrades (WebSocket) are not proxied: the request went out without
             # its Upgrade header; answer it and close.
@@ -151,13 +195,53 @@ class ClientConnection(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        # Headers are forwarded as they are parsed; only the special ones are kept.
+        lower = name.lower()
+        action = REQUEST_SPECIAL.get(lower)
+        if action is None:
+            self.parts += (name, b": ", value, CRLF)
+            if lower in self.listener.model_headers:
+                self.rare = True
+                self.models[lower] = value
+        elif action == 1:
+            self.host = value
+        elif action == 9:
+            self.has_body = value != b"0"
+            self.parts += (name, b": ", value, CRLF)
+        elif action == 2:
+            lowered = value.lower()
+            if lowered != b"keep-alive" and lowered != b"close":
+                extra = connection_tokens(lowered) - _CONNECTION_OPTIONS
+                if extra:
+                    self.rare = True
+                    self.hop |= extra
+        elif action != 3:
+            self.rare = True
+            if action == 4:
+                self.chunked = self.has_body = True
+            elif action == 5:
+                self.expect = value.lower() == b"100-continue"
+            elif action == 6:
+                self.forwarded_for.append(value)
+            else:  # X-Forwarded-Proto / -Host: kept as the first proxy set them
+                self.parts += (name, b": ", value, CRLF)
+                self.forwarded_seen |= action
 
     def on_headers_complete(self) -> None:
+        self.awaiting_head = False
+        if self.head_size > MAX_HEAD_BYTES and (
+            len(self.url) + sum(map(len, self.parts)) > MAX_HEAD_BYTES
+        ):
+            raise _HeadTooLarge
+        self.head_size = 0
         url = self.url
         self.url = b""
-        headers = self.headers
-        self.headers = []
+        parts = self.parts
+        self.parts = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
+        host = self.host
+        self.host = None
+        has_body = self.has_body
+        self.has_body = False
         parser = self.parser
         method_bytes = parser.get_method()
         method = METHODS.get(method_bytes) or method_bytes.decode("latin-1")
@@ -170,8 +254,29 @@ class ClientConnection(asyncio.Protocol):
             service, strip = listener.route(path)
         else:
             service, strip = listener.default, 0
+        model = ""
+        chunked = expect = False
+        if self.rare:
+            self.rare = False
+            chunked, expect = self.chunked, self.expect
+            self.chunked = self.expect = False
+            forwarded_for, self.forwarded_for = self.forwarded_for, []
+            forwarded_seen, self.forwarded_seen = self.forwarded_seen, 0
+            hop, self.hop = self.hop, set()
+            models, self.models = self.models, {}
+            if service is not None and service.model_header in models:
+                model = models[service.model_header].decode("latin-1")
+            if hop:  # Connection named more hop-by-hop headers: drop them too
+                kept = parts[:5]
+                for index in range(5, len(parts), 4):
+                    if parts[index].lower() not in hop:
+                        kept += parts[index : index + 4]
+                parts = kept
+        else:
+            forwarded_for = _NO_LIST
+            forwarded_seen = 0
         if service is None:
-            exchange = Exchange(self, None, method, "", "", b"", time(), perf_counter())
+            exchange = Exchange(self, None, method, b"", b"", perf_counter())
             exchange.close_client = True
             exchange.local = error_response(
                 404, "no_service", "no service is configured for this path", close=True
@@ -185,37 +290,57 @@ class ClientConnection(asyncio.Protocol):
                 url = b"/" + url
                 path = b"/" + path
         base = service.upstream.base_path
-        target = base + url if base else url
-        built = _request_head(self, service, method_bytes, target, headers, None)
-        if built is None:  # Connection named more hop-by-hop headers: drop them too
-            hop: set[bytes] = set()
-            for name, value in headers:
-                if name.lower() == b"connection":
-                    hop |= connection_tokens(value)
-            built = _request_head(self, service, method_bytes, target, headers, hop)
-            assert built is not None
-        head, model, has_body, chunked, expect = built
-        path_text = path.decode("utf-8", "replace")
-        exchange = Exchange(
-            self,
-            service,
-            method,
-            path_text,
-            service.template(path_text),
-            head,
-            time(),
-            perf_counter(),
-        )
-        exchange.model = model
-        exchange.chunked_request = chunked
-        exchange.close_client = not parser.should_keep_alive()
-        exchange.http10 = parser.get_http_version() == "1.0"
-        exchange.is_head = method_bytes == _HEAD
-        exchange.expect_continue = expect
-        if has_body and not model and service.json_field:
+        parts[0] = method_bytes
+        parts[2] = base + url if base else url
+        if service.preserve_host and host is not None:
+            parts[4] = b"Host: " + host + CRLF
+        else:
+            parts[4] = service.upstream.host_header
+        if service.forwarded:
+            peer = self.peer_bytes
+            if forwarded_for:
+                peer = b", ".join(forwarded_for) + b", " + peer
+            parts += (b"X-Forwarded-For: ", peer, CRLF)
+            if not forwarded_seen & 7:
+                parts.append(listener.proto_line)
+            if not forwarded_seen & 8 and host is not None:
+                parts += (b"X-Forwarded-Host: ", host, CRLF)
+        elif forwarded_for:
+            parts += (b"X-Forwarded-For: ", b", ".join(forwarded_for), CRLF)
+        if chunked:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        parts.append(CRLF)
+        exchange = Exchange(self, service, method, path, b"".join(parts), perf_counter())
+        if model:
+            exchange.model = model
+        elif has_body and service.json_field:
             exchange.json_prefix = bytearray()
+        if chunked:
+            exchange.chunked_request = True
+        if not parser.should_keep_alive():
+            exchange.close_client = True
+        if method_bytes == _HEAD:
+            exchange.is_head = True
+        if expect:
+            exchange.expect_continue = True
+        http10 = self.http10
+        if http10 < 0:  # a client does not change versions mid-connection: ask once
+            http10 = self.http10 = int(parser.get_http_version() == "1.0")
+        if http10:
+            exchange.http10 = True
         service.in_flight += 1
-        self._dispatch(exchange)
+        # Dispatch: start now, or queue behind the request being answered.
+        self.reading = exchange
+        if self.current is None:
+            self.current = exchange
+            connection = service.upstream.acquire()
+            if connection is not None:
+                connection.attach(exchange)
+            else:
+                service.upstream.connect(exchange)
+        else:
+            self.queue.append(exchange)
+            self.block(BLOCK_PIPELINE)
 
     def on_body(self, body: bytes) -> None:
         exchange = self.reading
@@ -237,6 +362,7 @@ class ClientConnection(asyncio.Protocol):
                 self.block(BLOCK_WAITING)
 
     def on_message_complete(self) -> None:
+        self.awaiting_head = True
         exchange = self.reading
         if exchange is None:
             return
@@ -337,16 +463,18 @@ class ClientConnection(asyncio.Protocol):
         if not model and exchange.json_prefix:
             model = json_field(bytes(exchange.json_prefix), service.json_field)
         listener = self.listener
+        now = perf_counter()
+        path = exchange.path.decode("utf-8", "replace")
         listener.capture.append(
             RequestEvent(
                 listener.ids(),
-                exchange.start,
+                time() - (now - exchange.t0),
                 service.name,
                 exchange.method,
-                exchange.route,
-                exchange.path,
+                service.template(path) if path else "",
+                path,
                 exchange.status,
-                perf_counter() - exchange.t0,
+                now - exchange.t0,
                 exchange.ttfb if exchange.ttfb > 0 else 0.0,
                 exchange.request_bytes,
                 exchange.response_bytes,
@@ -356,13 +484,13 @@ class ClientConnection(asyncio.Protocol):
             )
         )
 
-    def _bad_request(self, detail: str) -> None:
+    def _bad_request(self, detail: str, status: int = 400) -> None:
         self.stop_reading = True
         exchange = self.reading
         if exchange is not None and not exchange.done:
             exchange.close_client = True
             if exchange is self.current:
-                self.fail(exchange, 400, "bad_request", detail)
+                self.fail(exchange, status, "bad_request", detail)
             else:  # a pipelined request that will never be complete: drop it
                 self.queue.remove(exchange)
                 exchange.status = 400
@@ -379,13 +507,13 @@ class ClientConnection(asyncio.Protocol):
             last.close_client = True  # answer what came before, then close
             return
         service = self.listener.default
-        exchange = Exchange(self, service, "", "", "", b"", time(), perf_counter())
+        exchange = Exchange(self, service, "", b"", b"", perf_counter())
         exchange.close_client = True
-        exchange.local = error_response(400, "bad_request", detail, close=True)
+        exchange.local = error_response(status, "bad_request", detail, close=True)
         if service is not None:
             service.in_flight += 1
         self.current = exchange
-        exchange.status = 400
+        exchange.status = status
         self.write(exchange.local)
         exchange.done = True
         if service is not None:
@@ -417,72 +545,3 @@ class ClientConnection(asyncio.Protocol):
             self.read_block &= ~flag
             if not self.read_block and not self.closed:
                 self.transport.resume_reading()
-
-
-def _request_head(
-    client: ClientConnection,
-    service: Service,
-    method: bytes,
-    target: bytes,
-    headers: list[tuple[bytes, bytes]],
-    hop: set[bytes] | None,
-) -> tuple[bytes, str, bool, bool, bool] | None:
-    """The request head as sent upstream, plus (model, has_body, chunked, expect).
-
-    ``None`` when a ``Connection`` header names further hop-by-hop headers and
-    ``hop`` was not given: the caller collects them and calls again.
-    """
-    parts = [method, b" ", target, b" HTTP/1.1\r\n", b""]
-    model = ""
-    model_header = service.model_header
-    special = REQUEST_SPECIAL
-    host: bytes | None = None
-    forwarded_for: bytes | None = None
-    has_proto = has_host = has_body = chunked = expect = False
-    for name, value in headers:
-        lower = name.lower()
-        if hop is not None and lower in hop:
-            continue
-        action = special.get(lower)
-        if action is None:
-            if lower == model_header:
-                model = value.decode("latin-1")
-            parts += (name, b": ", value, CRLF)
-        elif action == 1:
-            host = value
-        elif action == 9:
-            has_body = value != b"0"
-            parts += (name, b": ", value, CRLF)
-        elif action == 4:
-            chunked = has_body = True
-        elif action == 2:
-            if hop is None and connection_tokens(value) - {b"close", b"keep-alive"}:
-                return None
-        elif action == 5:
-            expect = value.lower() == b"100-continue"
-        elif action == 6:
-            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
-        elif action == 7:
-            has_proto = True
-            parts += (name, b": ", value, CRLF)
-        elif action == 8:
-            has_host = True
-            parts += (name, b": ", value, CRLF)
-    if service.preserve_host and host is not None:
-        parts[4] = b"Host: " + host + CRLF
-    else:
-        parts[4] = service.upstream.host_header
-    if service.forwarded:
-        peer = client.peer_bytes
-        forwarded_for = forwarded_for + b", " + peer if forwarded_for else peer
-        parts += (b"X-Forwarded-For: ", forwarded_for, CRLF)
-        if not has_proto:
-            parts += (b"X-Forwarded-Proto: ", client.listener.scheme, CRLF)
-        if not has_host and host is not None:
-            parts += (b"X-Forwarded-Host: ", host, CRLF)
-    elif forwarded_for is not None:
-        parts += (b"X-Forwarded-For: ", forwarded_for, CRLF)
-    if chunked:
-        parts.append(b"Transfer-Encoding: chunked\r\n")
-    parts.append(CRLF)
-    return b"".join(parts), model, has_body, chunked, expect

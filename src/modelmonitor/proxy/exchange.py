@@ -45,9 +45,7 @@ class Exchange:
         "request_done",
         "response_bytes",
         "retried",
-        "route",
         "service",
-        "start",
         "status",
         "t0",
         "ttfb",
@@ -59,20 +57,18 @@ class Exchange:
         client: ClientConnection,
         service: Service | None,
         method: str,
-        path: str,
-        route: str,
+        path: bytes,
         head: bytes,
-        start: float,
         t0: float,
     ) -> None:
         self.client = client
         self.service = service
         self.method = method
+        #: The path as the service sees it (no query); templated when recorded.
         self.path = path
-        self.route = route
         #: Request line and headers as sent upstream.
         self.head = head
-        self.start = start
+        #: ``perf_counter()`` when the request head was parsed.
         self.t0 = t0
         self.ttfb = -1.0
         self.status = 0

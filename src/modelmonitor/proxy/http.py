@@ -24,7 +24,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 #: Request headers the proxy handles itself (lower-case name -> action code).
 #: 1 host, 2 connection, 3 hop-by-hop (dropped), 4 transfer-encoding (re-framed),
-#: 5 expect, 6 x-forwarded-for, 7 x-forwarded-proto, 8 x-forwarded-host, 9 content-length.
+#: 5 expect, 6 x-forwarded-for, 7 x-forwarded-proto, 8 x-forwarded-host (7 and 8 are
+#: also bit flags), 9 content-length.
 REQUEST_SPECIAL: dict[bytes, int] = {
     b"host": 1,
     b"connection": 2,
@@ -61,11 +62,14 @@ METHODS: dict[bytes, str] = {
 }
 
 _STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
+_PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus}
 _CHUNK_HEADERS = [b"%x\r\n" % n for n in range(4096)]
 
 
-def status_line(status: int, reason: bytes) -> bytes:
-    """``HTTP/1.1 200 OK\\r\\n``, cached per (status, reason)."""
+def status_line(status: int, reason: bytes = b"") -> bytes:
+    """``HTTP/1.1 200 OK\\r\\n`` (standard phrase unless given), cached."""
+    if not reason:
+        reason = _PHRASES.get(status, b"Unknown")
     key = (status, reason)
     line = _STATUS_LINES.get(key)
     if line is None:

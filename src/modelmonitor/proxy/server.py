@@ -40,21 +40,24 @@ class ProxyServer:
         ids: EventIdFactory | None = None,
         max_idle_per_service: int = 512,
         backlog: int = 2048,
+        client_idle_seconds: float = 75.0,
     ) -> None:
         self.capture = capture
         self._ids = ids or EventIdFactory()
         self._backlog = backlog
+        self._client_idle = client_idle_seconds
         self.services = [Service(config, max_idle=max_idle_per_service) for config in services]
-        groups: dict[str, list[Service]] = {}
-        main_key = listen
-        groups[main_key] = []
+        # The main port, then one listener per distinct own ``listen`` (port 0 included).
+        groups: dict[tuple[bool, str], list[Service]] = {(False, listen): []}
         for service in self.services:
-            groups.setdefault(service.config.listen or main_key, []).append(service)
+            own_listen = service.config.listen
+            key = (own_listen is not None, own_listen or listen)
+            groups.setdefault(key, []).append(service)
         self._plan: list[tuple[str, int, Listener]] = []
-        for key, group in groups.items():
-            if key == main_key and not group and self.services:
+        for (own, address), group in groups.items():
+            if not own and not group and self.services:
                 continue  # every service has its own port: no main listener needed
-            host, port = parse_host_port(key)
+            host, port = parse_host_port(address)
             self._plan.append((host, port, Listener(group, capture=capture, ids=self._ids)))
         self._servers: list[asyncio.Server] = []
         self._bound: list[tuple[str, int]] = []
@@ -85,6 +88,7 @@ class ProxyServer:
                     names.append(listener.default.name)
                 for name in names:
                     self._by_service[name] = address
+                log.info("proxy listening on %s for %s", _format(address), ", ".join(names) or "-")
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -107,14 +111,18 @@ class ProxyServer:
             if not any(listener.connections for listener in listeners):
                 break
             await asyncio.sleep(0.02)
+        cut = 0
         for listener in listeners:
             for connection in list(listener.connections):
                 if not connection.closed:
+                    cut += connection.current is not None
                     connection.closed = True
                     connection.transport.abort()
+        if cut:
+            log.warning("proxy stopped with %d requests still in flight (cut off)", cut)
         for service in self.services:
             service.upstream.close()
-            for upstream in list(service.upstream.busy):
+            for upstream in list(service.upstream.connections):
                 upstream.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -147,7 +155,26 @@ class ProxyServer:
         """Requests being proxied now, per service."""
         return {service.name: service.in_flight for service in self.services}
 
-    # -- upstream timeouts -------------------------------------------------
+    # -- timeouts ----------------------------------------------------------
+
+    def _close_idle_clients(self, now: float, idle_since: dict[ClientConnection, float]) -> None:
+        """Close keep-alive client connections that sent nothing for ``client_idle_seconds``."""
+        alive: set[ClientConnection] = set()
+        for _, _, listener in self._plan:
+            for connection in list(listener.connections):
+                alive.add(connection)
+                if (
+                    connection.current is not None
+                    or connection.activity != connection.seen_activity
+                ):
+                    connection.seen_activity = connection.activity
+                    idle_since[connection] = now
+                elif now - idle_since.get(connection, now) >= self._client_idle:
+                    connection.close()
+                else:
+                    idle_since.setdefault(connection, now)
+        for gone in [connection for connection in idle_since if connection not in alive]:
+            del idle_since[gone]
 
     async def _sweep(self) -> None:
         """Fail exchanges whose upstream has been silent for the service's timeout.
@@ -157,20 +184,25 @@ class ProxyServer:
         count has not moved for ``timeout_seconds`` gets a 504 (or is cut off).
         """
         timeouts = [s.timeout for s in self.services if s.timeout > 0]
+        if self._client_idle > 0:
+            timeouts.append(self._client_idle)
         interval = min(1.0, max(0.01, min(timeouts, default=1.0) / 10))
         loop = asyncio.get_running_loop()
+        idle_since: dict[ClientConnection, float] = {}
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
+            if self._client_idle > 0:
+                self._close_idle_clients(now, idle_since)
             for service in self.services:
                 timeout = service.timeout
                 if timeout <= 0:
                     continue
-                for connection in list(service.upstream.busy):
+                for connection in list(service.upstream.connections):
                     exchange = connection.exchange
                     if exchange is None:
-                        service.upstream.busy.discard(connection)
-                    elif connection.read_paused or connection.activity != connection.seen_activity:
+                        continue
+                    if connection.read_paused or connection.activity != connection.seen_activity:
                         connection.seen_activity = connection.activity
                         connection.stalled_since = now
                     elif now - connection.stalled_since >= timeout:

@@ -48,7 +48,17 @@ class Service:
 class Listener:
     """What one listening socket serves: an optional default service and path prefixes."""
 
-    __slots__ = ("capture", "connections", "default", "draining", "ids", "prefixed", "scheme")
+    __slots__ = (
+        "capture",
+        "connections",
+        "default",
+        "draining",
+        "ids",
+        "model_headers",
+        "prefixed",
+        "proto_line",
+        "scheme",
+    )
 
     def __init__(
         self,
@@ -71,6 +81,9 @@ class Listener:
         self.capture = capture
         self.ids = ids
         self.scheme = scheme
+        self.proto_line = b"X-Forwarded-Proto: " + scheme + b"\r\n"
+        #: Lower-case model header names of this listener's services.
+        self.model_headers = frozenset(service.model_header for service in services)
         #: Open client connections (closed on stop).
         self.connections: set[ClientConnection] = set()
         #: Set on stop: connections close after their current response.

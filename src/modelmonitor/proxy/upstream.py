@@ -30,6 +30,9 @@ __all__ = ["UpstreamConnection", "UpstreamTarget", "tls_context"]
 
 _BLOCK_UPSTREAM_FULL = 1  # ClientConnection read-block flag (see client.py)
 _BODILESS = frozenset((204, 304))
+_CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
+#: Shared "replayable, no body sent yet" marker (never appended to).
+_NOTHING_YET: list[bytes] = []
 
 
 def tls_context(tls: TLSConfig) -> ssl.SSLContext:
@@ -50,9 +53,9 @@ class UpstreamTarget:
 
     __slots__ = (
         "base_path",
-        "busy",
         "closing",
         "connect_timeout",
+        "connections",
         "host",
         "host_header",
         "idle",
@@ -77,8 +80,8 @@ class UpstreamTarget:
         self.connect_timeout = config.connect_timeout_seconds
         self.max_idle = max_idle
         self.idle: list[UpstreamConnection] = []
-        #: Connections with an exchange attached (the timeout sweeper walks them).
-        self.busy: set[UpstreamConnection] = set()
+        #: Every open connection (the timeout sweeper walks the busy ones).
+        self.connections: set[UpstreamConnection] = set()
         self.closing = False
 
     def acquire(self) -> UpstreamConnection | None:
@@ -103,7 +106,7 @@ class UpstreamTarget:
 
     def forget(self, connection: UpstreamConnection) -> None:
         """A connection closed: drop it from the pool."""
-        self.busy.discard(connection)
+        self.connections.discard(connection)
         if connection in self.idle:
             self.idle.remove(connection)
 
@@ -149,23 +152,27 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "activity",
+        "chunked",
         "closed",
         "complete",
         "exchange",
+        "first",
         "garbage",
-        "headers",
+        "hop",
         "informational",
         "keep_alive",
+        "length",
         "out",
         "parser",
         "parser_dirty",
+        "parts",
         "read_paused",
-        "reason",
         "reused",
         "seen_activity",
         "stalled_since",
         "target",
         "transport",
+        "upstream_close",
         "write_paused",
     )
 
@@ -175,8 +182,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.target = target
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.reason = b""
+        # The response head being parsed: re-emitted parts and the framing headers.
+        self.parts: list[bytes] = [b""]
+        self.first: bytes | None = None
+        self.length = False
+        self.chunked = False
+        self.upstream_close = False
+        self.hop: set[bytes] = set()
         self.out: list[bytes] = []
         self.complete = False
         self.informational = False
@@ -196,6 +208,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.target.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -256,6 +269,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.activity += 1
         if exchange.ttfb < 0:
             exchange.ttfb = perf_counter() - exchange.t0
+            self.first = data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -277,11 +291,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = exchange
         exchange.upstream = self
         self.activity += 1
-        self.target.busy.add(self)
         pending = exchange.pending
         if self.reused and not exchange.retried:
-            exchange.replay = [exchange.head, *pending]
-            exchange.replay_bytes = len(exchange.head) + exchange.pending_bytes
+            # Kept for a replay if this pooled connection turns out dead (body only:
+            # the head is kept anyway).
+            exchange.replay = pending.copy() if pending else _NOTHING_YET
+            exchange.replay_bytes = exchange.pending_bytes
         if pending:
             pending.insert(0, exchange.head)
             self.transport.writelines(pending)
@@ -310,6 +325,8 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.replay_bytes += len(piece)
             if exchange.replay_bytes > REPLAY_LIMIT:
                 exchange.replay = None
+            elif replay is _NOTHING_YET:
+                exchange.replay = [piece]
             else:
                 replay.append(piece)
 
@@ -331,61 +348,64 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         if self.complete:
-            self.garbage = True
+            self.garbage = True  # more after a complete response: never reuse
         self.informational = False
-        self.headers = []
-
-    def on_status(self, reason: bytes) -> None:
-        self.reason = reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        # Headers are re-emitted as they are parsed; only the framing ones are kept.
+        lower = name.lower()
+        action = RESPONSE_SPECIAL.get(lower)
+        if action is None:
+            self.parts += (name, b": ", value, CRLF)
+        elif action == 9:
+            self.length = True
+            self.parts += (name, b": ", value, CRLF)
+        elif action == 4:
+            self.chunked = b"chunked" in value.lower()
+        elif action == 2:
+            tokens = connection_tokens(value)
+            if b"close" in tokens:
+                self.upstream_close = True
+            tokens -= _CONNECTION_OPTIONS
+            if tokens:
+                self.hop |= tokens
 
     def on_headers_complete(self) -> None:
+        parts = self.parts
+        self.parts = [b""]
+        length, chunked, hop = self.length, self.chunked, self.hop
+        if length or chunked or hop:
+            self.length = self.chunked = False
+            self.hop = set()
         exchange = self.exchange
         if exchange is None or self.complete:
             return
         parser = self.parser
         status = parser.get_status_code()
+        # The upstream's own status line (reason phrase included) when it is HTTP/1.1.
+        first = self.first
+        self.first = None
+        end = first.find(b"\r\n") if first is not None and first[:9] == b"HTTP/1.1 " else -1
+        parts[0] = first[: end + 2] if end > 0 and first is not None else status_line(status)
+        if hop:
+            kept = parts[:1]
+            for index in range(1, len(parts), 4):
+                if parts[index].lower() not in hop:
+                    kept += parts[index : index + 4]
+            parts = kept
+        http10 = exchange.http10
         if status < 200:
             self.informational = True
-            if status != 100 and not exchange.http10:  # our own 100 was sent already
-                parts = [status_line(status, self.reason)]
-                for name, value in self.headers:
-                    parts += (name, b": ", value, CRLF)
+            if status != 100 and not http10:  # our own 100 was sent already
                 parts.append(CRLF)
                 self.out.append(b"".join(parts))
             return
-        self.keep_alive = parser.should_keep_alive()
+        keep_alive = parser.should_keep_alive()
+        if self.upstream_close:
+            self.upstream_close = False
+            keep_alive = False
         exchange.status = status
-        http10 = exchange.http10
         close_client = exchange.close_client or not exchange.request_done
-        parts = [status_line(status, self.reason)]
-        length = False
-        chunked = False
-        hop: set[bytes] | None = None
-        special = RESPONSE_SPECIAL
-        for name, value in self.headers:
-            lower = name.lower()
-            action = special.get(lower)
-            if action is None:
-                parts += (name, b": ", value, CRLF)
-            elif action == 9:
-                length = True
-                parts += (name, b": ", value, CRLF)
-            elif action == 4:
-                chunked = b"chunked" in value.lower()
-            elif action == 2:
-                tokens = connection_tokens(value)
-                if b"close" in tokens:
-                    self.keep_alive = False
-                hop = tokens if hop is None else hop | tokens
-        if hop:
-            parts = [parts[0]]
-            for name, value in self.headers:
-                lower = name.lower()
-                if lower not in hop and special.get(lower, 9) == 9:
-                    parts += (name, b": ", value, CRLF)
         if exchange.is_head or status in _BODILESS:
             if exchange.is_head:
                 self.complete = True
@@ -393,16 +413,15 @@ class UpstreamConnection(asyncio.Protocol):
                 if chunked and not http10:
                     parts.append(b"Transfer-Encoding: chunked\r\n")
         elif not length:
-            if chunked:
-                exchange.close_delimited = False
-            else:
+            if not chunked:
                 exchange.close_delimited = True
-                self.keep_alive = False
+                keep_alive = False
             if http10:
                 close_client = True
             else:
                 exchange.chunked_response = True
                 parts.append(b"Transfer-Encoding: chunked\r\n")
+        self.keep_alive = keep_alive
         if close_client:
             exchange.close_client = True
             if not http10:
@@ -440,6 +459,8 @@ class UpstreamConnection(asyncio.Protocol):
             transport = exchange.client.transport
             if len(out) == 1:
                 transport.write(out[0])
+            elif len(out) < 8 and sum(map(len, out)) <= 16384:
+                transport.write(b"".join(out))  # one write(2) instead of a writev context
             else:
                 transport.writelines(out)
         out.clear()
@@ -448,7 +469,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.complete = False
         self.exchange = None
         exchange.upstream = None
-        self.target.busy.discard(self)
         if self.parser_dirty:
             self.parser_dirty = False
             self.parser = httptools.HttpResponseParser(self)

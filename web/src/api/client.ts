@@ -1,0 +1,180 @@
+import type {
+  AlertsResponse,
+  ErrorBody,
+  Health,
+  HistoricalMetric,
+  HistoricalResponse,
+  LiveSnapshot,
+  RequestsResponse,
+  RoutesResponse,
+  ServicesResponse,
+} from './types'
+
+/** Base class of every error the client throws. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status, 0 for network errors. */
+    readonly status: number,
+    readonly url: string,
+    readonly body?: ErrorBody,
+  ) {
+    super(message)
+    this.name = 'ApiError'
+  }
+}
+
+/** The server could not be reached (or the request was aborted). */
+export class NetworkError extends ApiError {
+  constructor(url: string, cause: unknown) {
+    super(`Cannot reach the API (${cause instanceof Error ? cause.message : String(cause)})`, 0, url)
+    this.name = 'NetworkError'
+  }
+}
+
+/** 404: the resource (service, endpoint) does not exist. */
+export class NotFoundError extends ApiError {
+  constructor(url: string, body?: ErrorBody) {
+    super(detailMessage(body) ?? 'Not found', 404, url, body)
+    this.name = 'NotFoundError'
+  }
+}
+
+/** 422: bad parameters. */
+export class ValidationError extends ApiError {
+  constructor(url: string, body?: ErrorBody) {
+    super(detailMessage(body) ?? 'Invalid parameters', 422, url, body)
+    this.name = 'ValidationError'
+  }
+}
+
+export function detailMessage(body: ErrorBody | undefined): string | undefined {
+  if (!body || body.detail === undefined) return undefined
+  if (typeof body.detail === 'string') return body.detail
+  if (Array.isArray(body.detail)) {
+    return body.detail
+      .map((d) => `${d.loc.filter((l) => l !== 'query').join('.')}: ${d.msg}`)
+      .join('; ')
+  }
+  return undefined
+}
+
+type Query = Record<string, string | number | boolean | null | undefined>
+
+export function buildUrl(path: string, query: Query = {}): string {
+  const params = new URLSearchParams()
+  for (const [k, v] of Object.entries(query)) {
+    if (v === undefined || v === null || v === '' || v === false) continue
+    params.set(k, String(v))
+  }
+  const qs = params.toString()
+  return qs ? `${path}?${qs}` : path
+}
+
+export interface ClientOptions {
+  baseUrl?: string
+  fetch?: typeof fetch
+}
+
+export class ApiClient {
+  private readonly baseUrl: string
+  private readonly fetchImpl: typeof fetch
+
+  constructor(opts: ClientOptions = {}) {
+    this.baseUrl = opts.baseUrl ?? ''
+    this.fetchImpl = opts.fetch ?? ((...args) => fetch(...args))
+  }
+
+  async get<T>(path: string, query: Query = {}, signal?: AbortSignal): Promise<T> {
+    const url = this.baseUrl + buildUrl(path, query)
+    let res: Response
+    try {
+      res = await this.fetchImpl(url, { headers: { Accept: 'application/json' }, signal })
+    } catch (e) {
+      throw new NetworkError(url, e)
+    }
+    if (!res.ok) {
+      let body: ErrorBody | undefined
+      try {
+        body = (await res.json()) as ErrorBody
+      } catch {
+        body = undefined
+      }
+      if (res.status === 404) throw new NotFoundError(url, body)
+      if (res.status === 422) throw new ValidationError(url, body)
+      throw new ApiError(detailMessage(body) ?? `HTTP ${res.status}`, res.status, url, body)
+    }
+    return (await res.json()) as T
+  }
+
+  health(signal?: AbortSignal): Promise<Health> {
+    return this.get('/api/v1/health', {}, signal)
+  }
+
+  services(signal?: AbortSignal): Promise<ServicesResponse> {
+    return this.get('/api/v1/services', {}, signal)
+  }
+
+  realtime(service?: string, signal?: AbortSignal): Promise<LiveSnapshot> {
+    return this.get('/api/v1/metrics/realtime', { service }, signal)
+  }
+
+  historical(
+    q: {
+      service: string
+      metrics: HistoricalMetric[]
+      route?: string
+      start?: string | number
+      end?: string | number
+      step?: string
+    },
+    signal?: AbortSignal,
+  ): Promise<HistoricalResponse> {
+    return this.get(
+      '/api/v1/metrics/historical',
+      {
+        service: q.service,
+        route: q.route,
+        metric: q.metrics.join(','),
+        start: q.start,
+        end: q.end,
+        step: q.step,
+      },
+      signal,
+    )
+  }
+
+  routes(q: { service: string; start?: string | number; end?: string | number }, signal?: AbortSignal): Promise<RoutesResponse> {
+    return this.get('/api/v1/routes', q, signal)
+  }
+
+  requests(
+    q: {
+      service?: string
+      route?: string
+      status_class?: string
+      errors_only?: boolean
+      min_latency_ms?: number
+      /** Not in the written contract, but supported by the backend: bound the feed to a range. */
+      start?: string | number
+      end?: string | number
+      limit?: number
+      cursor?: string
+    },
+    signal?: AbortSignal,
+  ): Promise<RequestsResponse> {
+    return this.get('/api/v1/requests', q, signal)
+  }
+
+  alerts(signal?: AbortSignal): Promise<AlertsResponse> {
+    return this.get('/api/v1/alerts', {}, signal)
+  }
+}
+
+export const api = new ApiClient()
+
+/** ws:// or wss:// URL for a path on the page's own origin. */
+export function wsUrl(path: string, loc: Pick<Location, 'protocol' | 'host'> = window.location): string {
+  const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:'
+  return `${proto}//${loc.host}${path}`
+}

@@ -1,0 +1,208 @@
+// Types matching the ModelMonitor HTTP/WebSocket API contract (v1).
+// Times are Unix seconds (float), latencies are seconds, rates are fractions 0..1.
+
+export type ComponentStatus = 'ok' | 'degraded' | 'down'
+export type ServiceStatus = 'healthy' | 'degraded' | 'down' | 'idle'
+
+export interface ProxyStats {
+  proxy_id: string
+  sent_at: number
+  buffer_size: number
+  buffer_capacity: number
+  dropped_total: number
+  captured_total: number
+  in_flight: Record<string, number>
+  bus_state: string
+  spooled: number
+}
+
+export interface ComponentHealth {
+  status: ComponentStatus
+  detail: string
+}
+
+export interface Health {
+  status: ComponentStatus
+  version: string
+  uptime_seconds: number
+  components: Record<string, ComponentHealth>
+  buffer: { size: number; capacity: number; fill_ratio: number }
+  dropped_events_total: number
+  ingest_rate: number
+  proxies: ProxyStats[]
+}
+
+export interface ServiceInfo {
+  name: string
+  upstream: string | null
+  listen: string | null
+  path_prefix: string | null
+  first_seen: number | null
+  last_seen: number | null
+  requests_total: number
+}
+
+export interface ServicesResponse {
+  services: ServiceInfo[]
+}
+
+export type WindowName = '1s' | '10s' | '1m' | '5m'
+
+export interface WindowStats {
+  window_seconds: number
+  requests: number
+  errors: number
+  rps: number
+  error_rate: number
+  status_classes: Record<string, number>
+  request_bytes: number
+  response_bytes: number
+  p50_seconds: number | null
+  p90_seconds: number | null
+  p95_seconds: number | null
+  p99_seconds: number | null
+  mean_seconds: number | null
+}
+
+export interface RouteLive {
+  method: string
+  route: string
+  window: WindowStats
+}
+
+export interface ServiceLive {
+  service: string
+  status: ServiceStatus
+  in_flight: number
+  last_seen: number | null
+  windows: Partial<Record<WindowName, WindowStats>>
+  routes: RouteLive[]
+}
+
+export interface LiveSnapshot {
+  at: number
+  ingest_rate: number
+  proxies: ProxyStats[]
+  services: ServiceLive[]
+}
+
+export interface LiveMessage {
+  type: 'snapshot'
+  data: LiveSnapshot
+}
+
+export type HistoricalMetric =
+  | 'requests'
+  | 'rps'
+  | 'errors'
+  | 'error_rate'
+  | 'p50'
+  | 'p90'
+  | 'p95'
+  | 'p99'
+  | 'mean_latency'
+  | 'status_2xx'
+  | 'status_3xx'
+  | 'status_4xx'
+  | 'status_5xx'
+  | 'status_err'
+  | 'request_bytes'
+  | 'response_bytes'
+
+/** One point: [unix seconds, value or null when there is no data]. */
+export type Point = [number, number | null]
+
+export interface Series {
+  metric: string
+  unit: string
+  points: Point[]
+}
+
+export interface HistoricalResponse {
+  service: string
+  route: string | null
+  start: number
+  end: number
+  step_seconds: number
+  /** Sent by the backend (not in the written contract): true when the step was raised to bound the point count. */
+  capped?: boolean
+  series: Series[]
+}
+
+export interface RouteStats {
+  method: string
+  route: string
+  requests: number
+  errors: number
+  error_rate: number
+  p50_seconds: number | null
+  p95_seconds: number | null
+  p99_seconds: number | null
+}
+
+export interface RoutesResponse {
+  /** Sent by the backend (not in the written contract): the resolved range. */
+  start?: number
+  end?: number
+  routes: RouteStats[]
+}
+
+/** One raw request. The backend sends "" (not null) for a missing route/error/model and 0 for no status. */
+export interface RequestRecord {
+  id: string
+  start: number
+  service: string
+  method: string
+  route: string | null
+  path: string
+  status: number | null
+  latency_seconds: number | null
+  ttfb_seconds: number | null
+  request_bytes: number | null
+  response_bytes: number | null
+  error: string | null
+  model: string | null
+  client: string | null
+}
+
+export interface RequestsResponse {
+  requests: RequestRecord[]
+  next_cursor: string | null
+}
+
+export type AlertState = 'pending' | 'firing' | 'resolved'
+
+export interface Alert {
+  id: string
+  rule_id: string
+  rule_name: string
+  service: string | null
+  state: AlertState
+  severity: string
+  value: number | null
+  threshold: number | null
+  started_at: number | null
+  resolved_at: number | null
+  labels: Record<string, string>
+  summary: string
+  // Also sent by the alerting backend (not in the written contract):
+  metric?: string | null
+  firing_since?: number | null
+  last_notified_at?: number | null
+  silenced?: boolean
+}
+
+export interface AlertsResponse {
+  alerts: Alert[]
+}
+
+/** FastAPI-style error body. */
+export interface ValidationIssue {
+  loc: (string | number)[]
+  msg: string
+  type?: string
+}
+
+export interface ErrorBody {
+  detail: string | ValidationIssue[]
+}
