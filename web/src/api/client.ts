@@ -127,6 +127,8 @@ export class ApiClient {
       start?: string | number
       end?: string | number
       step?: string
+      /** Add anomaly scores and expected bands. */
+      anomaly?: boolean
     },
     signal?: AbortSignal,
   ): Promise<HistoricalResponse> {
@@ -139,6 +141,7 @@ export class ApiClient {
         start: q.start,
         end: q.end,
         step: q.step,
+        anomaly: q.anomaly,
       },
       signal,
     )

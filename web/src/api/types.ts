@@ -70,6 +70,20 @@ export interface RouteLive {
   window: WindowStats
 }
 
+/** The newest anomaly score of one metric, with the band it was judged against. */
+export interface LiveAnomaly {
+  value: number
+  score: number
+  expected: number
+  lower: number
+  upper: number
+  at: number
+  anomalous: boolean
+}
+
+/** Anomaly-tracked metrics (backend names). */
+export type AnomalyMetric = 'latency_p50' | 'latency_p95' | 'latency_p99' | 'error_rate' | 'throughput'
+
 export interface ServiceLive {
   service: string
   status: ServiceStatus
@@ -77,6 +91,8 @@ export interface ServiceLive {
   last_seen: number | null
   windows: Partial<Record<WindowName, WindowStats>>
   routes: RouteLive[]
+  /** Present when anomaly detection has scored the service in the last minute. */
+  anomalies?: Partial<Record<AnomalyMetric, LiveAnomaly>> | null
 }
 
 export interface LiveSnapshot {
@@ -127,6 +143,19 @@ export interface HistoricalResponse {
   /** Sent by the backend (not in the written contract): true when the step was raised to bound the point count. */
   capped?: boolean
   series: Series[]
+  /** With anomaly=true: scores and bands of the requested latency/error/throughput metrics. */
+  anomalies?: AnomalySeries[] | null
+}
+
+/** [t, value, score, expected, lower, upper, anomalous] */
+export type AnomalyRow = [number, number, number, number, number, number, boolean]
+
+export interface AnomalySeries {
+  service: string
+  metric: AnomalyMetric
+  unit: string
+  step_seconds: number
+  points: AnomalyRow[]
 }
 
 export interface RouteStats {

@@ -81,4 +81,35 @@ describe('TimeSeriesChart', () => {
     w.unmount()
     expect(chart.destroy).toHaveBeenCalledOnce()
   })
+
+  it('draws the expected band as a filled area and marks anomalous points, updated in place', async () => {
+    const series = [{ label: 'p95', color: '#f59e0b', points: [[10, 140], [20, 150], [30, 412]] as [number, number][] }]
+    const band = { lower: [[10, 120], [20, 120], [30, 120]], upper: [[10, 160], [20, 160], [30, 160]], anomalies: [[30, 412]] } as never
+    const w = mount(TimeSeriesChart, { props: { label: 'latency', format: (v: number) => `${v} ms`, series, band, bandColor: '#f59e0b' } })
+    expect(created).toHaveLength(1)
+    const chart = created[0]!
+    const datasets = chart.data.datasets as unknown as Record<string, unknown>[]
+    expect(datasets.map((d) => d.label)).toEqual(['p95', 'expected (low)', 'expected', 'anomaly'])
+    expect(datasets[1]!.fill).toBe(false)
+    expect(datasets[2]!.fill).toBe('-1') // the upper edge fills down to the lower one
+    expect(datasets[2]!.data).toEqual([{ x: 10, y: 160 }, { x: 20, y: 160 }, { x: 30, y: 160 }])
+    expect(datasets[3]!.showLine).toBe(false)
+    expect(datasets[3]!.data).toEqual([{ x: 30, y: 412 }])
+
+    // A new tick: same chart, same dataset objects, new data.
+    const upper = datasets[2]
+    await w.setProps({
+      series: [{ label: 'p95', color: '#f59e0b', points: [[20, 150], [30, 412], [40, 420]] }],
+      band: { lower: [[20, 120], [30, 120], [40, 120]], upper: [[20, 160], [30, 160], [40, 160]], anomalies: [[30, 412], [40, 420]] } as never,
+    })
+    expect(created).toHaveLength(1)
+    expect(chart.update).toHaveBeenLastCalledWith('none')
+    expect(chart.data.datasets[2]).toBe(upper)
+    expect(chart.data.datasets[3]!.data).toEqual([{ x: 30, y: 412 }, { x: 40, y: 420 }])
+
+    // No band (anomaly detection not running): only the series remain.
+    await w.setProps({ band: null })
+    expect(chart.data.datasets.map((d: { label: string }) => d.label)).toEqual(['p95'])
+    w.unmount()
+  })
 })

@@ -17,7 +17,7 @@ export function useServices(intervalMs = 30_000) {
 
 /** GET /api/v1/metrics/historical for a service and range; re-fetched when they change. */
 export function useHistory(
-  params: MaybeRefOrGetter<{ service: string; metrics: HistoricalMetric[]; range: TimeRange; route?: string } | null>,
+  params: MaybeRefOrGetter<{ service: string; metrics: HistoricalMetric[]; range: TimeRange; route?: string; anomaly?: boolean } | null>,
   intervalMs: MaybeRefOrGetter<number | null> = null,
 ) {
   const key = computed(() => JSON.stringify(toValue(params)))
@@ -25,7 +25,7 @@ export function useHistory(
     (signal) => {
       const p = toValue(params)
       if (!p) return Promise.resolve(null)
-      return api.historical({ service: p.service, metrics: p.metrics, route: p.route, ...rangeQuery(p.range) }, signal)
+      return api.historical({ service: p.service, metrics: p.metrics, route: p.route, anomaly: p.anomaly, ...rangeQuery(p.range) }, signal)
     },
     { watch: [key], intervalMs, enabled: () => toValue(params) !== null },
   )

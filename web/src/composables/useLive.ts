@@ -40,6 +40,8 @@ export interface LivePoint {
   p95: number | null
   p99: number | null
   statusClasses: Record<string, number>
+  /** The newest anomaly scores and bands, when anomaly detection runs. */
+  anomalies?: ServiceLive['anomalies']
 }
 
 export interface UseLiveOptions {
@@ -83,6 +85,7 @@ export function toLivePoint(at: number, s: ServiceLive): LivePoint {
     p95: w?.p95_seconds ?? null,
     p99: w?.p99_seconds ?? null,
     statusClasses: { ...(w?.status_classes ?? {}) },
+    anomalies: s.anomalies ?? undefined,
   }
 }
 
