@@ -70,6 +70,7 @@ async def test_p95_regression_fires_within_two_minutes(
     assert delay <= 120
     assert notice.summary.startswith("p95 ") and "ms, expected " in notice.summary
     assert notice.metric == "latency_p95" and notice.service == "svc"
+    assert notice.kind == "anomaly" and notice.threshold == pytest.approx(20 / 21)
     assert set(fired) <= {"latency_p50", "latency_p95", "latency_p99"}
 
 

@@ -228,6 +228,7 @@ class AnomalyEvaluator(Evaluator):
     def describe(self, rule: RuleBase) -> dict[str, Any]:
         assert isinstance(rule, AnomalyRule)
         return {
+            "kind": "anomaly",
             "metric": rule.metric,
             "comparator": ">=",
             "threshold": rule.score_threshold,

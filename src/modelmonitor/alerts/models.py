@@ -85,6 +85,9 @@ class AlertNotice(msgspec.Struct, kw_only=True):
     severity: str
     service: str
     route: str | None = None
+    #: The rule's kind: "threshold", or "anomaly" (``threshold`` is then the anomaly
+    #: score threshold and ``summary`` starts with the value and its expected band).
+    kind: str = "threshold"
     metric: str | None = None
     comparator: str | None = None
     threshold: float | None = None

@@ -248,6 +248,8 @@ def _summary(rule: RuleBase) -> str:
     metric = getattr(rule, "metric", None)
     if metric is None:
         return rule.name
+    if rule.kind == "anomaly":
+        return f"anomaly in {metric} (sensitivity {getattr(rule, 'sensitivity', 0.5):g})"
     return (
         f"{metric} {getattr(rule, 'comparator', '>')} {getattr(rule, 'threshold', 0):g} "
         f"over {getattr(rule, 'window', '1m')}"

@@ -58,7 +58,14 @@ def _describe(notice: AlertNotice) -> list[str]:
     lines = [f"{notice.status.upper()}: {notice.rule_name} [{notice.severity}]"]
     if notice.route:
         lines.append(f"  route:     {notice.route}")
-    if notice.metric is not None:
+    if notice.metric is not None and notice.kind == "anomaly":
+        value = "n/a" if notice.value is None else f"{notice.value:.6g}"
+        lines.append(
+            f"  condition: anomaly score of {notice.metric} >= {notice.threshold or 0:.3g} "
+            f"within {notice.window}"
+        )
+        lines.append(f"  value:     {value}")
+    elif notice.metric is not None:
         value = "n/a" if notice.value is None else f"{notice.value:.6g}"
         lines.append(
             f"  condition: {notice.metric} {notice.comparator} {notice.threshold:g} "

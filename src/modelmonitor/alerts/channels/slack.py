@@ -50,7 +50,9 @@ def _when(at: float | None) -> str:
 def _alert_line(notice: AlertNotice) -> str:
     icon = ":white_check_mark:" if notice.status == "resolved" else _ICONS.get(notice.severity, "")
     condition = ""
-    if notice.metric is not None and notice.threshold is not None:
+    if notice.metric is not None and notice.kind == "anomaly":
+        condition = f" - anomaly in `{notice.metric}`"
+    elif notice.metric is not None and notice.threshold is not None:
         value = "n/a" if notice.value is None else f"{notice.value:.4g}"
         condition = (
             f" - `{notice.metric} {notice.comparator} {notice.threshold:g}` "
