@@ -63,6 +63,9 @@ class TrackerConfig:
     #: when the value is back inside that band, or after this long.
     episode_seconds: float = 1800.0
     lease_seconds: float = 30.0
+    #: The loop scores a step this long after it ends, so that the events of its last
+    #: seconds have reached the live windows (which are read as of the step's end).
+    lag_seconds: float = 2.0
 
 
 @dataclass
@@ -170,14 +173,14 @@ class AnomalyTracker:
         step = self.config.step_seconds
         while True:
             try:
-                await self.step()
+                await self.step(self._clock() - self.config.lag_seconds)
                 self.last_error = ""
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed step (store down) is retried next step
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("anomaly tracking failed: %s", self.last_error)
-            now = self._clock()
+            now = self._clock() - self.config.lag_seconds
             await asyncio.sleep(max(0.05, step - now % step + 0.01))
 
     async def step(self, now: float | None = None) -> list[AnomalyPoint]:
