@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,8 +13,10 @@ import httpx
 import pytest
 
 from modelmonitor.alerts.models import AnomalyPoint
+from modelmonitor.events import encode_batch
 from modelmonitor.runtime import Parts, Runtime
 from modelmonitor.settings import ConfigError, load_settings
+from tests.helpers import make_batch, make_events
 
 
 def settings(tmp_path: Path, **extra: Any) -> Any:
@@ -168,3 +171,33 @@ async def test_anomaly_rules_from_the_config_file(tmp_path: Path) -> None:
     bad = settings(tmp_path, alert_rules=[{**ANOMALY_RULE, "sensitivity": -1}])
     with pytest.raises(ConfigError, match=r"alert_rules\.0\.sensitivity"):
         await Runtime(bad, parts=Parts(proxy=False, worker=True, api=False)).start()
+
+
+async def test_the_running_tracker_scores_live_traffic(tmp_path: Path) -> None:
+    """Worker + API in real time with a 1-second step: points reach the store and the
+    realtime API, and /health reports the feeding tracker."""
+    runtime = Runtime(
+        settings(tmp_path, anomaly_step_seconds=1),
+        parts=Parts(proxy=False, worker=True, api=True),
+    )
+    await runtime.start()
+    try:
+        assert runtime.bus is not None and runtime.api_url is not None
+        async with httpx.AsyncClient(base_url=runtime.api_url) as client:
+            found: dict[str, Any] = {}
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                events = make_events(30, service="iris", start=time.time() - 1, spread=1.0)
+                await runtime.bus.publish(encode_batch(make_batch(events)))
+                live = (await client.get("/api/v1/metrics/realtime")).json()
+                iris = next(s for s in live["services"] if s["service"] == "iris")
+                found = iris.get("anomalies") or {}
+                if "latency_p95" in found:
+                    break
+                await asyncio.sleep(0.5)
+            assert {"latency_p95", "throughput", "error_rate"} <= set(found), found
+            assert found["throughput"]["score"] == 0.0  # still learning
+            health = (await client.get("/health")).json()
+            assert health["components"]["anomaly"]["detail"].startswith("feeding")
+    finally:
+        await runtime.stop()
