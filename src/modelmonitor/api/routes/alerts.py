@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response
 from modelmonitor.alerts import service
 from modelmonitor.alerts.configure import ConfigureRequest
 from modelmonitor.alerts.models import Delivery, HistoryEntry
-from modelmonitor.alerts.rules import RuleBase, RuleError, ThresholdRule
+from modelmonitor.alerts.rules import AnomalyRule, RuleBase, RuleError, ThresholdRule
 from modelmonitor.alerts.service import AlertView, ChannelView, NotFoundError
 from modelmonitor.alerts.silences import Silence
 from modelmonitor.alerts.system import AlertSystem
@@ -35,7 +35,14 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-_RULE_BODY = _body(ThresholdRule.model_json_schema(by_alias=True))
+_RULE_BODY = _body(
+    {
+        "oneOf": [
+            ThresholdRule.model_json_schema(by_alias=True),
+            AnomalyRule.model_json_schema(by_alias=True),
+        ]
+    }
+)
 _CONFIGURE_BODY = _body(ConfigureRequest.model_json_schema())
 JsonBody = Annotated[Any, Body(description="A JSON object; see docs/alerting.md")]
 
