@@ -47,7 +47,8 @@ def main() -> int:
         print(
             f"dashboard {name} with {args.services} live services: {page['fps']:.0f} fps,"
             f" worst frame {page['worst_frame_ms']:.0f} ms, {page['long_tasks']} long tasks"
-            f" (longest {page['longest_task_ms']:.0f} ms) {'PASS' if good else 'FAIL'}"
+            f" (longest {page['longest_task_ms']:.0f} ms), {page['cards']} services on screen"
+            f" {'PASS' if good else 'FAIL'}"
         )
     print(f"target >= 30 fps and no task over 200 ms: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1

@@ -41,7 +41,7 @@ try {
         worst_frame_ms: worstFrame,
         long_tasks: longTasks.length,
         longest_task_ms: longTasks.length ? Math.max(...longTasks) : 0,
-        cards: document.querySelectorAll('[data-testid^="service-"]').length,
+        cards: document.querySelectorAll('[data-testid="service-card"], [data-testid="service-row"]').length,
       }
     }, seconds * 1000)
   }
