@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Request
 from modelmonitor.live.base import LiveState
 from modelmonitor.settings import Settings
 from modelmonitor.storage.base import EventStore
+from modelmonitor.timeparse import parse_time
 from modelmonitor.types import Clock
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "invalid",
     "json_response",
     "not_found",
+    "parse_range",
 ]
 
 
@@ -65,6 +67,22 @@ def invalid(field_name: str, message: str, *, where: str = "query") -> NoReturn:
         status_code=422,
         detail=[{"loc": [where, field_name], "msg": message, "type": "value_error"}],
     )
+
+
+def parse_range(context: ApiContext, start: str, end: str) -> tuple[float, float]:
+    """``start``/``end`` query values as Unix seconds; a 422 naming the bad one."""
+    now = context.clock()
+    try:
+        end_at = parse_time(end, now=now)
+    except ValueError as exc:
+        invalid("end", str(exc))
+    try:
+        start_at = parse_time(start, now=now)
+    except ValueError as exc:
+        invalid("start", str(exc))
+    if start_at >= end_at:
+        invalid("start", "start must be before end")
+    return start_at, end_at
 
 
 def not_found(message: str) -> NoReturn:

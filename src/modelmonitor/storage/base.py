@@ -9,13 +9,20 @@ Series (p95 over time, error rate, ...) are computed from rollups by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from modelmonitor.events import RequestEvent
 
-__all__ = ["ROLLUP_SECONDS", "EventStore", "RequestFilter", "RollupRow", "ServiceSummary"]
+__all__ = [
+    "ROLLUP_SECONDS",
+    "EventStore",
+    "RequestFilter",
+    "RollupRow",
+    "ServiceSummary",
+    "rollup_from_row",
+]
 
 ROLLUP_SECONDS = 60
 
@@ -35,6 +42,26 @@ class RollupRow(msgspec.Struct, kw_only=True):
     response_bytes: int
     latency_sum_seconds: float
     latency_sketch: bytes
+
+
+_classes_decoder = msgspec.json.Decoder(dict[str, int])
+
+
+def rollup_from_row(row: Sequence[Any]) -> RollupRow:
+    """A rollup from a database row in ``RollupRow`` field order (status classes as JSON)."""
+    return RollupRow(
+        bucket=row[0],
+        service=row[1],
+        method=row[2],
+        route=row[3],
+        requests=row[4],
+        errors=row[5],
+        status_classes=_classes_decoder.decode(row[6]),
+        request_bytes=row[7],
+        response_bytes=row[8],
+        latency_sum_seconds=row[9],
+        latency_sketch=bytes(row[10]),
+    )
 
 
 class ServiceSummary(msgspec.Struct, kw_only=True):

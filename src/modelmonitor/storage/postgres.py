@@ -27,7 +27,7 @@ import msgspec
 
 from modelmonitor.events import RequestEvent
 from modelmonitor.pipeline.rollup import aggregate, merge_rows
-from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary
+from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary, rollup_from_row
 from modelmonitor.storage.pg_migrations import Migration, apply_migrations
 from modelmonitor.types import Clock
 
@@ -74,28 +74,11 @@ _KEYS = (
     "unnest($1::float8[], $2::text[], $3::text[], $4::text[]) AS k(bucket, service, method, route)"
 )
 _json_encode = msgspec.json.encode
-_classes_decoder = msgspec.json.Decoder(dict[str, int])
 
 
 def partition_name(day: int) -> str:
     """The raw-events partition holding Unix day ``day``."""
     return f"events_d{day}"
-
-
-def _row_to_rollup(row: Any) -> RollupRow:
-    return RollupRow(
-        bucket=row[0],
-        service=row[1],
-        method=row[2],
-        route=row[3],
-        requests=row[4],
-        errors=row[5],
-        status_classes=_classes_decoder.decode(row[6]),
-        request_bytes=row[7],
-        response_bytes=row[8],
-        latency_sum_seconds=row[9],
-        latency_sketch=bytes(row[10]),
-    )
 
 
 async def _init_connection(connection: Any) -> None:
@@ -281,7 +264,7 @@ class PostgresStore:
         )
         merged: list[RollupRow] = []
         for found in existing:
-            current = _row_to_rollup(found)
+            current = rollup_from_row(found)
             row = new[(current.bucket, current.service, current.method, current.route)]
             merged.append(merge_rows(current, row) if current.requests else row)
         await connection.executemany(
@@ -340,7 +323,7 @@ class PostgresStore:
             " ORDER BY bucket, service, method, route",
             *params,
         )
-        return [_row_to_rollup(row) for row in rows]
+        return [rollup_from_row(row) for row in rows]
 
     async def recent_requests(self, query: RequestFilter) -> list[RequestEvent]:
         clauses: list[str] = []

@@ -19,7 +19,7 @@ import msgspec
 
 from modelmonitor.events import RequestEvent
 from modelmonitor.pipeline.rollup import aggregate, merge_rows
-from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary
+from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary, rollup_from_row
 
 __all__ = ["SQLiteStore"]
 
@@ -77,23 +77,6 @@ _ROLLUP_COLUMNS = (
 )
 _INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _json_encode = msgspec.json.encode
-_classes_decoder = msgspec.json.Decoder(dict[str, int])
-
-
-def _row_to_rollup(row: Sequence[Any]) -> RollupRow:
-    return RollupRow(
-        bucket=row[0],
-        service=row[1],
-        method=row[2],
-        route=row[3],
-        requests=row[4],
-        errors=row[5],
-        status_classes=_classes_decoder.decode(row[6]),
-        request_bytes=row[7],
-        response_bytes=row[8],
-        latency_sum_seconds=row[9],
-        latency_sketch=bytes(row[10]),
-    )
 
 
 def _rollup_values(row: RollupRow) -> tuple[Any, ...]:
@@ -224,7 +207,7 @@ class SQLiteStore:
                 " WHERE bucket = ? AND service = ? AND method = ? AND route = ?",
                 key,
             ).fetchone()
-            merged = merge_rows(_row_to_rollup(found), row) if found else row
+            merged = merge_rows(rollup_from_row(found), row) if found else row
             db.execute(
                 f"INSERT OR REPLACE INTO rollups ({_ROLLUP_COLUMNS})"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -288,7 +271,7 @@ class SQLiteStore:
         sql = f"SELECT {_ROLLUP_COLUMNS} FROM rollups WHERE {' AND '.join(clauses)} ORDER BY bucket"
 
         def fetch(db: sqlite3.Connection) -> list[RollupRow]:
-            return [_row_to_rollup(row) for row in db.execute(sql, params)]
+            return [rollup_from_row(row) for row in db.execute(sql, params)]
 
         return await self._run(fetch)
 

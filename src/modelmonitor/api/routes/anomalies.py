@@ -17,9 +17,8 @@ from modelmonitor.alerts.rules import ANOMALY_METRICS
 from modelmonitor.alerts.store.base import AlertStore
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import schema_response
-from modelmonitor.api.deps import ApiContext, Context, invalid, json_response
+from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, parse_range
 from modelmonitor.live.base import LiveAnomaly, LiveSnapshot
-from modelmonitor.timeparse import parse_time
 
 __all__ = [
     "HISTORY_TO_ANOMALY",
@@ -166,17 +165,7 @@ async def anomalies(
                 f"unknown metric {', '.join(unknown) or '(none)'}; "
                 f"use {', '.join(ANOMALY_METRICS)}",
             )
-    now = context.clock()
-    try:
-        end_at = parse_time(end, now=now)
-    except ValueError as exc:
-        invalid("end", str(exc))
-    try:
-        start_at = parse_time(start, now=now)
-    except ValueError as exc:
-        invalid("start", str(exc))
-    if start_at >= end_at:
-        invalid("start", "start must be before end")
+    start_at, end_at = parse_range(context, start, end)
     await context.require_service(service)
     series = await anomaly_series(
         context, service=service, metrics=metrics, start=start_at, end=end_at

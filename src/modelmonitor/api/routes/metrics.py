@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from modelmonitor.api._openapi import schema_response
-from modelmonitor.api.deps import ApiContext, Context, invalid, json_response
+from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, parse_range
 from modelmonitor.api.routes.anomalies import (
     HISTORY_TO_ANOMALY,
     AnomalySeries,
@@ -29,7 +29,7 @@ from modelmonitor.pipeline.history import (
     load_series,
     route_summaries,
 )
-from modelmonitor.timeparse import parse_duration, parse_time
+from modelmonitor.timeparse import parse_duration
 
 __all__ = ["router"]
 
@@ -92,17 +92,7 @@ async def realtime(
 
 
 def _time_range(context: ApiContext, start: str, end: str) -> tuple[float, float, bool]:
-    now = context.clock()
-    try:
-        end_at = parse_time(end, now=now)
-    except ValueError as exc:
-        invalid("end", str(exc))
-    try:
-        start_at = parse_time(start, now=now)
-    except ValueError as exc:
-        invalid("start", str(exc))
-    if start_at >= end_at:
-        invalid("start", "start must be before end")
+    start_at, end_at = parse_range(context, start, end)
     capped = False
     oldest = end_at - context.settings.retention_rollups
     if start_at < oldest:
