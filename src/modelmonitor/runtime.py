@@ -112,7 +112,7 @@ class Runtime:
 
     async def _start_demo(self) -> None:
         """Run the demo model API in its own process, so it never competes with the proxy."""
-        port = _free_port() if self.settings.target else self.demo_port
+        port = self.demo_port if self.demo_port and not self.settings.target else _free_port()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
