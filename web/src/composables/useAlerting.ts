@@ -59,3 +59,8 @@ export function useAction() {
   }
   return { busy, error, run }
 }
+
+/** 404 (no alerting endpoint) or 503 (alerting not running in that process). */
+export function isNotConfigured(error: ApiError | null | undefined): boolean {
+  return !!error && (error.status === 404 || error.status === 503)
+}
