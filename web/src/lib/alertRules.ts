@@ -210,8 +210,8 @@ export function formToRuleInput(f: RuleForm): RuleInput {
 }
 
 /**
- * A 422's `detail[]` as errors per form field: the field is the last string element of `loc`
- * (`["body", "channels", 0]` -> channels). Unknown fields and non-422 errors go to `general`.
+ * A 422's `detail[]` as errors per form field: the field is the last element of `loc` that
+ * names one (`["body", "channels", 0]` -> channels). Unknown fields and non-422 errors go to `general`.
  */
 export function apiFieldErrors<F extends string>(error: unknown, fields: readonly F[]): Partial<Record<F | 'general', string>> {
   const out: Partial<Record<F | 'general', string>> = {}
@@ -226,10 +226,11 @@ export function apiFieldErrors<F extends string>(error: unknown, fields: readonl
     return out
   }
   for (const d of detail) {
-    const named = [...d.loc].reverse().find((l): l is string => typeof l === 'string' && l !== 'body')
-    const field = named === 'for_seconds' ? 'for' : named
-    if (field && (fields as readonly string[]).includes(field)) add(field as F, d.msg)
-    else add('general', named ? `${named}: ${d.msg}` : d.msg)
+    // The last element of `loc` naming a form field: ["body", "channels", 0] -> channels.
+    const names = d.loc.map((l) => (l === 'for_seconds' ? 'for' : l)).filter((l): l is string => typeof l === 'string' && l !== 'body')
+    const field = [...names].reverse().find((l) => (fields as readonly string[]).includes(l))
+    if (field) add(field as F, d.msg)
+    else add('general', names.length ? `${names.join('.')}: ${d.msg}` : d.msg)
   }
   return out
 }
