@@ -40,6 +40,7 @@ export function validateSilenceForm(f: SilenceForm): SilenceErrors {
   if (!used.length) e.matchers = 'Add at least one matcher'
   for (const m of used) {
     if (!m.name.trim()) e.matchers = 'Every matcher needs a label name'
+    else if (m.op === '=' && !m.value) e.matchers = `Give "${m.name.trim()}" a value`
     else if (m.op === '=~' || m.op === '!~') {
       try {
         new RegExp(m.value)
