@@ -103,7 +103,7 @@ describe('RuleForm', () => {
   })
 
   it('edits with PUT', async () => {
-    const fetch = vi.fn(async () => Response.json(RULE))
+    const fetch = vi.fn(async (_url: string, _init: RequestInit) => Response.json(RULE))
     vi.stubGlobal('fetch', fetch)
     const w = mountForm(RULE)
     expect((w.get('input[name=threshold]').element as HTMLInputElement).value).toBe('250')

@@ -41,7 +41,7 @@ describe('SilenceForm', () => {
     const w = mount(SilenceForm)
     await w.get('input[name=duration]').setValue('never')
     await w.get('form').trigger('submit')
-    expect(w.get('[data-field-error=duration]').exists()).toBe(true)
+    expect(w.find('[data-field-error=duration]').exists()).toBe(true)
     expect(w.get('[data-field-error=matchers]').text()).toBe('Give "service" a value')
     expect(fetch).not.toHaveBeenCalled()
 
