@@ -280,10 +280,20 @@ test.describe('phone', () => {
     expect(await overflow()).toBeLessThanOrEqual(0)
     await shot(page, 'service-phone')
 
-    for (const path of ['/alerts', '/system']) {
+    for (const path of ['/alerts', '/alerts?tab=rules', '/alerts?tab=silences', '/alerts?tab=deliveries', '/system']) {
       await page.goto(path)
       await page.waitForLoadState('networkidle')
       expect(await overflow(), path).toBeLessThanOrEqual(0)
     }
+    // The rule and silence forms fit too.
+    await page.goto('/alerts?tab=rules')
+    await page.getByTestId('new-rule').click()
+    await expect(page.getByTestId('rule-form')).toBeVisible()
+    expect(await overflow(), 'rule form').toBeLessThanOrEqual(0)
+    await page.goto('/alerts?tab=silences')
+    await page.getByTestId('new-silence').click()
+    await expect(page.getByTestId('silence-form')).toBeVisible()
+    expect(await overflow(), 'silence form').toBeLessThanOrEqual(0)
+    await shot(page, 'alerts-silence-phone')
   })
 })

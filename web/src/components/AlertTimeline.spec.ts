@@ -34,7 +34,7 @@ describe('AlertTimeline', () => {
     expect(rows[0]!.attributes('data-state')).toBe('firing')
     const seg = w.get('[data-testid=timeline-segment]')
     expect(seg.attributes('data-state')).toBe('firing')
-    expect(seg.attributes('style')).toContain('left: 50%')
+    expect(seg.attributes('data-left-pct')).toBe('50')
   })
 
   it('says when nothing happened', () => {
