@@ -1,7 +1,7 @@
 import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { AlertRule } from '../api/types'
-import { apiFieldErrors, emptyRuleForm, formToRuleInput, ruleToForm, validateRuleForm } from '../lib/alertRules'
+import { apiFieldErrors, emptyRuleForm, formToRuleInput, readableSummary, ruleToForm, validateRuleForm } from '../lib/alertRules'
 import { ValidationError } from '../api/client'
 import RuleForm from './RuleForm.vue'
 
@@ -22,6 +22,12 @@ describe('rule form conversion', () => {
     expect(formToRuleInput({ ...f, metric: 'latency_p99', threshold: '250' }).threshold).toBe(0.25)
     const back = ruleToForm(RULE)
     expect(back).toMatchObject({ threshold: '250', for: '2m', repeat_interval: '4h', labels: 'team=ml', allChannels: false, channels: 'email' })
+  })
+
+  it('shows the automatic summary with units', () => {
+    expect(readableSummary('error_rate > 0.01 over 10s')).toBe('Error rate > 1 % over 10s')
+    expect(readableSummary('latency_p95 >= 0.25 over 1m')).toBe('Latency p95 >= 250 ms over 1m')
+    expect(readableSummary('my own words')).toBe('my own words')
   })
 
   it('catches obvious mistakes', () => {

@@ -236,3 +236,16 @@ export function apiFieldErrors<F extends string>(error: unknown, fields: readonl
 }
 
 export const RULE_FIELDS: readonly RuleField[] = Object.keys(emptyRuleForm()) as RuleField[]
+
+const AUTO_SUMMARY = /^(\S+) (>=|<=|>|<) (-?[\d.e+-]+) over (\S+)$/
+
+/**
+ * The server's automatic summary ("error_rate > 0.01 over 10s", API units) with units
+ * ("Error rate > 1 % over 10s"); any other summary is returned as written.
+ */
+export function readableSummary(summary: string): string {
+  const m = AUTO_SUMMARY.exec(summary)
+  if (!m || !(METRICS as string[]).includes(m[1]!)) return summary
+  const metric = m[1] as RuleMetric
+  return `${METRIC_LABELS[metric]} ${m[2]} ${formatThreshold(metric, Number(m[3]))} over ${m[4]}`
+}
