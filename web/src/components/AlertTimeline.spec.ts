@@ -20,6 +20,12 @@ describe('timelineRows', () => {
     expect(rows[0]!.segments).toEqual([{ state: 'firing', start: NOW - 10, end: NOW, silenced: false }])
   })
 
+  it('adds alerts firing since before the range (no change in it)', () => {
+    const alert = { id: 'r9:iris', rule_id: 'r9', rule_name: 'old', service: 'iris', state: 'firing' as const, severity: 'info', value: 1, threshold: 0, started_at: NOW - 200_000, firing_since: NOW - 190_000, resolved_at: null, labels: {}, summary: '' }
+    const rows = timelineRows([], NOW - 86400, NOW, [alert])
+    expect(rows[0]!.segments).toEqual([{ state: 'firing', start: NOW - 86400, end: NOW, silenced: false }])
+  })
+
   it('clips stretches that began before the range', () => {
     const rows = timelineRows([h(NOW - 90_000, 'inactive', 'firing')], NOW - 86400, NOW)
     expect(rows[0]!.segments[0]).toMatchObject({ start: NOW - 86400, end: NOW })

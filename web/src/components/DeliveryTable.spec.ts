@@ -26,6 +26,11 @@ describe('DeliveryTable', () => {
     expect(rows[1]!.text()).toContain('HTTP 503 Service Unavailable')
   })
 
+  it('names the alerts after their rules when known', () => {
+    const w = mount(DeliveryTable, { props: { deliveries: [base], ruleNames: { r1: 'iris errors' } } })
+    expect(w.get('[data-testid=delivery-row]').text()).toContain('iris errors (iris)')
+  })
+
   it('shows a dash for an unknown latency', () => {
     const w = mount(DeliveryTable, { props: { deliveries: [{ ...base, status: 'pending', latency_ms: null, http_status: null }] } })
     expect(w.get('[data-testid=delivery-row]').text()).toContain('—')

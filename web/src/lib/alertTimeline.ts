@@ -1,4 +1,4 @@
-import type { AlertHistoryEntry } from '../api/types'
+import type { Alert, AlertHistoryEntry } from '../api/types'
 
 export interface TimelineSegment {
   state: 'pending' | 'firing'
@@ -23,9 +23,27 @@ export interface TimelineRow {
  * Per alert (rule + service), the pending and firing stretches within [start, end],
  * from its state changes (any order). A state still on at `end` runs to `end`.
  */
-export function timelineRows(history: AlertHistoryEntry[], start: number, end: number): TimelineRow[] {
+export function timelineRows(history: AlertHistoryEntry[], start: number, end: number, current: Alert[] = []): TimelineRow[] {
   const byKey = new Map<string, AlertHistoryEntry[]>()
-  for (const h of history) {
+  const keys = new Set(history.map((h) => `${h.rule_id}:${h.service}`))
+  // An alert pending or firing since before the range has no change in it: start it at its start.
+  const synthetic: AlertHistoryEntry[] = current
+    .filter((a) => (a.state === 'firing' || a.state === 'pending') && !keys.has(`${a.rule_id}:${a.service ?? ''}`))
+    .map((a) => ({
+      id: null,
+      at: (a.state === 'firing' ? a.firing_since : null) ?? a.started_at ?? start,
+      rule_id: a.rule_id,
+      rule_name: a.rule_name,
+      service: a.service ?? '',
+      previous: 'inactive',
+      status: a.state,
+      severity: a.severity,
+      value: a.value,
+      threshold: a.threshold,
+      silenced: a.silenced ?? false,
+      labels: a.labels,
+    }))
+  for (const h of [...history, ...synthetic]) {
     const key = `${h.rule_id}:${h.service}`
     const list = byKey.get(key)
     if (list) list.push(h)
