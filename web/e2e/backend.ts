@@ -60,3 +60,15 @@ export function stopTraffic(): void {
   stop(traffic)
   traffic = null
 }
+
+/** Make the demo model API fail (`error_rate` 0..1) through its `POST /admin/chaos`. */
+export async function setChaos(errorRate: number): Promise<void> {
+  const demo = process.env.MM_DEMO_URL
+  if (!demo) throw new Error('MM_DEMO_URL is not set: the global setup did not run')
+  const res = await fetch(`${demo}/admin/chaos`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ error_rate: errorRate }),
+  })
+  if (!res.ok) throw new Error(`POST ${demo}/admin/chaos: HTTP ${res.status}`)
+}

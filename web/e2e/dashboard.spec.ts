@@ -2,7 +2,7 @@ import { copyFileSync, mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Page } from '@playwright/test'
 import type { LiveSnapshot, ServiceLive } from '../src/api/types'
-import { REPO_DIR, WEB_DIR, ensureTraffic, stopTraffic } from './backend'
+import { REPO_DIR, WEB_DIR, ensureTraffic, setChaos, stopTraffic } from './backend'
 import { expect, test } from './fixtures'
 
 test.use({ baseURL: process.env.MM_BASE_URL })
@@ -51,7 +51,10 @@ function parseNumber(text: string): number {
   return Number(m[1]) * (m[2] === 'k' ? 1000 : 1)
 }
 
-test.afterAll(() => stopTraffic())
+test.afterAll(async () => {
+  stopTraffic()
+  await setChaos(0).catch(() => undefined)
+})
 
 test('overview: live numbers match the API and update within 2 s', async ({ page }) => {
   ensureTraffic()
@@ -157,12 +160,90 @@ test('alerts and system pages', async ({ page }) => {
   await page.getByRole('tab', { name: 'Silences' }).click()
   await expect(page).toHaveURL(/tab=silences/)
   await expect(page.getByTestId('empty-state')).toBeVisible()
+  await page.getByRole('tab', { name: 'Delivery log' }).click()
+  await expect(page.locator('[data-testid=channel][data-channel=ops-hook]')).toHaveAttribute('data-enabled', 'true')
 
   await page.getByRole('link', { name: 'System' }).click()
   await expect(page.getByTestId('components')).toBeVisible()
   await expect(page.getByTestId('proxies')).toBeVisible()
   await expect(page.getByText('Ingest rate')).toBeVisible()
   await expect(page.getByText(/events\/s/)).toBeVisible()
+})
+
+test('alerting: a rule created in the UI fires, shows on the alerts page and the overview, is silenced and deleted', async ({ page }) => {
+  test.setTimeout(150_000)
+  ensureTraffic(20, 90)
+  const svc = await busiestService()
+  const ruleName = 'e2e error rate'
+
+  // Create the rule through the form: error_rate > 1 % over 10 s, for 0 s, min 1 request.
+  await page.goto('/alerts?tab=rules')
+  await page.getByTestId('new-rule').click()
+  const form = page.getByTestId('rule-form')
+  await form.locator('input[name=name]').fill(ruleName)
+  await form.locator('select[name=service]').selectOption(svc.service)
+  await form.locator('select[name=metric]').selectOption('error_rate')
+  await expect(form.getByTestId('threshold-unit')).toHaveText('%')
+  await form.locator('input[name=threshold]').fill('1')
+  await form.locator('select[name=window]').selectOption('10s')
+  await form.locator('input[name=for]').fill('0s')
+  await form.locator('input[name=min_requests]').fill('1')
+  await form.locator('select[name=severity]').selectOption('critical')
+  const created = page.waitForResponse((r) => r.url().endsWith('/api/v1/alerts/rules') && r.request().method() === 'POST')
+  await form.getByTestId('rule-save').click()
+  expect((await created).status()).toBe(201)
+  const row = page.locator(`[data-testid=rule-row][data-rule="${ruleName}"]`)
+  await expect(row).toContainText('Error rate > 1 % over 10s')
+  await expect(form).toHaveCount(0)
+
+  // Break the model API while traffic runs: the alert fires within ~15 s.
+  await setChaos(1.0)
+  await page.getByRole('tab', { name: 'Alerts' }).click()
+  const firing = page.getByTestId('alerts-firing')
+  await expect(firing).toContainText(ruleName, { timeout: 20_000 })
+  await expect(firing.locator('[data-state=firing]').first()).toContainText('%')
+  await expect(page.locator('[data-testid=timeline-row][data-state=firing]').first()).toBeVisible({ timeout: 20_000 })
+  await page.waitForTimeout(500)
+  await shot(page, 'dashboard-alerts', true)
+
+  // ... and on the overview.
+  await page.goto('/')
+  await expect(page.getByTestId('firing-alerts')).toContainText(ruleName, { timeout: 20_000 })
+
+  // The webhook channel got the firing notification.
+  await page.goto('/alerts?tab=deliveries')
+  await expect(page.locator('[data-testid=delivery-row][data-status=delivered]').first()).toBeVisible({ timeout: 15_000 })
+  await expect(page.getByTestId('delivery-table')).toContainText('ops-hook')
+  await page.locator('[data-testid=channel][data-channel=ops-hook]').getByTestId('test-channel').click()
+  await expect(page.getByTestId('test-result')).toContainText('delivered')
+
+  // Silence it from the alert.
+  await page.goto('/alerts')
+  await page.getByTestId('alerts-firing').getByTestId('silence-alert').first().click()
+  await expect(page).toHaveURL(/tab=silences/)
+  const silenceForm = page.getByTestId('silence-form')
+  await expect(silenceForm.locator('input[name=matcher-value-0]')).toHaveValue(svc.service)
+  await silenceForm.locator('input[name=comment]').fill('e2e: investigating')
+  await silenceForm.getByTestId('silence-save').click()
+  await expect(page.locator('[data-testid=silence-row][data-status=active]')).toContainText('e2e: investigating')
+  await page.getByRole('tab', { name: 'Alerts' }).click()
+  await expect(page.getByTestId('alerts-firing')).toContainText('Silenced', { timeout: 10_000 })
+
+  // Expire and delete the silence, then delete the rule.
+  await page.getByRole('tab', { name: 'Silences' }).click()
+  await page.getByTestId('expire-silence').click()
+  await expect(page.locator('[data-testid=silence-row]')).toHaveCount(0)
+  await page.locator('input[name=include_expired]').check()
+  await page.locator('[data-testid=silence-row][data-status=expired]').getByTestId('delete-silence').click()
+  await expect(page.locator('[data-testid=silence-row]')).toHaveCount(0)
+
+  await setChaos(0)
+  await page.getByRole('tab', { name: 'Rules' }).click()
+  await row.getByTestId('delete-rule').click()
+  await row.getByTestId('delete-rule').click()
+  await expect(row).toHaveCount(0)
+  await page.getByRole('tab', { name: 'Alerts' }).click()
+  await expect(page.getByTestId('alerts-firing')).not.toContainText(ruleName)
 })
 
 test('theme toggle is remembered', async ({ page }) => {
@@ -199,10 +280,20 @@ test.describe('phone', () => {
     expect(await overflow()).toBeLessThanOrEqual(0)
     await shot(page, 'service-phone')
 
-    for (const path of ['/alerts', '/system']) {
+    for (const path of ['/alerts', '/alerts?tab=rules', '/alerts?tab=silences', '/alerts?tab=deliveries', '/system']) {
       await page.goto(path)
       await page.waitForLoadState('networkidle')
       expect(await overflow(), path).toBeLessThanOrEqual(0)
     }
+    // The rule and silence forms fit too.
+    await page.goto('/alerts?tab=rules')
+    await page.getByTestId('new-rule').click()
+    await expect(page.getByTestId('rule-form')).toBeVisible()
+    expect(await overflow(), 'rule form').toBeLessThanOrEqual(0)
+    await page.goto('/alerts?tab=silences')
+    await page.getByTestId('new-silence').click()
+    await expect(page.getByTestId('silence-form')).toBeVisible()
+    expect(await overflow(), 'silence form').toBeLessThanOrEqual(0)
+    await shot(page, 'alerts-silence-phone')
   })
 })

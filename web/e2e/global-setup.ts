@@ -1,5 +1,6 @@
 import type { FullConfig } from '@playwright/test'
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { REPO_DIR, WEB_DIR, freePort, modelmonitorBin, start, stop } from './backend'
@@ -13,13 +14,36 @@ export default async function globalSetup(_config: FullConfig): Promise<() => Pr
   if (!existsSync(index)) throw new Error(`${index} is missing: run "npm run build" first`)
 
   const bin = modelmonitorBin()
-  const [proxyPort, apiPort, demoPort] = [await freePort(), await freePort(), await freePort()]
+  const [proxyPort, apiPort, demoPort, hookPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
   const dataDir = mkdtempSync(join(tmpdir(), 'modelmonitor-e2e-'))
+
+  // A webhook receiver for the alerting tests (accepts every notification).
+  const hook = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => res.writeHead(204).end())
+  })
+  await new Promise<void>((r) => hook.listen(hookPort, '127.0.0.1', r))
+
+  // Evaluate alert rules every second so the alerting test sees them fire quickly.
+  const config = join(dataDir, 'e2e.yaml')
+  writeFileSync(
+    config,
+    [
+      'alert_evaluation_interval_seconds: 1',
+      'notification_channels:',
+      '  ops-hook:',
+      '    type: webhook',
+      `    url: http://127.0.0.1:${hookPort}/hook`,
+      '    secret: e2e-shared-secret',
+      '    allow_private: true',
+      '',
+    ].join('\n'),
+  )
   const results = resolve(WEB_DIR, 'test-results')
   mkdirSync(results, { recursive: true })
   const log = createWriteStream(join(results, 'backend.log'))
 
-  const args = ['up', '--demo', '--listen', `127.0.0.1:${proxyPort}`, '--api', `127.0.0.1:${apiPort}`, '--data-dir', dataDir]
+  const args = ['up', '--demo', '--listen', `127.0.0.1:${proxyPort}`, '--api', `127.0.0.1:${apiPort}`, '--data-dir', dataDir, '--config', config]
   // The demo model API defaults to port 8080; use a free one so parallel runs do not clash.
   if (process.env.MM_DEMO_PORT_FLAG !== '0') args.push('--demo-port', String(demoPort))
   log.write(`$ ${bin} ${args.join(' ')}\n`)
@@ -46,11 +70,13 @@ export default async function globalSetup(_config: FullConfig): Promise<() => Pr
 
   process.env.MM_BASE_URL = base
   process.env.MM_PROXY_URL = `http://127.0.0.1:${proxyPort}`
+  process.env.MM_DEMO_URL = `http://127.0.0.1:${process.env.MM_DEMO_PORT_FLAG !== '0' ? demoPort : 8080}`
 
   return async () => {
     stop(backend)
     await new Promise((r) => setTimeout(r, 1500))
     stop(backend, 'SIGKILL')
+    hook.close()
     log.end()
     rmSync(dataDir, { recursive: true, force: true })
   }

@@ -17,6 +17,18 @@ describe('ApiClient', () => {
     expect(fetch.mock.calls[0]![0]).toBe('/api/v1/metrics/historical?service=svc&metric=p50%2Cp99&start=-15m&end=now&step=60s')
   })
 
+  it('sends JSON bodies for alerting mutations and accepts 204', async () => {
+    const fetch = vi.fn().mockResolvedValueOnce(jsonResponse(201, { id: 's1' })).mockResolvedValueOnce(new Response(null, { status: 204 }))
+    const client = new ApiClient({ fetch })
+    await client.createSilence({ matchers: [{ name: 'service', op: '=', value: 'x' }], starts_at: 'now', ends_at: 10 })
+    expect(fetch.mock.calls[0]![0]).toBe('/api/v1/alerts/silences')
+    expect(fetch.mock.calls[0]![1]).toMatchObject({ method: 'POST', headers: { 'Content-Type': 'application/json' } })
+    expect(JSON.parse(fetch.mock.calls[0]![1].body)).toMatchObject({ starts_at: 'now', ends_at: 10 })
+    await expect(client.deleteRule('a/b')).resolves.toBeUndefined()
+    expect(fetch.mock.calls[1]![0]).toBe('/api/v1/alerts/rules/a%2Fb')
+    expect(fetch.mock.calls[1]![1]).toMatchObject({ method: 'DELETE' })
+  })
+
   it('throws typed errors', async () => {
     const notFound = new ApiClient({ fetch: vi.fn().mockImplementation(async () => jsonResponse(404, { detail: 'unknown service' })) })
     await expect(notFound.realtime('nope')).rejects.toBeInstanceOf(NotFoundError)

@@ -1,5 +1,17 @@
 import type {
+  AlertHistoryResponse,
+  AlertRule,
   AlertsResponse,
+  Channel,
+  ChannelsResponse,
+  DeliveriesResponse,
+  Delivery,
+  DeliveryStatus,
+  RuleInput,
+  RulesResponse,
+  Silence,
+  SilenceInput,
+  SilencesResponse,
   ErrorBody,
   Health,
   HistoricalMetric,
@@ -85,11 +97,18 @@ export class ApiClient {
     this.fetchImpl = opts.fetch ?? ((...args) => fetch(...args))
   }
 
-  async get<T>(path: string, query: Query = {}, signal?: AbortSignal): Promise<T> {
+  get<T>(path: string, query: Query = {}, signal?: AbortSignal): Promise<T> {
+    return this.request<T>('GET', path, query, undefined, signal)
+  }
+
+  /** Any method; a JSON `body` is sent when given; 204 answers resolve to undefined. */
+  async request<T>(method: string, path: string, query: Query = {}, body?: unknown, signal?: AbortSignal): Promise<T> {
     const url = this.baseUrl + buildUrl(path, query)
+    const headers: Record<string, string> = { Accept: 'application/json' }
+    if (body !== undefined) headers['Content-Type'] = 'application/json'
     let res: Response
     try {
-      res = await this.fetchImpl(url, { headers: { Accept: 'application/json' }, signal })
+      res = await this.fetchImpl(url, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) })
     } catch (e) {
       throw new NetworkError(url, e)
     }
@@ -104,6 +123,7 @@ export class ApiClient {
       if (res.status === 422) throw new ValidationError(url, body)
       throw new ApiError(detailMessage(body) ?? `HTTP ${res.status}`, res.status, url, body)
     }
+    if (res.status === 204) return undefined as T
     return (await res.json()) as T
   }
 
@@ -169,8 +189,63 @@ export class ApiClient {
     return this.get('/api/v1/requests', q, signal)
   }
 
-  alerts(signal?: AbortSignal): Promise<AlertsResponse> {
-    return this.get('/api/v1/alerts', {}, signal)
+  alerts(signal?: AbortSignal, q: { resolved_within?: string; service?: string } = {}): Promise<AlertsResponse> {
+    return this.get('/api/v1/alerts', q, signal)
+  }
+
+  alertHistory(
+    q: { start?: string | number; end?: string | number; service?: string; rule_id?: string; limit?: number } = {},
+    signal?: AbortSignal,
+  ): Promise<AlertHistoryResponse> {
+    return this.get('/api/v1/alerts/history', q, signal)
+  }
+
+  rules(signal?: AbortSignal): Promise<RulesResponse> {
+    return this.get('/api/v1/alerts/rules', {}, signal)
+  }
+
+  createRule(rule: RuleInput): Promise<AlertRule> {
+    return this.request('POST', '/api/v1/alerts/rules', {}, rule)
+  }
+
+  updateRule(id: string, rule: RuleInput): Promise<AlertRule> {
+    return this.request('PUT', `/api/v1/alerts/rules/${encodeURIComponent(id)}`, {}, rule)
+  }
+
+  deleteRule(id: string): Promise<void> {
+    return this.request('DELETE', `/api/v1/alerts/rules/${encodeURIComponent(id)}`)
+  }
+
+  silences(includeExpired = false, signal?: AbortSignal): Promise<SilencesResponse> {
+    return this.get('/api/v1/alerts/silences', { include_expired: includeExpired }, signal)
+  }
+
+  createSilence(silence: SilenceInput): Promise<Silence> {
+    return this.request('POST', '/api/v1/alerts/silences', {}, silence)
+  }
+
+  updateSilence(id: string, silence: SilenceInput): Promise<Silence> {
+    return this.request('PUT', `/api/v1/alerts/silences/${encodeURIComponent(id)}`, {}, silence)
+  }
+
+  deleteSilence(id: string): Promise<void> {
+    return this.request('DELETE', `/api/v1/alerts/silences/${encodeURIComponent(id)}`)
+  }
+
+  deliveries(q: { channel?: string; status?: DeliveryStatus; limit?: number } = {}, signal?: AbortSignal): Promise<DeliveriesResponse> {
+    return this.get('/api/v1/alerts/deliveries', q, signal)
+  }
+
+  channels(signal?: AbortSignal): Promise<ChannelsResponse> {
+    return this.get('/api/v1/alerts/channels', {}, signal)
+  }
+
+  setChannelEnabled(name: string, enabled: boolean): Promise<Channel> {
+    return this.request('POST', `/api/v1/alerts/channels/${encodeURIComponent(name)}/${enabled ? 'enable' : 'disable'}`)
+  }
+
+  testChannel(name: string): Promise<Delivery> {
+    return this.request('POST', `/api/v1/alerts/channels/${encodeURIComponent(name)}/test`)
   }
 }
 

@@ -235,3 +235,147 @@ export interface ValidationIssue {
 export interface ErrorBody {
   detail: string | ValidationIssue[]
 }
+
+// ---- Alerting (docs/alerting.md; /api/v1/alerts/*) ----
+// Durations are seconds, thresholds are in the metric's API unit (seconds, fractions, req/s, events).
+
+export type RuleMetric =
+  | 'latency_p50'
+  | 'latency_p90'
+  | 'latency_p95'
+  | 'latency_p99'
+  | 'error_rate'
+  | '5xx_rate'
+  | 'throughput'
+  | 'dropped_events'
+export type Comparator = '>' | '>=' | '<' | '<='
+export type Severity = 'info' | 'warning' | 'critical'
+export type RuleWindow = '10s' | '1m' | '5m'
+
+/** A stored rule as the API returns it (`ThresholdRule`, `for` under its public name). */
+export interface AlertRule {
+  id: string
+  name: string
+  kind: 'threshold' | (string & {})
+  enabled: boolean
+  service: string
+  route: string | null
+  severity: Severity
+  labels: Record<string, string>
+  summary: string
+  /** Channel names or types; null = every channel, [] = none. */
+  channels: string[] | null
+  for: number
+  keep_firing_for: number
+  repeat_interval: number
+  source: 'api' | 'config'
+  created_at: number
+  updated_at: number
+  metric: RuleMetric
+  comparator: Comparator
+  threshold: number
+  window: RuleWindow
+  min_requests: number
+}
+
+/** Body of POST /rules and PUT /rules/{id}: `id`, `source` and the times are set by the server. */
+export type RuleInput = Omit<AlertRule, 'id' | 'source' | 'created_at' | 'updated_at' | 'kind'> & { kind?: 'threshold' }
+
+export interface RulesResponse {
+  rules: AlertRule[]
+}
+
+/** One state change of one alert (GET /history, newest first). */
+export interface AlertHistoryEntry {
+  id: number | null
+  at: number
+  rule_id: string
+  rule_name: string
+  service: string
+  previous: string
+  /** inactive | pending | firing | resolved */
+  status: string
+  severity: string
+  value: number | null
+  threshold: number | null
+  silenced: boolean
+  labels: Record<string, string>
+}
+
+export interface AlertHistoryResponse {
+  history: AlertHistoryEntry[]
+}
+
+export type MatcherOp = '=' | '!=' | '=~' | '!~'
+
+export interface Matcher {
+  name: string
+  value: string
+  op: MatcherOp
+}
+
+export interface Silence {
+  id: string
+  matchers: Matcher[]
+  starts_at: number
+  ends_at: number
+  comment: string
+  created_by: string
+  created_at: number
+}
+
+/** Body of POST/PUT /silences; times accept Unix seconds, ISO-8601, `now` or `-1h`. */
+export interface SilenceInput {
+  matchers: Matcher[]
+  starts_at: number | string
+  ends_at: number | string
+  comment?: string
+  created_by?: string
+}
+
+export interface SilencesResponse {
+  silences: Silence[]
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'refused' | 'skipped'
+
+export interface Delivery {
+  id: number | null
+  notification_id: string
+  channel: string
+  channel_type: string
+  service: string
+  status: DeliveryStatus
+  created_at: number
+  attempts: number
+  latency_ms: number | null
+  http_status: number | null
+  error: string
+  alert_ids: string[]
+  finished_at: number | null
+  claimed_until: number
+  /** Never shown by the API (null). */
+  notification?: null
+}
+
+export interface DeliveriesResponse {
+  deliveries: Delivery[]
+}
+
+export interface Channel {
+  name: string
+  type: string
+  enabled: boolean
+  disabled_reason: string
+  disabled_at: number | null
+  consecutive_failures: number
+  last_success_at: number | null
+  last_failure_at: number | null
+  last_error: string
+  /** Settings with secrets shown as `***`. */
+  config: Record<string, unknown>
+}
+
+export interface ChannelsResponse {
+  channels: Channel[]
+}

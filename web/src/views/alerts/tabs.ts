@@ -1,11 +1,10 @@
 import type { Component } from 'vue'
 import AlertsTab from './AlertsTab.vue'
-import NotConfiguredTab from './NotConfiguredTab.vue'
+import DeliveriesTab from './DeliveriesTab.vue'
+import RulesTab from './RulesTab.vue'
+import SilencesTab from './SilencesTab.vue'
 
-/**
- * Tabs of the Alerts page. To add rule management, silences or delivery logs,
- * replace the placeholder component of that tab (or append a new entry).
- */
+/** Tabs of the Alerts page (selected with ?tab=<id>; the first one is the default). */
 export interface AlertTab {
   id: string
   label: string
@@ -15,22 +14,7 @@ export interface AlertTab {
 
 export const ALERT_TABS: AlertTab[] = [
   { id: 'alerts', label: 'Alerts', component: AlertsTab },
-  {
-    id: 'rules',
-    label: 'Rules',
-    component: NotConfiguredTab,
-    props: { what: 'Alert rules', detail: 'Rules (thresholds on latency, error rate, throughput and anomalies) will be managed here.' },
-  },
-  {
-    id: 'silences',
-    label: 'Silences',
-    component: NotConfiguredTab,
-    props: { what: 'Silences', detail: 'Silences mute notifications for matching alerts for a while.' },
-  },
-  {
-    id: 'deliveries',
-    label: 'Delivery log',
-    component: NotConfiguredTab,
-    props: { what: 'Delivery log', detail: 'Every notification sent (e-mail, webhook, Slack) and its outcome will be listed here.' },
-  },
+  { id: 'rules', label: 'Rules', component: RulesTab },
+  { id: 'silences', label: 'Silences', component: SilencesTab },
+  { id: 'deliveries', label: 'Delivery log', component: DeliveriesTab },
 ]
