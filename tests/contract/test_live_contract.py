@@ -218,3 +218,15 @@ async def test_a_redelivered_batch_is_recorded_once(live_url: str, clock: FakeCl
     finally:
         for handle in workers:
             await handle.close()
+
+
+async def test_a_request_counts_in_the_second_it_finishes(
+    live: LiveState, clock: FakeClock
+) -> None:
+    clock.now += 3.6  # mid-second, mid-10-second bucket
+    await live.record(batch([event(clock.now - 0.3) for _ in range(4)], sent_at=clock.now))
+    snapshot = await live.snapshot(now=clock.now)
+    (alpha,) = snapshot.services
+    for name in ("1s", "10s", "1m", "5m"):
+        assert alpha.windows[name].requests == 4, name
+    assert (await live.window(service="alpha", seconds=60, now=clock.now)).requests == 4

@@ -390,7 +390,7 @@ class RedisLiveState:
         current = math.floor(now)
         longest = max(WINDOWS.values())
         coarse_now = current - current % COARSE_SECONDS
-        plan = [("f", start) for start in range(current - COARSE_SECONDS, current)]
+        plan = [("f", start) for start in range(current - COARSE_SECONDS, current + 1)]
         plan += [
             ("c", coarse_now - COARSE_SECONDS * (i + 1)) for i in range(longest // COARSE_SECONDS)
         ]
