@@ -42,6 +42,10 @@ def _add_settings_flags(parser: argparse.ArgumentParser, *, proxy: bool, api: bo
         parser.add_argument(
             "--api", help="API and dashboard address HOST:PORT (default 127.0.0.1:8000)"
         )
+    else:
+        parser.add_argument(
+            "--health", dest="health_listen", help="serve GET /health on HOST:PORT (for probes)"
+        )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -54,6 +58,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "target",
         "listen",
         "api",
+        "health_listen",
     )
     overrides = {key: getattr(args, key, None) for key in keys}
     return load_settings(args.config, **overrides)

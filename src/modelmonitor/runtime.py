@@ -67,6 +67,7 @@ class Runtime:
     worker: Any = None
     alerts: AlertSystem | None = None
     api_server: uvicorn.Server | None = None
+    health_server: uvicorn.Server | None = None
     demo_url: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -100,6 +101,9 @@ class Runtime:
             await self._start_proxy()
         if self.parts.api:
             await self._start_api()
+        elif self.settings.health_listen:
+            host, port = parse_host_port(self.settings.health_listen)
+            self.health_server = await self._serve(self._health_app(), host, port)
 
     async def _start_alerts(self) -> None:
         """The alert system; the engine runs where the live windows are complete: in a
@@ -274,8 +278,43 @@ class Runtime:
         addresses: dict[str, str] = self.proxy.addresses
         return addresses
 
+    def _health_app(self) -> Any:
+        """``GET /health`` for a process without the API (a lone proxy or worker), so
+        orchestrators can probe it; 503 when a component is down."""
+        from fastapi import FastAPI
+        from fastapi.responses import JSONResponse
+
+        app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+        @app.get("/health")
+        async def health() -> JSONResponse:
+            components = self._health()
+            ranks = {"ok": 0, "degraded": 1, "down": 2}
+            worst = max((ranks.get(c.status, 2) for c in components.values()), default=0)
+            status = next(name for name, rank in ranks.items() if rank == worst)
+            return JSONResponse(
+                {
+                    "status": status,
+                    "components": {
+                        name: {"status": c.status, "detail": c.detail}
+                        for name, c in components.items()
+                    },
+                },
+                status_code=503 if status == "down" else 200,
+            )
+
+        return app
+
     def _health(self) -> dict[str, ComponentHealth]:
         components: dict[str, ComponentHealth] = {}
+        if self.bus is not None:
+            shipping = self.shipper.bus_state if self.shipper is not None else None
+            connected = self.bus.connected and shipping in (None, "connected")
+            components["bus"] = ComponentHealth(
+                status="ok" if connected else "degraded",
+                detail=_redact(self.settings.broker_url)
+                + ("" if connected else ": unreachable, buffering"),
+            )
         if self.worker is not None:
             stats = self.worker.stats
             components["worker"] = ComponentHealth(
@@ -319,6 +358,8 @@ class Runtime:
             lines.append(f"proxy    {name}: http://{address}")
         if self.api_url:
             lines.append(f"api      {self.api_url}  (dashboard at /, OpenAPI at /docs)")
+        if self.health_server is not None:
+            lines.append(f"health   http://{self.settings.health_listen}/health")
         if self.demo_url is not None:
             lines.append(f"demo     model API at {self.demo_url}")
         lines.append(

@@ -156,6 +156,8 @@ class Settings(BaseSettings):
     target_name: str = "default"
     listen: HostPort = "0.0.0.0:9090"
     api: HostPort = "127.0.0.1:8000"
+    #: ``GET /health`` for processes without the API (``modelmonitor proxy``/``worker``).
+    health_listen: HostPort | None = None
     data_dir: Path = Path(".modelmonitor")
     broker_url: str = "memory://"
     database_url: str | None = None

@@ -1,0 +1,70 @@
+"""A lone proxy and a lone worker answer GET /health for orchestrators' probes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import httpx
+
+from tests.integration.services_support import Backends, free_port
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "modelmonitor", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def health(port: int) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            try:
+                return await client.get(f"http://127.0.0.1:{port}/health")
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing answered on {port}")
+
+
+async def test_proxy_and_worker_report_their_health(backends: Backends) -> None:
+    proxy_health, worker_health = free_port(), free_port()
+    common = ["--broker", backends.broker_url]
+    proxy = start(
+        "proxy",
+        *common,
+        "--target",
+        "http://127.0.0.1:1",
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+        "--health",
+        f"127.0.0.1:{proxy_health}",
+    )
+    worker = start(
+        "worker",
+        *common,
+        "--database",
+        backends.database_url,
+        "--cache",
+        backends.cache_url,
+        "--health",
+        f"127.0.0.1:{worker_health}",
+    )
+    try:
+        proxy_answer = await health(proxy_health)
+        worker_answer = await health(worker_health)
+    finally:
+        for process in (proxy, worker):
+            process.terminate()
+        outputs = [process.communicate(timeout=30) for process in (proxy, worker)]
+    assert proxy_answer.status_code == 200, proxy_answer.text
+    assert worker_answer.status_code == 200, worker_answer.text
+    proxy_body, worker_body = proxy_answer.json(), worker_answer.json()
+    assert proxy_body["status"] == "ok"
+    assert set(proxy_body["components"]) == {"bus", "proxy"}
+    assert worker_body["components"]["worker"]["status"] == "ok"
+    assert worker_body["components"]["bus"]["status"] == "ok"
+    assert f"http://127.0.0.1:{proxy_health}/health" in outputs[0][0]
