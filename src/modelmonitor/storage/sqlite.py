@@ -7,11 +7,8 @@ embedded ``modelmonitor up``); use PostgreSQL for many workers.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +16,7 @@ import msgspec
 
 from modelmonitor.events import RequestEvent
 from modelmonitor.pipeline.rollup import aggregate, merge_rows
+from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary, rollup_from_row
 
 __all__ = ["SQLiteStore"]
@@ -112,35 +110,21 @@ class SQLiteStore:
         self.url = url
         self._path = sqlite_path(url)
         query = parse_qs(urlsplit(url).query)
-        self._busy_timeout_ms = int(query.get("busy_timeout_ms", ["10000"])[0])
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._sqlite = SQLiteThread(
+            self._path,
+            schema=_SCHEMA,
+            busy_timeout_ms=int(query.get("busy_timeout_ms", ["10000"])[0]),
+            synchronous="NORMAL",
+        )
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db is None:
-            raise RuntimeError("store is not connected")
-        db = self._db
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, db)
+        return await self._sqlite.run(fn)
 
     async def connect(self) -> None:
-        def open_db() -> sqlite3.Connection:
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-            for statement in _SCHEMA:
-                db.execute(statement)
-            return db
-
-        self._db = await asyncio.get_running_loop().run_in_executor(self._executor, open_db)
+        await self._sqlite.open()
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._run(lambda db: db.close())
-            self._db = None
-        self._executor.shutdown(wait=True)
+        await self._sqlite.close()
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())

@@ -11,11 +11,10 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 from modelmonitor.alerts.store.sql import Session, SqlAlertStore
+from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.sqlite import sqlite_path
 
 __all__ = ["SQLiteAlertStore"]
@@ -68,34 +67,17 @@ class SQLiteAlertStore(SqlAlertStore):
     def __init__(self, url: str) -> None:
         self.url = url
         self._path = sqlite_path(url)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._sqlite = SQLiteThread(self._path, schema=SCHEMA, name="alert-sqlite")
         self._lock = asyncio.Lock()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db is None:
-            raise RuntimeError("alert store is not connected")
-        db = self._db
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, db)
+        return await self._sqlite.run(fn)
 
     async def connect(self) -> None:
-        def open_db() -> sqlite3.Connection:
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=10000")
-            for statement in SCHEMA:
-                db.execute(statement)
-            return db
-
-        self._db = await asyncio.get_running_loop().run_in_executor(self._executor, open_db)
+        await self._sqlite.open()
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._run(lambda db: db.close())
-            self._db = None
-        self._executor.shutdown(wait=True)
+        await self._sqlite.close()
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
