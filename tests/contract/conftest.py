@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,3 +117,27 @@ async def redis_url() -> AsyncIterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'events.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+async def alert_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The alert store over SQLite and over PostgreSQL (in a schema of its own)."""
+    from modelmonitor.alerts.store import create_alert_store
+    from modelmonitor.alerts.store.postgres import PostgresAlertStore
+
+    if request.param == "sqlite":
+        store = create_alert_store(f"sqlite:///{tmp_path / 'alerts.db'}")
+        await store.connect()
+        yield store
+        await store.close()
+        return
+    _require("127.0.0.1:5432", "PostgreSQL")
+    schema = unique("alerts_contract_")
+    pg = PostgresAlertStore("postgresql://postgres@127.0.0.1:5432/test", schema=schema)
+    await pg.connect()
+    try:
+        yield pg
+    finally:
+        async with pg.session() as session:
+            await session.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pg.close()

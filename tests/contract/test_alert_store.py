@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from modelmonitor.alerts.models import AlertState, Delivery, HistoryEntry
 from modelmonitor.alerts.rules import parse_rule
 from modelmonitor.alerts.silences import Silence
-from modelmonitor.alerts.store import AlertStore, create_alert_store
-from modelmonitor.alerts.store.postgres import PostgresAlertStore
-
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from modelmonitor.alerts.store import AlertStore
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AlertStore]:
-    if request.param == "sqlite":
-        store = create_alert_store(f"sqlite:///{tmp_path / 'alerts.db'}")
-        await store.connect()
-        yield store
-        await store.close()
-        return
-    schema = f"alerts_contract_{uuid.uuid4().hex[:8]}"
-    pg = PostgresAlertStore(PG_URL, schema=schema)
-    await pg.connect()
-    try:
-        yield pg
-    finally:
-        async with pg.session() as session:
-            await session.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pg.close()
+@pytest.fixture
+def store(alert_store: AlertStore) -> AlertStore:
+    return alert_store
 
 
 async def test_rules_round_trip(store: AlertStore) -> None:

@@ -4,42 +4,24 @@ feeds at a time (lease), points are stored, read by range and pruned."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from modelmonitor.alerts.models import AnomalyPoint
 from modelmonitor.alerts.store import AlertStore, create_alert_store
-from modelmonitor.alerts.store.postgres import PostgresAlertStore
 from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig
 from modelmonitor.live.memory import MemoryLiveState
 from tests.alert_helpers import T0, SimClock
 from tests.anomaly_helpers import Shape, Traffic
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 #: A short learning period keeps these tests quick; the behaviour does not depend on it.
 CONFIG = TrackerConfig(learning_period=60, save_interval_seconds=60.0)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AlertStore]:
-    if request.param == "sqlite":
-        store = create_alert_store(f"sqlite:///{tmp_path / 'alerts.db'}")
-        await store.connect()
-        yield store
-        await store.close()
-        return
-    schema = f"anomaly_contract_{uuid.uuid4().hex[:8]}"
-    pg = PostgresAlertStore(PG_URL, schema=schema)
-    await pg.connect()
-    try:
-        yield pg
-    finally:
-        async with pg.session() as session:
-            await session.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pg.close()
+@pytest.fixture
+def store(alert_store: AlertStore) -> AlertStore:
+    return alert_store
 
 
 @pytest.fixture
