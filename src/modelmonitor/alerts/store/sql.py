@@ -41,6 +41,14 @@ def _text(value: Any) -> str:
     return _encode(value).decode()
 
 
+def _select(base: str, filters: list[tuple[str, str, Any]], *, order: str) -> tuple[str, list[Any]]:
+    """``base`` with the filters whose value is set, newest first, ending in ``LIMIT ?``."""
+    where = [f"{column} {op} ?" for column, op, value in filters if value is not None]
+    args = [value for _, _, value in filters if value is not None]
+    sql = base + (" WHERE " + " AND ".join(where) if where else "")
+    return f"{sql} ORDER BY {order} LIMIT ?", args
+
+
 class Session(Protocol):
     async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]: ...
 
@@ -177,20 +185,16 @@ class SqlAlertStore:
         rule_id: str | None = None,
         limit: int = 500,
     ) -> list[HistoryEntry]:
-        where, args = [], []
-        for column, op, value in (
-            ("at", ">=", start),
-            ("at", "<", end),
-            ("service", "=", service),
-            ("rule_id", "=", rule_id),
-        ):
-            if value is not None:
-                where.append(f"{column} {op} ?")
-                args.append(value)
-        sql = "SELECT id, doc FROM alert_history"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY at DESC, id DESC LIMIT ?"
+        sql, args = _select(
+            "SELECT id, doc FROM alert_history",
+            [
+                ("at", ">=", start),
+                ("at", "<", end),
+                ("service", "=", service),
+                ("rule_id", "=", rule_id),
+            ],
+            order="at DESC, id DESC",
+        )
         async with self._session() as s:
             rows = await s.fetch(sql, *args, limit)
         entries = []
@@ -289,15 +293,11 @@ class SqlAlertStore:
     async def deliveries(
         self, *, channel: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[Delivery]:
-        where, args = [], []
-        for column, value in (("channel", channel), ("status", status)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        sql = "SELECT id, doc FROM alert_deliveries"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        sql, args = _select(
+            "SELECT id, doc FROM alert_deliveries",
+            [("channel", "=", channel), ("status", "=", status)],
+            order="created_at DESC, id DESC",
+        )
         async with self._session() as s:
             rows = await s.fetch(sql, *args, limit)
         found = []
