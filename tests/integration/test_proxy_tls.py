@@ -104,3 +104,38 @@ async def test_https_upstream_with_custom_ca_and_sni(certificate: tuple[Path, Pa
                 "untrusted": "upstream_connect",
                 "unverified": "",
             }
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_websocket_to_a_tls_upstream(certificate: tuple[Path, Path], use_uvloop: bool) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import ServerConnection, serve
+
+    cert, key = certificate
+
+    async def echo(websocket: ServerConnection) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    async def scenario() -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        async with serve(echo, "127.0.0.1", 0, ssl=context) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            config = ServiceConfig(
+                name="wss", upstream=f"https://127.0.0.1:{port}", tls=TLSConfig(ca_file=cert)
+            )
+            async with running_proxy(config) as (proxy, capture):
+                async with connect(f"ws://{proxy.addresses['wss']}/chat") as websocket:
+                    for size in (5, 300_000):
+                        message = b"m" * size
+                        await websocket.send(message)
+                        assert await websocket.recv() == message
+                assert [event.status for event in capture.snapshot()] == [101]
+
+    if use_uvloop:
+        import uvloop
+
+        uvloop.run(scenario())
+    else:
+        asyncio.run(scenario())

@@ -12,6 +12,7 @@ import httptools
 from modelmonitor.events import RequestEvent
 from modelmonitor.proxy.exchange import Exchange
 from modelmonitor.proxy.http import (
+    CONNECTION_UPGRADE,
     CRLF,
     LAST_CHUNK,
     METHODS,
@@ -21,6 +22,7 @@ from modelmonitor.proxy.http import (
     error_response,
 )
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
+from modelmonitor.proxy.tunnel import Tunnel
 
 if TYPE_CHECKING:
     from modelmonitor.proxy.service import Listener
@@ -31,6 +33,7 @@ __all__ = ["ClientConnection"]
 BLOCK_UPSTREAM_FULL = 1  # the upstream socket is not taking the body fast enough
 BLOCK_WAITING = 2  # body buffered while an upstream connection is being opened
 BLOCK_PIPELINE = 4  # a pipelined request waits for the one before it
+BLOCK_SWITCH = 8  # an Upgrade request waits for the upstream's answer
 
 #: Body bytes buffered per request while no upstream connection is ready.
 PENDING_LIMIT = 256 * 1024
@@ -67,6 +70,7 @@ class ClientConnection(asyncio.Protocol):
         "forwarded_seen",
         "has_body",
         "head_size",
+        "held",
         "hop",
         "host",
         "http10",
@@ -83,6 +87,7 @@ class ClientConnection(asyncio.Protocol):
         "seen_activity",
         "stop_reading",
         "transport",
+        "upgrade",
         "url",
         "write_paused",
     )
@@ -101,6 +106,9 @@ class ClientConnection(asyncio.Protocol):
         self.rare = False
         self.chunked = False
         self.expect = False
+        self.upgrade: bytes | None = None
+        #: Bytes the client sent after an Upgrade request, for the new protocol.
+        self.held = b""
         self.forwarded_for: list[bytes] = []
         self.forwarded_seen = 0
         self.hop: set[bytes] = set()
@@ -161,13 +169,17 @@ class ClientConnection(asyncio.Protocol):
                 self._bad_request("request head too large", 431)
             else:
                 raise
-        except httptools.HttpParserUpgrade:
-            # Upgrades (WebSocket) are not proxied: the request went out without
-            # its Upgrade header; answer it and close.
+        except httptools.HttpParserUpgrade as exc:
+            # No more HTTP on this connection. An Upgrade request (WebSocket) waits
+            # for the upstream: a 101 turns the connection into a tunnel, anything
+            # else is answered and the connection closed (so is CONNECT, not proxied).
             self.stop_reading = True
             last = self.queue[-1] if self.queue else self.current
             if last is not None:
                 last.close_client = True
+                if last.upgrade:
+                    self.held = data[exc.args[0] :]
+                    self.block(BLOCK_SWITCH)
         except httptools.HttpParserError as exc:
             self._bad_request(str(exc) or "malformed request")
 
@@ -223,6 +235,8 @@ class ClientConnection(asyncio.Protocol):
                 self.expect = value.lower() == b"100-continue"
             elif action == 6:
                 self.forwarded_for.append(value)
+            elif action == 10:
+                self.upgrade = value
             else:  # X-Forwarded-Proto / -Host: kept as the first proxy set them
                 self.parts += (name, b": ", value, CRLF)
                 self.forwarded_seen |= action
@@ -256,6 +270,7 @@ class ClientConnection(asyncio.Protocol):
             service, strip = listener.default, 0
         model = ""
         chunked = expect = False
+        upgrade = None
         if self.rare:
             self.rare = False
             chunked, expect = self.chunked, self.expect
@@ -266,12 +281,15 @@ class ClientConnection(asyncio.Protocol):
             models, self.models = self.models, {}
             if service is not None and service.model_header in models:
                 model = models[service.model_header].decode("latin-1")
+            upgrade, self.upgrade = self.upgrade, None
             if hop:  # Connection named more hop-by-hop headers: drop them too
                 kept = parts[:5]
                 for index in range(5, len(parts), 4):
                     if parts[index].lower() not in hop:
                         kept += parts[index : index + 4]
                 parts = kept
+            if b"upgrade" not in hop:  # an Upgrade is only meant when Connection says so
+                upgrade = None
         else:
             forwarded_for = _NO_LIST
             forwarded_seen = 0
@@ -309,8 +327,12 @@ class ClientConnection(asyncio.Protocol):
             parts += (b"X-Forwarded-For: ", b", ".join(forwarded_for), CRLF)
         if chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
+        if upgrade is not None:
+            parts += (CONNECTION_UPGRADE, b"Upgrade: ", upgrade, CRLF)
         parts.append(CRLF)
         exchange = Exchange(self, service, method, path, b"".join(parts), perf_counter())
+        if upgrade is not None:
+            exchange.upgrade = True
         if model:
             exchange.model = model
         elif has_body and service.json_field:
@@ -441,6 +463,30 @@ class ClientConnection(asyncio.Protocol):
                 self.unblock(BLOCK_PIPELINE)
             self.current = following
             self._begin(following)
+
+    def switch_protocols(
+        self, exchange: Exchange, upstream: asyncio.Transport, first_bytes: bytes
+    ) -> None:
+        """The upstream accepted the Upgrade (its 101 is written): join the two
+        connections in a tunnel. The handshake is recorded as the request's event;
+        what flows afterwards is another protocol and is relayed unmeasured."""
+        if exchange.done or self.closed:
+            upstream.close()
+            return
+        if first_bytes:
+            self.transport.write(first_bytes)
+        held, self.held = self.held, b""
+        if held:
+            upstream.write(held)
+        self.closed = True  # the tunnel owns the transport from here
+        self.listener.connections.discard(self)
+        self.current = None
+        exchange.done = True
+        service = exchange.service
+        assert service is not None
+        service.in_flight -= 1
+        self._record(exchange, "")
+        Tunnel(self.transport, upstream, self.listener.tunnels).start()
 
     def _abandon(self, exchange: Exchange) -> None:
         """The client went away before ``exchange`` was answered."""

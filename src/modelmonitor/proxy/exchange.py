@@ -49,6 +49,7 @@ class Exchange:
         "status",
         "t0",
         "ttfb",
+        "upgrade",
         "upstream",
     )
 
@@ -88,6 +89,8 @@ class Exchange:
         self.head_sent = False
         self.done = False
         self.retried = False
+        #: The client asked to switch protocols (``Upgrade``, e.g. WebSocket).
+        self.upgrade = False
         #: A complete local answer (404, 400) instead of forwarding.
         self.local: bytes | None = None
         #: Body pieces (already framed) waiting for an upstream connection.

@@ -6,6 +6,7 @@ import json
 from http import HTTPStatus
 
 __all__ = [
+    "CONNECTION_UPGRADE",
     "CONTINUE",
     "CRLF",
     "LAST_CHUNK",
@@ -21,11 +22,12 @@ __all__ = [
 CRLF = b"\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CONNECTION_UPGRADE = b"Connection: upgrade\r\n"
 
 #: Request headers the proxy handles itself (lower-case name -> action code).
 #: 1 host, 2 connection, 3 hop-by-hop (dropped), 4 transfer-encoding (re-framed),
 #: 5 expect, 6 x-forwarded-for, 7 x-forwarded-proto, 8 x-forwarded-host (7 and 8 are
-#: also bit flags), 9 content-length.
+#: also bit flags), 9 content-length, 10 upgrade (kept only for a protocol switch).
 REQUEST_SPECIAL: dict[bytes, int] = {
     b"host": 1,
     b"connection": 2,
@@ -33,7 +35,7 @@ REQUEST_SPECIAL: dict[bytes, int] = {
     b"proxy-connection": 3,
     b"te": 3,
     b"trailer": 3,
-    b"upgrade": 3,
+    b"upgrade": 10,
     b"transfer-encoding": 4,
     b"expect": 5,
     b"x-forwarded-for": 6,
@@ -43,14 +45,14 @@ REQUEST_SPECIAL: dict[bytes, int] = {
 }
 
 #: Response headers the proxy handles itself: 2 connection, 3 hop-by-hop (dropped),
-#: 4 transfer-encoding (re-framed), 9 content-length.
+#: 4 transfer-encoding (re-framed), 9 content-length, 10 upgrade (kept on a 101).
 RESPONSE_SPECIAL: dict[bytes, int] = {
     b"connection": 2,
     b"keep-alive": 3,
     b"proxy-connection": 3,
     b"te": 3,
     b"trailer": 3,
-    b"upgrade": 3,
+    b"upgrade": 10,
     b"transfer-encoding": 4,
     b"content-length": 9,
 }

@@ -120,6 +120,9 @@ class ProxyServer:
                     connection.transport.abort()
         if cut:
             log.warning("proxy stopped with %d requests still in flight (cut off)", cut)
+        for listener in listeners:
+            for tunnel in list(listener.tunnels):
+                tunnel.close()
         for service in self.services:
             service.upstream.close()
             for upstream in list(service.upstream.connections):

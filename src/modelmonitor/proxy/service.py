@@ -12,6 +12,7 @@ from modelmonitor.settings import ServiceConfig
 
 if TYPE_CHECKING:
     from modelmonitor.proxy.client import ClientConnection
+    from modelmonitor.proxy.tunnel import Tunnel
 
 __all__ = ["Listener", "Service"]
 
@@ -58,6 +59,7 @@ class Listener:
         "prefixed",
         "proto_line",
         "scheme",
+        "tunnels",
     )
 
     def __init__(
@@ -86,6 +88,8 @@ class Listener:
         self.model_headers = frozenset(service.model_header for service in services)
         #: Open client connections (closed on stop).
         self.connections: set[ClientConnection] = set()
+        #: Connections switched to another protocol (WebSocket), relayed as bytes.
+        self.tunnels: set[Tunnel] = set()
         #: Set on stop: connections close after their current response.
         self.draining = False
 

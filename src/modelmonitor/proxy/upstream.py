@@ -13,6 +13,7 @@ import httptools
 
 from modelmonitor.proxy.exchange import REPLAY_LIMIT
 from modelmonitor.proxy.http import (
+    CONNECTION_UPGRADE,
     CONTINUE,
     CRLF,
     LAST_CHUNK,
@@ -172,6 +173,7 @@ class UpstreamConnection(asyncio.Protocol):
         "stalled_since",
         "target",
         "transport",
+        "upgrade",
         "upstream_close",
         "write_paused",
     )
@@ -188,6 +190,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.length = False
         self.chunked = False
         self.upstream_close = False
+        self.upgrade: bytes | None = None
         self.hop: set[bytes] = set()
         self.out: list[bytes] = []
         self.complete = False
@@ -272,6 +275,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.first = data
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._switch_protocols(exchange, data[exc.args[0] :])
+            return
         except httptools.HttpParserError as exc:
             self.out.clear()
             self.exchange = None
@@ -362,6 +368,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.parts += (name, b": ", value, CRLF)
         elif action == 4:
             self.chunked = b"chunked" in value.lower()
+        elif action == 10:
+            self.upgrade = value
         elif action == 2:
             tokens = connection_tokens(value)
             if b"close" in tokens:
@@ -394,6 +402,15 @@ class UpstreamConnection(asyncio.Protocol):
                     kept += parts[index : index + 4]
             parts = kept
         http10 = exchange.http10
+        upgrade, self.upgrade = self.upgrade, None
+        if status == 101 and exchange.upgrade and upgrade is not None:
+            # The switch the client asked for: the tunnel takes over after this head.
+            self.informational = True
+            exchange.status = status
+            exchange.head_sent = True
+            parts += (CONNECTION_UPGRADE, b"Upgrade: ", upgrade, CRLF, CRLF)
+            self.out.append(b"".join(parts))
+            return
         if status < 200:
             self.informational = True
             if status != 100 and not http10:  # our own 100 was sent already
@@ -464,6 +481,25 @@ class UpstreamConnection(asyncio.Protocol):
             else:
                 transport.writelines(out)
         out.clear()
+
+    def _switch_protocols(self, exchange: Exchange, first_bytes: bytes) -> None:
+        """The upstream switched protocols: hand both connections to a tunnel."""
+        client = exchange.client
+        switching = exchange.status == 101 and exchange.request_done
+        if switching:
+            self._flush()  # the 101 head
+        else:
+            self.out.clear()
+        self.exchange = None
+        exchange.upstream = None
+        self.closed = True  # no longer an HTTP connection: never pooled again
+        self.target.forget(self)
+        if not switching:
+            self.transport.close()
+            detail = "upstream switched protocols without being asked to"
+            client.fail(exchange, 502, "upstream_protocol", detail)
+            return
+        client.switch_protocols(exchange, self.transport, first_bytes)
 
     def _response_done(self, exchange: Exchange) -> None:
         self.complete = False

@@ -1,0 +1,160 @@
+"""WebSocket (and any ``Upgrade``) through the proxy: a real websockets server and client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from modelmonitor.settings import ServiceConfig
+from tests.integration.proxy_upstreams import (
+    Request,
+    running_proxy,
+    running_upstream,
+    wait_for_events,
+)
+from tests.integration.proxy_upstreams import events as captured
+
+
+async def echo(websocket: ServerConnection) -> None:
+    """Greets first (its frame may share a packet with the 101), then echoes."""
+    await websocket.send(f"hello {websocket.request.path if websocket.request else ''}")
+    with contextlib.suppress(ConnectionClosed):
+        async for message in websocket:
+            await websocket.send(message)
+
+
+@contextlib.asynccontextmanager
+async def websocket_upstream() -> AsyncIterator[str]:
+    async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+
+
+async def test_websocket_messages_flow_both_ways_and_the_handshake_is_recorded() -> None:
+    async with (
+        websocket_upstream() as upstream,
+        running_proxy(ServiceConfig(name="ws", upstream=upstream)) as (proxy, capture),
+    ):
+        url = f"ws://{proxy.addresses['ws']}/v1/stream/42"
+        async with connect(url, max_size=None) as websocket:
+            assert await websocket.recv() == "hello /v1/stream/42"
+            await websocket.send("ping")
+            assert await websocket.recv() == "ping"
+            big = bytes(range(256)) * 8192  # 2 MiB: flow control both ways
+            await websocket.send(big)
+            assert await websocket.recv() == big
+        await wait_for_events(capture, 1)
+        (event,) = captured(capture)
+        assert (event.service, event.method, event.status) == ("ws", "GET", 101)
+        assert event.route == "/v1/stream/{id}"
+        assert event.error == ""
+        assert 0 < event.ttfb_seconds <= event.latency_seconds
+        for _ in range(200):  # the tunnel is gone once both sides have closed
+            if not any(listener.tunnels for _, _, listener in proxy._plan):
+                break
+            await asyncio.sleep(0.01)
+        assert not any(listener.tunnels for _, _, listener in proxy._plan)
+
+
+async def test_many_websockets_at_once_do_not_mix_up() -> None:
+    async with (
+        websocket_upstream() as upstream,
+        running_proxy(ServiceConfig(name="ws", upstream=upstream)) as (proxy, capture),
+    ):
+
+        async def session(n: int) -> None:
+            async with connect(f"ws://{proxy.addresses['ws']}/s/{n}") as websocket:
+                assert await websocket.recv() == f"hello /s/{n}"
+                for i in range(20):
+                    await websocket.send(f"{n}:{i}")
+                    assert await websocket.recv() == f"{n}:{i}"
+
+        await asyncio.gather(*(session(n) for n in range(20)))
+        await wait_for_events(capture, 20)
+        assert {event.status for event in captured(capture)} == {101}
+
+
+async def test_plain_requests_still_work_next_to_websockets() -> None:
+    async def ok(request: Request, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return True
+
+    async with (
+        websocket_upstream() as ws_upstream,
+        running_upstream(ok) as http_upstream,
+        running_proxy(
+            ServiceConfig(name="ws", upstream=ws_upstream, path_prefix="/ws"),
+            ServiceConfig(name="api", upstream=http_upstream.url),
+        ) as (proxy, _),
+    ):
+        address = proxy.addresses["api"]
+        async with connect(f"ws://{address}/ws/chat") as websocket:
+            assert await websocket.recv() == "hello /chat"  # prefix stripped
+            async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+                for _ in range(3):
+                    assert (await client.get("/predict")).text == "ok"
+            await websocket.send("still here")
+            assert await websocket.recv() == "still here"
+
+
+async def test_an_upstream_that_refuses_the_upgrade_answers_and_closes() -> None:
+    async def refuse(
+        request: Request, _: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        # The proxy forwards the Upgrade headers; this upstream does not speak WebSocket.
+        assert request.header("upgrade") == "websocket"
+        assert "upgrade" in (request.header("connection") or "").lower()
+        writer.write(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 4\r\n\r\nnope")
+        return True
+
+    async with (
+        running_upstream(refuse) as upstream,
+        running_proxy(ServiceConfig(name="ws", upstream=upstream.url)) as (proxy, capture),
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"ws://{proxy.addresses['ws']}/chat"):
+                pass
+        assert refused.value.response.status_code == 426
+        await wait_for_events(capture, 1)
+        (event,) = captured(capture)
+        assert (event.status, event.error) == (426, "")
+        assert len(upstream.requests) == 1
+
+
+async def test_upstream_switching_protocols_unasked_is_a_502() -> None:
+    async def rogue(
+        request: Request, _: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n"
+        )
+        return False
+
+    async with (
+        running_upstream(rogue) as upstream,
+        running_proxy(ServiceConfig(name="ws", upstream=upstream.url)) as (proxy, capture),
+        httpx.AsyncClient(base_url=f"http://{proxy.addresses['ws']}") as client,
+    ):
+        response = await client.get("/plain")
+        assert response.status_code == 502
+        assert response.json()["error"] == "upstream_protocol"
+        await wait_for_events(capture, 1)
+        assert captured(capture)[0].error == "upstream_protocol"
+
+
+async def test_stopping_the_proxy_closes_open_tunnels() -> None:
+    async with websocket_upstream() as upstream:
+        async with running_proxy(ServiceConfig(name="ws", upstream=upstream)) as (proxy, _):
+            websocket = await connect(f"ws://{proxy.addresses['ws']}/long")
+            assert await websocket.recv() == "hello /long"
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(5):
+                await websocket.recv()
+        await websocket.close()
