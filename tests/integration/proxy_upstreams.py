@@ -34,6 +34,7 @@ class Request:
     headers: list[tuple[str, str]]
     body: bytes = b""
     chunked: bool = False
+    trailers: list[tuple[str, str]] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -67,7 +68,9 @@ async def read_request(reader: asyncio.StreamReader, *, read_body: bool = True) 
         while True:
             size = int((await reader.readline()).strip().split(b";")[0], 16)
             if size == 0:
-                await reader.readline()
+                while line := (await reader.readline()).decode("latin-1").strip():
+                    name, _, value = line.partition(":")
+                    request.trailers.append((name, value.strip()))
                 break
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)

@@ -378,3 +378,50 @@ async def test_upstream_reads_request_only_once() -> None:
     reader.feed_eof()
     request = await read_request(reader)
     assert request is not None and request.body == b"abc"
+
+
+async def test_trailers_pass_through_and_never_leak_into_the_next_message() -> None:
+    """Trailer fields after a chunked body reach the other side; the next request and
+    response on the same connections carry none of them."""
+
+    async def with_trailers(
+        request: Request, _: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        if request.target == "/trailers":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n0\r\nX-Checksum: abc\r\nKeep-Alive: timeout=5\r\n\r\n"
+            )
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return True
+
+    async with (
+        running_upstream(with_trailers) as upstream,
+        running_proxy(ServiceConfig(name="svc", upstream=upstream.url)) as (proxy, _),
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.bound[0][1])
+        try:
+            writer.write(
+                b"POST /trailers HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"2\r\nhi\r\n0\r\nX-Request-Sum: 7\r\nHost: evil\r\n"
+                b"X-Forwarded-For: 6.6.6.6\r\n\r\n"
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert b"trailer: x-checksum" in head.lower()
+            assert await reader.readuntil(b"\r\n\r\n") == (
+                b"3\r\nabc\r\n0\r\nX-Checksum: abc\r\n\r\n"
+            )  # the hop-by-hop Keep-Alive field is not passed on
+            writer.write(b"GET /next HTTP/1.1\r\nHost: b\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert b"x-checksum" not in head.lower()
+            assert b"keep-alive" not in head.lower()
+            assert await reader.readexactly(2) == b"ok"
+        finally:
+            writer.close()
+        first, second = upstream.requests
+        assert (first.body, first.trailers) == (b"hi", [("X-Request-Sum", "7")])
+        assert second.header("x-forwarded-host") == "b"
+        assert second.header("x-forwarded-for") == "127.0.0.1"
+        assert second.header("x-request-sum") is None
+        assert upstream.connections == 1  # the upstream connection was reused, clean

@@ -20,6 +20,7 @@ from modelmonitor.proxy.http import (
     chunk_header,
     connection_tokens,
     error_response,
+    last_chunk,
 )
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
 from modelmonitor.proxy.tunnel import Tunnel
@@ -385,6 +386,9 @@ class ClientConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.awaiting_head = True
+        end = LAST_CHUNK
+        if len(self.parts) > 5 or self.rare or self.host is not None:
+            end = self._take_trailers()
         exchange = self.reading
         if exchange is None:
             return
@@ -394,10 +398,24 @@ class ClientConnection(asyncio.Protocol):
             return
         upstream = exchange.upstream
         if upstream is not None:
-            upstream.send(exchange, LAST_CHUNK)
+            upstream.send(exchange, end)
         else:
-            exchange.pending.append(LAST_CHUNK)
-            exchange.pending_bytes += len(LAST_CHUNK)
+            exchange.pending.append(end)
+            exchange.pending_bytes += len(end)
+
+    def _take_trailers(self) -> bytes:
+        """Trailer fields came after a chunked body: forward the ordinary ones, and
+        leave nothing behind for the next request's head."""
+        trailers = self.parts[5:]
+        self.parts = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
+        self.host = None
+        self.has_body = self.rare = self.chunked = self.expect = False
+        self.forwarded_for = []
+        self.forwarded_seen = 0
+        self.hop = set()
+        self.models = {}
+        self.upgrade = None
+        return last_chunk(trailers) if trailers else LAST_CHUNK
 
     # -- exchange lifecycle ------------------------------------------------
 

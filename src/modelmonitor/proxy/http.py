@@ -16,6 +16,7 @@ __all__ = [
     "chunk_header",
     "connection_tokens",
     "error_response",
+    "last_chunk",
     "status_line",
 ]
 
@@ -34,7 +35,6 @@ REQUEST_SPECIAL: dict[bytes, int] = {
     b"keep-alive": 3,
     b"proxy-connection": 3,
     b"te": 3,
-    b"trailer": 3,
     b"upgrade": 10,
     b"transfer-encoding": 4,
     b"expect": 5,
@@ -51,7 +51,6 @@ RESPONSE_SPECIAL: dict[bytes, int] = {
     b"keep-alive": 3,
     b"proxy-connection": 3,
     b"te": 3,
-    b"trailer": 3,
     b"upgrade": 10,
     b"transfer-encoding": 4,
     b"content-length": 9,
@@ -79,6 +78,17 @@ def status_line(status: int, reason: bytes = b"") -> bytes:
         if len(_STATUS_LINES) < 1024:
             _STATUS_LINES[key] = line
     return line
+
+
+def last_chunk(trailer_parts: list[bytes]) -> bytes:
+    """The end of a chunked body carrying trailer fields (``name, ": ", value, CRLF``
+    quadruples as the parsers collect them; framing fields are left out)."""
+    fields = [
+        b"".join(trailer_parts[index : index + 4])
+        for index in range(0, len(trailer_parts) - 3, 4)
+        if trailer_parts[index].lower() != b"content-length"
+    ]
+    return b"0\r\n" + b"".join(fields) + CRLF
 
 
 def chunk_header(size: int) -> bytes:

@@ -20,6 +20,7 @@ from modelmonitor.proxy.http import (
     RESPONSE_SPECIAL,
     chunk_header,
     connection_tokens,
+    last_chunk,
     status_line,
 )
 from modelmonitor.settings import ServiceConfig, TLSConfig
@@ -460,11 +461,21 @@ class UpstreamConnection(asyncio.Protocol):
             self.out.append(body)
 
     def on_message_complete(self) -> None:
+        trailers = self.parts
+        if len(trailers) > 1:  # trailer fields after a chunked body: the client's alone
+            self.parts = [b""]
+        # Trailer fields must not leave framing state behind for the next response.
+        if self.upstream_close:  # "Connection: close" as a trailer field
+            self.keep_alive = False
+        self.length = self.chunked = self.upstream_close = False
+        self.upgrade = None
+        if self.hop:
+            self.hop = set()
         exchange = self.exchange
         if exchange is None or self.complete or self.informational:
             return
         if exchange.chunked_response:
-            self.out.append(LAST_CHUNK)
+            self.out.append(LAST_CHUNK if len(trailers) == 1 else last_chunk(trailers[1:]))
         self.complete = True
 
     # -- internals ---------------------------------------------------------
