@@ -38,6 +38,10 @@ def _add_settings_flags(parser: argparse.ArgumentParser, *, proxy: bool, api: bo
     if proxy:
         parser.add_argument("--target", help="upstream model API URL, e.g. http://127.0.0.1:8080")
         parser.add_argument("--listen", help="proxy address HOST:PORT (default 0.0.0.0:9090)")
+        parser.add_argument(
+            "--tls-cert", type=Path, help="serve the proxy over TLS with this PEM certificate"
+        )
+        parser.add_argument("--tls-key", type=Path, help="the certificate's PEM private key")
     if api:
         parser.add_argument(
             "--api", help="API and dashboard address HOST:PORT (default 127.0.0.1:8000)"
@@ -61,6 +65,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         "health_listen",
     )
     overrides = {key: getattr(args, key, None) for key in keys}
+    if getattr(args, "tls_cert", None) is not None:
+        overrides["listen_tls"] = {"cert_file": args.tls_cert, "key_file": args.tls_key}
+    elif getattr(args, "tls_key", None) is not None:
+        raise ConfigError("--tls-key needs --tls-cert")
     return load_settings(args.config, **overrides)
 
 
@@ -127,7 +135,8 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     for service in services:
         where = service.listen or settings.listen
         prefix = service.path_prefix or ""
-        print(f"  {service.name}: http://{where}{prefix} -> {service.upstream}")
+        scheme = "https" if settings.listen_tls is not None else "http"
+        print(f"  {service.name}: {scheme}://{where}{prefix} -> {service.upstream}")
     if rules or channels:
         print(f"  {len(rules)} alert rule(s), {len(channels)} notification channel(s)")
     return 0

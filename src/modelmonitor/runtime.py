@@ -177,7 +177,8 @@ class Runtime:
                 "nothing to proxy: give --target URL, --demo, or services in --config"
             )
         self.capture = CaptureBuffer(settings.buffer_capacity)
-        self.proxy = ProxyServer(services, listen=settings.listen, capture=self.capture)
+        tls = settings.listen_tls.context() if settings.listen_tls is not None else None
+        self.proxy = ProxyServer(services, listen=settings.listen, capture=self.capture, tls=tls)
         spool = None
         if settings.spool_max_bytes:
             from modelmonitor.proxy.spool import FileSpool
@@ -355,7 +356,8 @@ class Runtime:
     def describe(self) -> list[str]:
         lines = []
         for name, address in self.proxy_addresses.items():
-            lines.append(f"proxy    {name}: http://{address}")
+            scheme = "https" if self.settings.listen_tls is not None else "http"
+            lines.append(f"proxy    {name}: {scheme}://{address}")
         if self.api_url:
             lines.append(f"api      {self.api_url}  (dashboard at /, OpenAPI at /docs)")
         if self.health_server is not None:

@@ -7,12 +7,21 @@ naming the field, instead of failing at the first request.
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FilePath,
+    ValidationError,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -21,6 +30,7 @@ from modelmonitor.timeparse import parse_duration
 __all__ = [
     "ConfigError",
     "HostPort",
+    "ListenTLSConfig",
     "ServiceConfig",
     "Settings",
     "TLSConfig",
@@ -101,6 +111,38 @@ class TLSConfig(BaseModel):
     server_name: str | None = None
 
 
+class ListenTLSConfig(BaseModel):
+    """TLS on the proxy's own ports: clients connect with ``https://`` (and ``wss://``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: PEM certificate chain (the key may be in the same file).
+    cert_file: FilePath
+    key_file: FilePath | None = None
+    #: Require client certificates signed by this CA (mutual TLS).
+    client_ca_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ListenTLSConfig:
+        self.context()  # unreadable or mismatched files fail here, at start-up
+        return self
+
+    def context(self) -> ssl.SSLContext:
+        """The server-side TLS context these files describe."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        except ssl.SSLError as exc:
+            raise ValueError(f"cannot use cert_file/key_file: {exc.reason or exc}") from None
+        if self.client_ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=self.client_ca_file)
+            except ssl.SSLError as exc:
+                raise ValueError(f"cannot use client_ca_file: {exc.reason or exc}") from None
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
 class ServiceConfig(BaseModel):
     """One monitored model API."""
 
@@ -155,6 +197,8 @@ class Settings(BaseSettings):
     #: Name of the service made from ``target``.
     target_name: str = "default"
     listen: HostPort = "0.0.0.0:9090"
+    #: Serve the proxy ports over TLS (every listener, shared or a service's own).
+    listen_tls: ListenTLSConfig | None = None
     api: HostPort = "127.0.0.1:8000"
     #: ``GET /health`` for processes without the API (``modelmonitor proxy``/``worker``).
     health_listen: HostPort | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -157,11 +158,16 @@ async def running_proxy(
     capacity: int = 10_000,
     listen: str = "127.0.0.1:0",
     client_idle_seconds: float = 75.0,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[tuple[ProxyServer, CaptureBuffer]]:
     """A started :class:`ProxyServer` for ``services`` and its capture buffer."""
     capture = CaptureBuffer(capacity)
     proxy = ProxyServer(
-        list(services), listen=listen, capture=capture, client_idle_seconds=client_idle_seconds
+        list(services),
+        listen=listen,
+        capture=capture,
+        client_idle_seconds=client_idle_seconds,
+        tls=tls,
     )
     await proxy.start()
     try:

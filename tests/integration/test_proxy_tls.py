@@ -1,4 +1,5 @@
-"""``https://`` upstreams: verified by default, custom CA, SNI, verify off."""
+"""TLS both ways: ``https://`` upstreams (verified by default, custom CA, SNI, verify
+off) and the proxy's own ports over TLS (``listen_tls``, mutual TLS)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelmonitor.settings import ServiceConfig, TLSConfig
-from tests.integration.proxy_upstreams import base_url, read_request, running_proxy
+from modelmonitor.settings import (
+    ConfigError,
+    ListenTLSConfig,
+    ServiceConfig,
+    TLSConfig,
+    load_settings,
+)
+from tests.integration.proxy_upstreams import (
+    Request,
+    base_url,
+    read_request,
+    running_proxy,
+    running_upstream,
+)
+from tests.integration.test_cli import run
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -139,3 +153,106 @@ def test_websocket_to_a_tls_upstream(certificate: tuple[Path, Path], use_uvloop:
         uvloop.run(scenario())
     else:
         asyncio.run(scenario())
+
+
+async def report_proto(
+    request: Request, _: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> bool:
+    body = f"proto={request.header('x-forwarded-proto')}".encode()
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    return True
+
+
+def client_context(cert: Path, key: Path | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=cert)
+    if key is not None:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+async def test_clients_reach_the_proxy_over_tls(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    tls = ListenTLSConfig(cert_file=cert, key_file=key).context()
+    async with (
+        running_upstream(report_proto) as upstream,
+        running_proxy(ServiceConfig(name="svc", upstream=upstream.url), tls=tls) as (
+            proxy,
+            capture,
+        ),
+    ):
+        assert proxy.scheme == "https"
+        url = f"https://{proxy.addresses['svc']}"
+        async with httpx.AsyncClient(verify=client_context(cert)) as client:
+            for _ in range(3):  # keep-alive over one TLS connection
+                response = await client.get(url + "/predict")
+                assert (response.status_code, response.text) == (200, "proto=https")
+        async with httpx.AsyncClient() as plain:  # http:// to a TLS port gets nowhere
+            with pytest.raises(httpx.HTTPError):
+                await plain.get(f"http://{proxy.addresses['svc']}/predict")
+        statuses = [event.status for event in capture.snapshot()]
+        assert statuses[:3] == [200, 200, 200]
+
+
+async def test_mutual_tls_turns_away_clients_without_a_certificate(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
+    tls = ListenTLSConfig(cert_file=cert, key_file=key, client_ca_file=cert).context()
+    async with (
+        running_upstream(report_proto) as upstream,
+        running_proxy(ServiceConfig(name="svc", upstream=upstream.url), tls=tls) as (proxy, _),
+    ):
+        url = f"https://{proxy.addresses['svc']}/predict"
+        async with httpx.AsyncClient(verify=client_context(cert)) as anonymous:
+            with pytest.raises(httpx.HTTPError):
+                await anonymous.get(url)
+        async with httpx.AsyncClient(verify=client_context(cert, key)) as known:
+            assert (await known.get(url)).text == "proto=https"
+        assert len(upstream.requests) == 1
+
+
+def test_websocket_over_a_tls_listener(certificate: tuple[Path, Path]) -> None:
+    import uvloop
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import ServerConnection, serve
+
+    cert, key = certificate
+
+    async def echo(websocket: ServerConnection) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    async def scenario() -> None:
+        tls = ListenTLSConfig(cert_file=cert, key_file=key).context()
+        async with serve(echo, "127.0.0.1", 0) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            config = ServiceConfig(name="ws", upstream=f"http://127.0.0.1:{port}")
+            async with running_proxy(config, tls=tls) as (proxy, _):
+                url = f"wss://{proxy.addresses['ws']}/chat"
+                async with connect(url, ssl=client_context(cert)) as websocket:
+                    await websocket.send("over tls")
+                    assert await websocket.recv() == "over tls"
+
+    uvloop.run(scenario())
+
+
+def test_listen_tls_settings_fail_fast(certificate: tuple[Path, Path], tmp_path: Path) -> None:
+    cert, key = certificate
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(ConfigError, match=r"listen_tls.*cannot use cert_file/key_file"):
+        load_settings(listen_tls={"cert_file": garbage})
+    with pytest.raises(ConfigError, match=r"listen_tls\.cert_file"):
+        load_settings(listen_tls={"cert_file": tmp_path / "missing.pem"})
+    config = tmp_path / "mm.yaml"
+    config.write_text(
+        f"target: http://127.0.0.1:8080\nlisten_tls:\n  cert_file: {cert}\n  key_file: {key}\n"
+    )
+    result = run("config", "check", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "default: https://0.0.0.0:9090 -> http://127.0.0.1:8080" in result.stdout
+    result = run("up", "--target", "http://127.0.0.1:1", "--tls-key", str(key))
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "modelmonitor: error: --tls-key needs --tls-cert",
+    )

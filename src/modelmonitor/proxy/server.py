@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 from collections.abc import Sequence
 
 from modelmonitor.events import EventIdFactory
@@ -41,8 +42,11 @@ class ProxyServer:
         max_idle_per_service: int = 512,
         backlog: int = 2048,
         client_idle_seconds: float = 75.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.capture = capture
+        #: Server-side TLS for every listener (clients use https://), or None.
+        self.tls = tls
         self._ids = ids or EventIdFactory()
         self._backlog = backlog
         self._client_idle = client_idle_seconds
@@ -58,7 +62,9 @@ class ProxyServer:
             if not own and not group and self.services:
                 continue  # every service has its own port: no main listener needed
             host, port = parse_host_port(address)
-            self._plan.append((host, port, Listener(group, capture=capture, ids=self._ids)))
+            scheme = b"https" if tls is not None else b"http"
+            listener = Listener(group, capture=capture, ids=self._ids, scheme=scheme)
+            self._plan.append((host, port, listener))
         self._servers: list[asyncio.Server] = []
         self._bound: list[tuple[str, int]] = []
         self._by_service: dict[str, tuple[str, int]] = {}
@@ -77,6 +83,7 @@ class ProxyServer:
                     port,
                     reuse_address=True,
                     backlog=self._backlog,
+                    ssl=self.tls,
                 )
                 self._servers.append(server)
                 bound = server.sockets[0].getsockname()
@@ -139,6 +146,11 @@ class ProxyServer:
         self._servers.clear()
 
     # -- introspection -----------------------------------------------------
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the listeners speak TLS, else ``http``."""
+        return "https" if self.tls is not None else "http"
 
     @property
     def addresses(self) -> dict[str, str]:
