@@ -39,6 +39,10 @@ AMQP = "amqp://guest:guest@127.0.0.1:5672"
 EMBEDDED_TARGET = 20_000
 PRODUCTION_TARGET = 50_000
 FRESHNESS_TARGET = 1.0
+#: The WebSocket pushes a snapshot every ``ws_interval_seconds`` (1 s by default): a
+#: request waits for the next push, so its target is one interval plus pipeline slack.
+WS_INTERVAL = 1.0
+WS_FRESHNESS_TARGET = WS_INTERVAL + 0.1
 
 
 def make_events(
@@ -467,21 +471,21 @@ async def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.only in (None, "freshness"):
         rest, ws, memory = await bench_freshness(args.probes, logs)
-        for label, values in (
-            ("REST /api/v1/metrics/realtime", rest),
-            ("WebSocket /ws/metrics", ws),
+        for label, values, target in (
+            ("REST /api/v1/metrics/realtime", rest, FRESHNESS_TARGET),
+            (f"WebSocket /ws/metrics ({WS_INTERVAL:g} s pushes)", ws, WS_FRESHNESS_TARGET),
         ):
             if not values:
                 failed = True
                 print(f"(c) freshness {label}: no probe became visible FAIL", flush=True)
                 continue
             p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
-            ok = p95 <= FRESHNESS_TARGET
+            ok = p95 <= target
             failed |= not ok
             print(
                 f"(c) freshness finished -> visible on {label}: p50 {p50:.3f} s,"
                 f" p95 {p95:.3f} s, max {max(values):.3f} s over {len(values)} probes"
-                f" (target p95 <= {FRESHNESS_TARGET:.1f} s) {verdict(ok)}",
+                f" (target p95 <= {target:.1f} s) {verdict(ok)}",
                 flush=True,
             )
         print(
