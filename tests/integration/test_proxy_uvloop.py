@@ -35,6 +35,7 @@ SCENARIOS: list[tuple[Scenario, dict[str, Any]]] = [
     (websocket.test_websocket_messages_flow_both_ways_and_the_handshake_is_recorded, {}),
     (websocket.test_many_websockets_at_once_do_not_mix_up, {}),
     (websocket.test_stopping_the_proxy_closes_open_tunnels, {}),
+    (websocket.test_a_raw_upgraded_protocol_relays_bytes_and_half_close, {}),
 ]
 
 

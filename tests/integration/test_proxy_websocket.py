@@ -158,3 +158,41 @@ async def test_stopping_the_proxy_closes_open_tunnels() -> None:
             async with asyncio.timeout(5):
                 await websocket.recv()
         await websocket.close()
+
+
+async def test_a_raw_upgraded_protocol_relays_bytes_and_half_close() -> None:
+    """Not only WebSocket: any protocol the upstream switches to, byte for byte."""
+
+    async def shout(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        assert request.header("upgrade") == "shout/1"
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: shout/1\r\n\r\n"
+            b"ready\n"
+        )
+        received = await reader.read()  # until the client's half-close arrives
+        writer.write(received.upper() + b"bye\n")
+        await writer.drain()
+        return False
+
+    async with (
+        running_upstream(shout) as upstream,
+        running_proxy(ServiceConfig(name="raw", upstream=upstream.url)) as (proxy, capture),
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.bound[0][1])
+        writer.write(
+            b"GET /shout HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: shout/1\r\n\r\n"
+            b"early "  # sent before the 101: held, then relayed
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"upgrade: shout/1" in head.lower()
+        assert await reader.readline() == b"ready\n"
+        writer.write(b"words")
+        writer.write_eof()
+        async with asyncio.timeout(5):
+            assert await reader.read() == b"EARLY WORDSbye\n"
+        writer.close()
+        await wait_for_events(capture, 1)
+        assert captured(capture)[0].status == 101

@@ -40,7 +40,8 @@ class _End(asyncio.Protocol):
 
     # Our transport's write buffer is full: stop reading from the side that fills it.
     def pause_writing(self) -> None:
-        self.peer.pause_reading()
+        if not self.peer.is_closing():
+            self.peer.pause_reading()
 
     def resume_writing(self) -> None:
         if not self.peer.is_closing():
