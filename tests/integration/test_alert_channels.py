@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -443,3 +444,42 @@ async def test_email_over_tls_with_login(
     assert delivered.status == "delivered", delivered.error
     assert logins == [(b"bot", b"pw")]
     assert len(inbox.messages) == 1
+
+
+async def test_a_cancelled_operation_never_leaves_the_database_locked(tmp_path: Path) -> None:
+    """Cancelled while its BEGIN waits for another process's lock: the BEGIN still
+    completes on the store's thread, and must be rolled back there, or every other
+    process is locked out."""
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    first, second = SQLiteAlertStore(url), SQLiteAlertStore(url)
+    await first.connect()
+    await second.connect()
+    try:
+
+        async def hold_the_lock() -> None:
+            async with second.session():
+                await asyncio.sleep(0.3)
+
+        holder = asyncio.create_task(hold_the_lock())
+        await asyncio.sleep(0.05)
+        cancelled = asyncio.create_task(first.deliveries())  # BEGIN waits for the lock
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancelled
+        await holder
+        async with asyncio.timeout(3):  # SQLite's busy timeout is 10 s
+            await second.add_delivery(
+                Delivery(
+                    notification_id="after",
+                    channel="ops",
+                    channel_type="fake",
+                    service="iris",
+                    status="delivered",
+                    created_at=time.time(),
+                )
+            )
+            assert [d.notification_id for d in await first.deliveries()] == ["after"]
+    finally:
+        await first.close()
+        await second.close()

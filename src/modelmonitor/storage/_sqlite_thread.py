@@ -58,6 +58,12 @@ class SQLiteThread:
         db = self._db
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, db)
 
+    def run_later(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Queue ``fn(connection)`` behind whatever runs now, without waiting for it
+        (cleanup after a cancelled ``run`` whose statement still executes)."""
+        if self._db is not None:
+            self._executor.submit(fn, self._db)
+
     async def close(self) -> None:
         if self._db is not None:
             await self.run(lambda db: db.close())

@@ -81,11 +81,33 @@ class SQLiteAlertStore(SqlAlertStore):
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
+        # A cancelled await does not stop a statement already running on the thread
+        # (a BEGIN waiting for another process's lock, say), and a queued COMMIT
+        # or ROLLBACK would never run: the transaction is ended on the thread, in
+        # order, so this connection never keeps the database locked.
         async with self._lock:
-            await self._run(lambda db: db.execute("BEGIN IMMEDIATE"))
+            try:
+                await self._run(lambda db: db.execute("BEGIN IMMEDIATE"))
+            except asyncio.CancelledError:
+                self._sqlite.run_later(_rollback_if_open)
+                raise
             try:
                 yield _SQLiteSession(self)
             except BaseException:
-                await self._run(lambda db: db.execute("ROLLBACK"))
+                self._sqlite.run_later(_rollback_if_open)
                 raise
-            await self._run(lambda db: db.execute("COMMIT"))
+            try:
+                await self._run(_commit_if_open)
+            except asyncio.CancelledError:
+                self._sqlite.run_later(_commit_if_open)
+                raise
+
+
+def _rollback_if_open(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def _commit_if_open(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("COMMIT")
