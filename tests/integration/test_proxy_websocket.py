@@ -196,3 +196,32 @@ async def test_a_raw_upgraded_protocol_relays_bytes_and_half_close() -> None:
         writer.close()
         await wait_for_events(capture, 1)
         assert captured(capture)[0].status == 101
+
+
+async def test_h2c_upgrades_are_not_passed_on() -> None:
+    """``curl --http2`` on http:// asks for h2c: HTTP/2 in a tunnel would hide every
+    request, so the upstream never sees the Upgrade and answers over HTTP/1.1."""
+
+    async def http11(
+        request: Request, _: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        seen = f"{request.header('upgrade')}|{request.header('http2-settings')}".encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(seen), seen))
+        return True
+
+    async with (
+        running_upstream(http11) as upstream,
+        running_proxy(ServiceConfig(name="api", upstream=upstream.url)) as (proxy, capture),
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.bound[0][1])
+        writer.write(
+            b"GET /models HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+        )
+        async with asyncio.timeout(5):
+            response = await reader.read()  # answered, then closed: no HTTP after it
+        writer.close()
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert response.endswith(b"\r\n\r\nNone|None")
+        await wait_for_events(capture, 1)
+        assert captured(capture)[0].status == 200

@@ -289,7 +289,11 @@ class ClientConnection(asyncio.Protocol):
                     if parts[index].lower() not in hop:
                         kept += parts[index : index + 4]
                 parts = kept
-            if b"upgrade" not in hop:  # an Upgrade is only meant when Connection says so
+            if upgrade is not None and (
+                b"upgrade" not in hop or upgrade.lower().startswith(b"h2c")
+            ):
+                # Upgrade only counts when Connection names it; h2c is never passed on
+                # (HTTP/2 in a tunnel would hide every request from monitoring).
                 upgrade = None
         else:
             forwarded_for = _NO_LIST
