@@ -11,8 +11,8 @@ a wrk Lua ``delay()``), then ModelMonitor's memory under sustained load (``--soa
 and while a 100 MB body streams through it each way. Prints a table, the ratios
 and PASS/FAIL against the targets. Only 127.0.0.1; every loop is bounded.
 
-    python bench/proxy.py                 # ~5 minutes
-    python bench/proxy.py --soak 300      # the 5-minute memory run
+    python bench/proxy.py                 # ~10 minutes (the memory run is 5 of them)
+    python bench/proxy.py --soak 60       # a shorter memory run
 """
 
 from __future__ import annotations
@@ -489,7 +489,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
     parser.add_argument("--seconds", type=float, default=5, help="saturated run length")
     parser.add_argument("--paced-seconds", type=float, default=10, help="paced run length")
-    parser.add_argument("--soak", type=float, default=60, help="sustained-load memory check (s)")
+    parser.add_argument("--soak", type=float, default=300, help="sustained-load memory check (s)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--pin", action="store_true", help="pin proxies to CPU 0, the rest to 1")
     args = parser.parse_args()
