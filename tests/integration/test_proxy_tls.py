@@ -256,3 +256,34 @@ def test_listen_tls_settings_fail_fast(certificate: tuple[Path, Path], tmp_path:
         2,
         "modelmonitor: error: --tls-key needs --tls-cert",
     )
+
+
+async def test_listen_tls_from_settings_reaches_every_proxy_port(
+    certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Settings -> runtime -> proxy: the shared port and a service's own port speak TLS."""
+    from modelmonitor.runtime import Parts, Runtime
+
+    cert, key = certificate
+    async with running_upstream(report_proto) as upstream:
+        settings = load_settings(
+            data_dir=tmp_path,
+            listen="127.0.0.1:0",
+            listen_tls={"cert_file": cert, "key_file": key},
+            services=[
+                {"name": "shared", "upstream": upstream.url},
+                {"name": "own", "upstream": upstream.url, "listen": "127.0.0.1:0"},
+            ],
+        )
+        runtime = Runtime(settings, parts=Parts(proxy=True, worker=True, api=False))
+        await runtime.start()
+        try:
+            addresses = runtime.proxy_addresses
+            assert addresses["shared"] != addresses["own"]
+            assert any(line.startswith("proxy    own: https://") for line in runtime.describe())
+            async with httpx.AsyncClient(verify=client_context(cert)) as client:
+                for name in ("shared", "own"):
+                    response = await client.get(f"https://{addresses[name]}/predict")
+                    assert response.text == "proto=https"
+        finally:
+            await runtime.stop()
