@@ -36,6 +36,7 @@ SCENARIOS: list[tuple[Scenario, dict[str, Any]]] = [
     (websocket.test_many_websockets_at_once_do_not_mix_up, {}),
     (websocket.test_stopping_the_proxy_closes_open_tunnels, {}),
     (websocket.test_a_raw_upgraded_protocol_relays_bytes_and_half_close, {}),
+    (websocket.test_a_slow_reader_holds_the_upstream_back_instead_of_filling_memory, {}),
 ]
 
 

@@ -225,3 +225,40 @@ async def test_h2c_upgrades_are_not_passed_on() -> None:
         assert response.endswith(b"\r\n\r\nNone|None")
         await wait_for_events(capture, 1)
         assert captured(capture)[0].status == 200
+
+
+async def test_a_slow_reader_holds_the_upstream_back_instead_of_filling_memory() -> None:
+    """Flow control inside a tunnel: the proxy stops reading the upstream while the
+    client is not reading, so what it buffers stays small whatever the upstream sends."""
+    total = 24 * 1024 * 1024
+
+    async def flood(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: flood\r\n\r\n"
+        )
+        block = b"x" * 65536
+        for _ in range(total // len(block)):
+            writer.write(block)
+            await writer.drain()
+        return False
+
+    async with (
+        running_upstream(flood) as upstream,
+        running_proxy(ServiceConfig(name="raw", upstream=upstream.url)) as (proxy, _),
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.bound[0][1], limit=65536)
+        writer.write(b"GET /f HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: flood\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(1.0)  # not reading: kernel buffers fill, then the proxy's
+        (tunnel,) = next(listener.tunnels for _, _, listener in proxy._plan if listener.tunnels)
+        buffered = tunnel.client.transport.get_write_buffer_size()
+        assert buffered < 2 * 1024 * 1024, f"the proxy buffered {buffered} bytes"
+        assert tunnel.bytes_down < total  # the upstream was held back
+        received = 0
+        async with asyncio.timeout(20):
+            while chunk := await reader.read(1 << 20):
+                received += len(chunk)
+        writer.close()
+        assert received == total
