@@ -345,7 +345,8 @@ class Runtime:
             components["proxy"] = ComponentHealth(
                 status="degraded" if fill > 0.9 else "ok",
                 detail=f"buffer {self.capture.size}/{self.capture.capacity}, "
-                f"{self.capture.dropped_total} dropped",
+                f"{self.capture.dropped_total} dropped"
+                + (f", {self.proxy.open_tunnels} open tunnels" if self.proxy else ""),
             )
         return components
 

@@ -45,6 +45,7 @@ async def test_websocket_messages_flow_both_ways_and_the_handshake_is_recorded()
         url = f"ws://{proxy.addresses['ws']}/v1/stream/42"
         async with connect(url, max_size=None) as websocket:
             assert await websocket.recv() == "hello /v1/stream/42"
+            assert proxy.open_tunnels == 1
             await websocket.send("ping")
             assert await websocket.recv() == "ping"
             big = bytes(range(256)) * 8192  # 2 MiB: flow control both ways
@@ -57,10 +58,10 @@ async def test_websocket_messages_flow_both_ways_and_the_handshake_is_recorded()
         assert event.error == ""
         assert 0 < event.ttfb_seconds <= event.latency_seconds
         for _ in range(200):  # the tunnel is gone once both sides have closed
-            if not any(listener.tunnels for _, _, listener in proxy._plan):
+            if not proxy.open_tunnels:
                 break
             await asyncio.sleep(0.01)
-        assert not any(listener.tunnels for _, _, listener in proxy._plan)
+        assert proxy.open_tunnels == 0
 
 
 async def test_many_websockets_at_once_do_not_mix_up() -> None:

@@ -166,6 +166,11 @@ class ProxyServer:
         """Where ``service`` is reachable (its own port or the shared one)."""
         return self._by_service[service]
 
+    @property
+    def open_tunnels(self) -> int:
+        """Upgraded connections (WebSocket) being relayed now."""
+        return sum(len(listener.tunnels) for _, _, listener in self._plan)
+
     def in_flight(self) -> dict[str, int]:
         """Requests being proxied now, per service."""
         return {service.name: service.in_flight for service in self.services}
