@@ -346,7 +346,12 @@ class Runtime:
                 status="degraded" if fill > 0.9 else "ok",
                 detail=f"buffer {self.capture.size}/{self.capture.capacity}, "
                 f"{self.capture.dropped_total} dropped"
-                + (f", {self.proxy.open_tunnels} open tunnels" if self.proxy else ""),
+                + (
+                    f", {self.proxy.open_tunnels} open tunnels, "
+                    f"{self.proxy.unrouted_total} unrouted (404)"
+                    if self.proxy
+                    else ""
+                ),
             )
         return components
 

@@ -65,6 +65,9 @@ async def test_proxy_and_worker_report_their_health(backends: Backends) -> None:
     proxy_body, worker_body = proxy_answer.json(), worker_answer.json()
     assert proxy_body["status"] == "ok"
     assert set(proxy_body["components"]) == {"bus", "proxy"}
+    assert proxy_body["components"]["proxy"]["detail"] == (
+        "buffer 0/100000, 0 dropped, 0 open tunnels, 0 unrouted (404)"
+    )
     assert worker_body["components"]["worker"]["status"] == "ok"
     assert worker_body["components"]["bus"]["status"] == "ok"
     assert f"http://127.0.0.1:{proxy_health}/health" in outputs[0][0]

@@ -337,11 +337,13 @@ async def test_path_prefixes_own_ports_and_unknown_paths() -> None:
         assert (await client.get(shared + "/a")).content == b"GET /|"
         assert (await client.get(shared + "/b/x")).content == b"GET /base/b/x|"
         assert (await client.get(base_url(proxy, "c") + "/c/y")).content == b"GET /c/y|"
+        assert proxy.unrouted_total == 0
         missing = await client.get(shared + "/abc/predict")
         assert missing.status_code == 404
         assert missing.json()["error"] == "no_service"
         recorded = {(e.service, e.path) for e in capture.snapshot()}
         assert recorded == {("a", "/predict"), ("a", "/"), ("b", "/b/x"), ("c", "/c/y")}
+        assert proxy.unrouted_total == 1  # no service to record it for: counted
 
 
 async def test_a_default_service_takes_the_rest_of_the_shared_port() -> None:

@@ -299,6 +299,7 @@ class ClientConnection(asyncio.Protocol):
             forwarded_for = _NO_LIST
             forwarded_seen = 0
         if service is None:
+            listener.unrouted_total += 1  # no service to record it for: counted here
             exchange = Exchange(self, None, method, b"", b"", perf_counter())
             exchange.close_client = True
             exchange.local = error_response(

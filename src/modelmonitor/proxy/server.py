@@ -171,6 +171,11 @@ class ProxyServer:
         """Upgraded connections (WebSocket) being relayed now."""
         return sum(len(listener.tunnels) for _, _, listener in self._plan)
 
+    @property
+    def unrouted_total(self) -> int:
+        """Requests answered 404 because no service's path prefix matched them."""
+        return sum(listener.unrouted_total for _, _, listener in self._plan)
+
     def in_flight(self) -> dict[str, int]:
         """Requests being proxied now, per service."""
         return {service.name: service.in_flight for service in self.services}

@@ -60,6 +60,7 @@ class Listener:
         "proto_line",
         "scheme",
         "tunnels",
+        "unrouted_total",
     )
 
     def __init__(
@@ -90,6 +91,8 @@ class Listener:
         self.connections: set[ClientConnection] = set()
         #: Connections switched to another protocol (WebSocket), relayed as bytes.
         self.tunnels: set[Tunnel] = set()
+        #: Requests no service's path prefix matched (answered 404 ``no_service``).
+        self.unrouted_total = 0
         #: Set on stop: connections close after their current response.
         self.draining = False
 
