@@ -22,6 +22,7 @@ __all__ = [
     "RollupRow",
     "ServiceSummary",
     "rollup_from_row",
+    "rollup_values",
 ]
 
 ROLLUP_SECONDS = 60
@@ -61,6 +62,24 @@ def rollup_from_row(row: Sequence[Any]) -> RollupRow:
         response_bytes=row[8],
         latency_sum_seconds=row[9],
         latency_sketch=bytes(row[10]),
+    )
+
+
+def rollup_values(row: RollupRow) -> tuple[Any, ...]:
+    """A rollup as database values in ``RollupRow`` field order (the inverse of
+    :func:`rollup_from_row`)."""
+    return (
+        row.bucket,
+        row.service,
+        row.method,
+        row.route,
+        row.requests,
+        row.errors,
+        msgspec.json.encode(row.status_classes).decode(),
+        row.request_bytes,
+        row.response_bytes,
+        row.latency_sum_seconds,
+        row.latency_sketch,
     )
 
 

@@ -27,7 +27,13 @@ import msgspec
 
 from modelmonitor.events import RequestEvent
 from modelmonitor.pipeline.rollup import aggregate, merge_rows
-from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary, rollup_from_row
+from modelmonitor.storage.base import (
+    RequestFilter,
+    RollupRow,
+    ServiceSummary,
+    rollup_from_row,
+    rollup_values,
+)
 from modelmonitor.storage.pg_migrations import Migration, apply_migrations
 from modelmonitor.types import Clock
 
@@ -73,7 +79,6 @@ _ROLLUP_COLUMNS = (
 _KEYS = (
     "unnest($1::float8[], $2::text[], $3::text[], $4::text[]) AS k(bucket, service, method, route)"
 )
-_json_encode = msgspec.json.encode
 
 
 def partition_name(day: int) -> str:
@@ -272,22 +277,7 @@ class PostgresStore:
             " request_bytes = $8, response_bytes = $9, latency_sum_seconds = $10,"
             " latency_sketch = $11"
             " WHERE bucket = $1 AND service = $2 AND method = $3 AND route = $4",
-            [
-                (
-                    row.bucket,
-                    row.service,
-                    row.method,
-                    row.route,
-                    row.requests,
-                    row.errors,
-                    _json_encode(row.status_classes).decode(),
-                    row.request_bytes,
-                    row.response_bytes,
-                    row.latency_sum_seconds,
-                    row.latency_sketch,
-                )
-                for row in merged
-            ],
+            [rollup_values(row) for row in merged],
         )
 
     # -- reads --------------------------------------------------------------------

@@ -17,7 +17,13 @@ import msgspec
 from modelmonitor.events import RequestEvent
 from modelmonitor.pipeline.rollup import aggregate, merge_rows
 from modelmonitor.storage._sqlite_thread import SQLiteThread
-from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary, rollup_from_row
+from modelmonitor.storage.base import (
+    RequestFilter,
+    RollupRow,
+    ServiceSummary,
+    rollup_from_row,
+    rollup_values,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -74,23 +80,6 @@ _ROLLUP_COLUMNS = (
     " response_bytes, latency_sum_seconds, latency_sketch"
 )
 _INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_json_encode = msgspec.json.encode
-
-
-def _rollup_values(row: RollupRow) -> tuple[Any, ...]:
-    return (
-        row.bucket,
-        row.service,
-        row.method,
-        row.route,
-        row.requests,
-        row.errors,
-        _json_encode(row.status_classes).decode(),
-        row.request_bytes,
-        row.response_bytes,
-        row.latency_sum_seconds,
-        row.latency_sketch,
-    )
 
 
 def sqlite_path(url: str) -> str:
@@ -195,7 +184,7 @@ class SQLiteStore:
             db.execute(
                 f"INSERT OR REPLACE INTO rollups ({_ROLLUP_COLUMNS})"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                _rollup_values(merged),
+                rollup_values(merged),
             )
 
     @staticmethod
