@@ -14,13 +14,13 @@ the store, shared by every process) disables it after ``disable_after`` failures
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.alerts.channels.base import ChannelConfig, DeliveryError, NotificationChannel
 from modelmonitor.alerts.models import Delivery, Notification
 from modelmonitor.alerts.store.base import AlertStore
@@ -64,11 +64,7 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Stop sending; unfinished deliveries stay pending for the next claimer."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         self._queues.clear()
         for channel in self.channels.values():

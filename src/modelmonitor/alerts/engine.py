@@ -12,7 +12,6 @@ change, exactly one stores it, and only that one's notification exists.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -22,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.alerts.channels import resolve_channels
 from modelmonitor.alerts.dispatch import Dispatcher
 from modelmonitor.alerts.evaluators import (
@@ -129,11 +129,8 @@ class AlertEngine:
             self._task = asyncio.create_task(self._run(), name="alert-engine")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     async def _run(self) -> None:
         while True:

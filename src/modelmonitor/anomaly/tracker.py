@@ -19,7 +19,6 @@ replica and every alert engine read the same scores.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.alerts.evaluators import metric_value
 from modelmonitor.alerts.models import AnomalyPoint, DetectorRecord
 from modelmonitor.alerts.store.base import AlertStore
@@ -159,11 +159,8 @@ class AnomalyTracker:
 
     async def stop(self) -> None:
         """Stop the loop; save the states and give up the lease if held."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         if self._holding:
             await self.save()
             await self._store.release_lease(LEASE_NAME, holder=self.holder)

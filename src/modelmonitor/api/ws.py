@@ -14,6 +14,7 @@ import logging
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.api.deps import ApiContext
 from modelmonitor.live.base import LiveSnapshot
 
@@ -51,10 +52,7 @@ class SnapshotHub:
         self._task = asyncio.create_task(self._run(), name="ws-hub")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])
 
     def add(self, service: str | None) -> _Client:
         client = _Client(service)

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.bus.base import BusUnavailable
 
 __all__ = ["DEFAULT_QUEUE", "RabbitMQBus", "split_queue"]
@@ -151,11 +152,8 @@ class RabbitMQBus:
     async def close(self) -> None:
         self._closing = True
         self._up = False
-        if self._connector is not None:
-            self._connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connector
-            self._connector = None
+        await cancel_and_wait([self._connector])
+        self._connector = None
         self._ready.set()  # wake consumers still waiting for a first connection
         for queue in self._consumers:
             queue.put_nowait(_CLOSED)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import AsyncIterator
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.events import EventBatch, ProxyStats
 from modelmonitor.live.base import (
     WINDOWS,
@@ -92,11 +92,7 @@ class SnapshotTicker:
             await broadcast.publish(await self._live.snapshot())
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         for broadcast in self._broadcasts.values():
             await broadcast.close()
         self._tasks.clear()

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.events import EventBatch, ProxyStats
 from modelmonitor.live.base import (
     WINDOWS,
@@ -281,11 +282,7 @@ class RedisLiveState:
         self._record_script = self._client.register_script(_RECORD_SCRIPT)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         for broadcast in self._broadcasts.values():
             await broadcast.close()

@@ -7,13 +7,13 @@ and the store is idempotent on event id, so redelivery never stores twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.bus.base import Delivery, EventBus
 from modelmonitor.events import EventBatch, decode_batch
 from modelmonitor.live.base import LiveState
@@ -72,11 +72,7 @@ class Worker:
             self._tasks.append(asyncio.create_task(self._retain(), name="worker-retention"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def _pump(self) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.bus.base import BusUnavailable, EventBus
 from modelmonitor.events import EventBatch, ProxyStats, RequestEvent, encode_batch
 
@@ -186,10 +187,7 @@ class Shipper:
         self._stopping = True
         self._buffer.on_batch_ready(0, None)
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([task])
         try:
             async with asyncio.timeout(flush_seconds):
                 while self._held is not None or len(self._buffer):

@@ -14,6 +14,7 @@ import logging
 import ssl
 from collections.abc import Sequence
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.events import EventIdFactory
 from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.client import ClientConnection
@@ -134,11 +135,8 @@ class ProxyServer:
             service.upstream.close()
             for upstream in list(service.upstream.connections):
                 upstream.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await cancel_and_wait([self._sweeper])
+        self._sweeper = None
         for server in self._servers:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.events import RequestEvent
 from modelmonitor.pipeline.rollup import aggregate, merge_rows
 from modelmonitor.storage.base import (
@@ -138,11 +138,8 @@ class PostgresStore:
         self._maintenance = asyncio.create_task(self._maintain_forever(), name="pg-partitions")
 
     async def close(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
-            self._maintenance = None
+        await cancel_and_wait([self._maintenance])
+        self._maintenance = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
