@@ -25,27 +25,9 @@ LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 CONNECTION_UPGRADE = b"Connection: upgrade\r\n"
 
-#: Request headers the proxy handles itself (lower-case name -> action code).
-#: 1 host, 2 connection, 3 hop-by-hop (dropped), 4 transfer-encoding (re-framed),
-#: 5 expect, 6 x-forwarded-for, 7 x-forwarded-proto, 8 x-forwarded-host (7 and 8 are
-#: also bit flags), 9 content-length, 10 upgrade (kept only for a protocol switch).
-REQUEST_SPECIAL: dict[bytes, int] = {
-    b"host": 1,
-    b"connection": 2,
-    b"keep-alive": 3,
-    b"proxy-connection": 3,
-    b"te": 3,
-    b"upgrade": 10,
-    b"transfer-encoding": 4,
-    b"expect": 5,
-    b"x-forwarded-for": 6,
-    b"x-forwarded-proto": 7,
-    b"x-forwarded-host": 8,
-    b"content-length": 9,
-}
-
-#: Response headers the proxy handles itself: 2 connection, 3 hop-by-hop (dropped),
-#: 4 transfer-encoding (re-framed), 9 content-length, 10 upgrade (kept on a 101).
+#: Headers of either direction the proxy handles itself (lower-case name -> action
+#: code): 2 connection, 3 hop-by-hop (dropped), 4 transfer-encoding (re-framed),
+#: 9 content-length, 10 upgrade (kept only for a protocol switch).
 RESPONSE_SPECIAL: dict[bytes, int] = {
     b"connection": 2,
     b"keep-alive": 3,
@@ -54,6 +36,17 @@ RESPONSE_SPECIAL: dict[bytes, int] = {
     b"upgrade": 10,
     b"transfer-encoding": 4,
     b"content-length": 9,
+}
+
+#: Requests add 1 host, 5 expect, 6 x-forwarded-for, 7 x-forwarded-proto and
+#: 8 x-forwarded-host (7 and 8 are also bit flags).
+REQUEST_SPECIAL: dict[bytes, int] = {
+    **RESPONSE_SPECIAL,
+    b"host": 1,
+    b"expect": 5,
+    b"x-forwarded-for": 6,
+    b"x-forwarded-proto": 7,
+    b"x-forwarded-host": 8,
 }
 
 #: Interned method names (bytes from the parser -> str for events).
