@@ -380,12 +380,10 @@ class UpstreamConnection(asyncio.Protocol):
                 self.hop |= tokens
 
     def on_headers_complete(self) -> None:
+        # Framing state is only read here; it is reset when the message ends.
         parts = self.parts
         self.parts = [b""]
         length, chunked, hop = self.length, self.chunked, self.hop
-        if length or chunked or hop:
-            self.length = self.chunked = False
-            self.hop = set()
         exchange = self.exchange
         if exchange is None or self.complete:
             return
@@ -403,7 +401,7 @@ class UpstreamConnection(asyncio.Protocol):
                     kept += parts[index : index + 4]
             parts = kept
         http10 = exchange.http10
-        upgrade, self.upgrade = self.upgrade, None
+        upgrade = self.upgrade
         if status == 101 and exchange.upgrade and upgrade is not None:
             # The switch the client asked for: the tunnel takes over after this head.
             self.informational = True
@@ -420,7 +418,6 @@ class UpstreamConnection(asyncio.Protocol):
             return
         keep_alive = parser.should_keep_alive()
         if self.upstream_close:
-            self.upstream_close = False
             keep_alive = False
         exchange.status = status
         close_client = exchange.close_client or not exchange.request_done
@@ -464,13 +461,9 @@ class UpstreamConnection(asyncio.Protocol):
         trailers = self.parts
         if len(trailers) > 1:  # trailer fields after a chunked body: the client's alone
             self.parts = [b""]
-        # Trailer fields must not leave framing state behind for the next response.
-        if self.upstream_close:  # "Connection: close" as a trailer field
+        if self.upstream_close:  # also "Connection: close" as a trailer field
             self.keep_alive = False
-        self.length = self.chunked = self.upstream_close = False
-        self.upgrade = None
-        if self.hop:
-            self.hop = set()
+        self._reset_framing()
         exchange = self.exchange
         if exchange is None or self.complete or self.informational:
             return
@@ -479,6 +472,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.complete = True
 
     # -- internals ---------------------------------------------------------
+
+    def _reset_framing(self) -> None:
+        """Forget one message's framing headers (and any trailer fields' effects)."""
+        self.length = self.chunked = self.upstream_close = False
+        self.upgrade = None
+        if self.hop:
+            self.hop = set()
 
     def _flush(self) -> None:
         out = self.out
@@ -519,6 +519,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.parser_dirty:
             self.parser_dirty = False
             self.parser = httptools.HttpResponseParser(self)
+            self._reset_framing()  # the HEAD response's message never ended
         reusable = (
             self.keep_alive and exchange.request_done and not self.garbage and not self.closed
         )
