@@ -94,26 +94,26 @@ class ClientConnection(asyncio.Protocol):
     )
 
     transport: asyncio.Transport
+    # The request head being parsed: forwarded parts and the special headers seen.
+    url: bytes
+    parts: list[bytes]
+    host: bytes | None
+    has_body: bool
+    rare: bool  # a rarely seen header needs work at the end of the head
+    chunked: bool
+    expect: bool
+    upgrade: bytes | None
+    forwarded_for: list[bytes]
+    forwarded_seen: int
+    hop: set[bytes]
+    models: dict[bytes, bytes]
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.parser = httptools.HttpRequestParser(self)
-        # The request head being parsed: forwarded parts and the special headers.
-        self.url = b""
-        self.parts: list[bytes] = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
-        self.host: bytes | None = None
-        self.has_body = False
-        #: Set when a rarely seen header needs work at the end of the head.
-        self.rare = False
-        self.chunked = False
-        self.expect = False
-        self.upgrade: bytes | None = None
+        self._reset_head()
         #: Bytes the client sent after an Upgrade request, for the new protocol.
         self.held = b""
-        self.forwarded_for: list[bytes] = []
-        self.forwarded_seen = 0
-        self.hop: set[bytes] = set()
-        self.models: dict[bytes, bytes] = {}
         self.http10 = -1  # unknown until the first request
         self.awaiting_head = True
         self.head_size = 0
@@ -412,15 +412,23 @@ class ClientConnection(asyncio.Protocol):
         """Trailer fields came after a chunked body: forward the ordinary ones, and
         leave nothing behind for the next request's head."""
         trailers = self.parts[5:]
+        self._reset_head()
+        return last_chunk(trailers) if trailers else LAST_CHUNK
+
+    def _reset_head(self) -> None:
+        """A fresh request head: the forwarded parts and the special headers seen.
+
+        ``on_headers_complete`` takes and resets the same fields inline (hot path).
+        """
+        self.url = b""
         self.parts = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
         self.host = None
         self.has_body = self.rare = self.chunked = self.expect = False
+        self.upgrade = None
         self.forwarded_for = []
         self.forwarded_seen = 0
         self.hop = set()
         self.models = {}
-        self.upgrade = None
-        return last_chunk(trailers) if trailers else LAST_CHUNK
 
     # -- exchange lifecycle ------------------------------------------------
 
