@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -31,6 +31,16 @@ __all__ = ["Session", "SqlAlertStore"]
 _state_decoder = msgspec.json.Decoder(AlertState)
 _history_decoder = msgspec.json.Decoder(HistoryEntry)
 _delivery_decoder = msgspec.json.Decoder(Delivery)
+_Doc = TypeVar("_Doc", HistoryEntry, Delivery)
+
+
+def _with_id(decoder: msgspec.json.Decoder[_Doc], row_id: Any, doc: Any) -> _Doc:
+    """A stored document with its row's id filled in."""
+    found = decoder.decode(doc)
+    found.id = int(row_id)
+    return found
+
+
 _channel_decoder = msgspec.json.Decoder(ChannelStatus)
 _point_decoder = msgspec.json.Decoder(AnomalyPoint)
 _extra_decoder = msgspec.json.Decoder(dict[str, float])
@@ -197,12 +207,7 @@ class SqlAlertStore:
         )
         async with self._session() as s:
             rows = await s.fetch(sql, *args, limit)
-        entries = []
-        for row_id, doc in rows:
-            entry = _history_decoder.decode(doc)
-            entry.id = int(row_id)
-            entries.append(entry)
-        return entries
+        return [_with_id(_history_decoder, row_id, doc) for row_id, doc in rows]
 
     # Silences.
     async def list_silences(self) -> list[Silence]:
@@ -284,8 +289,7 @@ class SqlAlertStore:
                     previous,
                 )
                 if taken:
-                    delivery = _delivery_decoder.decode(doc)
-                    delivery.id = int(row_id)
+                    delivery = _with_id(_delivery_decoder, row_id, doc)
                     delivery.claimed_until = until
                     claimed.append(delivery)
         return claimed
@@ -300,12 +304,7 @@ class SqlAlertStore:
         )
         async with self._session() as s:
             rows = await s.fetch(sql, *args, limit)
-        found = []
-        for row_id, doc in rows:
-            delivery = _delivery_decoder.decode(doc)
-            delivery.id = int(row_id)
-            found.append(delivery)
-        return found
+        return [_with_id(_delivery_decoder, row_id, doc) for row_id, doc in rows]
 
     # Channels.
     async def channel_statuses(self) -> list[ChannelStatus]:
