@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +16,6 @@ from modelmonitor.alerts.silences import Silence
 from modelmonitor.alerts.store.sqlite import SQLiteAlertStore
 from modelmonitor.live.memory import MemoryLiveState
 from tests.alert_helpers import T0, FakeChannel, SimClock, batch, events_for_second, feed
-
-
-@pytest.fixture
-def clock() -> SimClock:
-    return SimClock()
-
-
-@pytest.fixture
-def live(clock: SimClock) -> MemoryLiveState:
-    return MemoryLiveState(clock=clock)
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[SQLiteAlertStore]:
-    store = SQLiteAlertStore("sqlite://:memory:")
-    await store.connect()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ learning period of 600 points = 100 simulated minutes)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,24 +19,6 @@ from tests.alert_helpers import T0, SimClock
 from tests.anomaly_helpers import Shape, Traffic, daily
 
 LEARNING_SECONDS = 600 * 10
-
-
-@pytest.fixture
-def clock() -> SimClock:
-    return SimClock()
-
-
-@pytest.fixture
-def live(clock: SimClock) -> MemoryLiveState:
-    return MemoryLiveState(clock=clock)
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[SQLiteAlertStore]:
-    store = SQLiteAlertStore("sqlite://:memory:")
-    await store.connect()
-    yield store
-    await store.close()
 
 
 @pytest.fixture
