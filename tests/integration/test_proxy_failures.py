@@ -12,6 +12,7 @@ import pytest
 
 from modelmonitor.settings import ServiceConfig
 from tests.integration.proxy_upstreams import (
+    Handler,
     Request,
     base_url,
     closed_port,
@@ -42,18 +43,23 @@ async def test_upstream_down_is_a_502_with_upstream_connect() -> None:
         assert (event.status, event.error, event.route) == (502, "upstream_connect", "/v1/predict")
 
 
-async def test_slow_upstream_is_a_504_with_upstream_timeout() -> None:
-    release = asyncio.Event()
+def answer_when(release: asyncio.Event) -> Handler:
+    """An upstream that answers once ``release`` is set (or after 5 seconds)."""
 
     async def slow(
         request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await release.wait()
-        except TimeoutError:
-            pass
         return await ok(request, reader, writer)
+
+    return slow
+
+
+async def test_slow_upstream_is_a_504_with_upstream_timeout() -> None:
+    release = asyncio.Event()
+    slow = answer_when(release)
 
     async with running_upstream(slow) as upstream:
         service = ServiceConfig(name="svc", upstream=upstream.url, timeout_seconds=0.3)
@@ -218,16 +224,7 @@ async def test_stale_pooled_connection_is_retried_once_on_a_fresh_one(body: byte
 
 async def test_client_disconnect_is_recorded_and_frees_the_upstream() -> None:
     release = asyncio.Event()
-
-    async def slow(
-        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
-        try:
-            async with asyncio.timeout(5):
-                await release.wait()
-        except TimeoutError:
-            pass
-        return await ok(request, reader, writer)
+    slow = answer_when(release)
 
     async with (
         running_upstream(slow) as upstream,
