@@ -3,8 +3,9 @@
 The proxy's request path only calls :meth:`CaptureBuffer.append` (O(1), never
 blocks; a full buffer drops the event and counts it). :class:`Shipper` is a
 background task that batches events onto the bus, survives bus outages with
-exponential backoff, and flushes on stop. A :class:`Spool` (bounded on-disk
-overflow) can be plugged in later; the shipper already knows where to call it.
+exponential backoff, and flushes on stop. With a :class:`Spool` (bounded on-disk
+overflow, :class:`~modelmonitor.proxy.spool.FileSpool`) it moves batches to disk
+while the bus is away and replays them, oldest first, once it is back.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ class CaptureBuffer:
 class Spool(Protocol):
     """Optional bounded on-disk overflow for batches the bus could not take.
 
-    Not built yet: the shipper hands encoded batches to ``put`` while the bus is
-    down and replays ``take`` (oldest first) once it is back.
+    The shipper hands encoded batches to ``put`` while the bus is down and replays
+    ``take`` (oldest first) once it is back.
     """
 
     @property
@@ -297,7 +298,7 @@ class Shipper:
             body = encode_batch(EventBatch(self.stats(), events))
 
     async def _replay_spool(self) -> None:
-        """Deliver spooled batches, oldest first, before new ones (the spool seam)."""
+        """Deliver spooled batches, oldest first, before new ones."""
         assert self._spool is not None
         for _ in range(10_000):  # bounded; the rest waits for the next round
             item = await self._spool.take()
