@@ -160,10 +160,6 @@ class ProxyServer:
         """(host, port) of every listener, in start order."""
         return list(self._bound)
 
-    def address_for(self, service: str) -> tuple[str, int]:
-        """Where ``service`` is reachable (its own port or the shared one)."""
-        return self._by_service[service]
-
     @property
     def open_tunnels(self) -> int:
         """Upgraded connections (WebSocket) being relayed now."""

@@ -72,11 +72,6 @@ class Tunnel:
                 end.transport.resume_reading()
 
     @property
-    def bytes_up(self) -> int:
-        """Bytes the client sent through the tunnel."""
-        return self.client.received_bytes
-
-    @property
     def bytes_down(self) -> int:
         """Bytes the upstream sent through the tunnel."""
         return self.upstream.received_bytes
