@@ -31,14 +31,6 @@ from tests.alert_helpers import FakeChannel, Receiver, serve
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[SQLiteAlertStore]:
-    store = SQLiteAlertStore("sqlite://:memory:")
-    await store.connect()
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
     async with serve(found.app()) as url:
