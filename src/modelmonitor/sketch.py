@@ -104,6 +104,25 @@ class LatencySketch:
                 return min(max(estimate, self.minimum), self.maximum)
         return self.maximum
 
+    def buckets(self) -> list[tuple[float, float, int]]:
+        """``(low, high, count)`` per non-empty bucket, ascending; values lie in ``(low, high]``.
+
+        The zero bucket is ``(0.0, 0.0, n)``. Counts are exact; a value's position
+        inside its bucket is known to within the sketch's relative accuracy.
+        """
+        out: list[tuple[float, float, int]] = []
+        if self._zero:
+            out.append((0.0, 0.0, self._zero))
+        for key in sorted(self.bins):
+            out.append(
+                (
+                    math.exp((key - 1) * self._gamma_ln),
+                    math.exp(key * self._gamma_ln),
+                    self.bins[key],
+                )
+            )
+        return out
+
     def quantiles(self, qs: Iterable[float]) -> list[float | None]:
         return [self.quantile(q) for q in qs]
 
