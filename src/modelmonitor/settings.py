@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from modelmonitor.quality.config import DriftConfig, SamplingConfig
 from modelmonitor.timeparse import parse_duration
 
 __all__ = [
@@ -167,6 +168,9 @@ class ServiceConfig(BaseModel):
     preserve_host: bool = False
     forwarded_headers: bool = True
     tls: TLSConfig = Field(default_factory=TLSConfig)
+    #: Opt-in payload sampling for data quality and drift (docs/drift.md).
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
     def _check(self) -> ServiceConfig:
