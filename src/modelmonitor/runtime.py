@@ -26,6 +26,7 @@ from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import ComponentHealth
 from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
+from modelmonitor.quality.store import QualityStore, create_quality_store
 from modelmonitor.settings import Settings, parse_host_port
 from modelmonitor.storage import EventStore, create_store
 from modelmonitor.types import Clock
@@ -66,6 +67,8 @@ class Runtime:
     capture: Any = None
     worker: Any = None
     alerts: AlertSystem | None = None
+    quality_store: QualityStore | None = None
+    quality: Any = None
     api_server: uvicorn.Server | None = None
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
@@ -90,6 +93,9 @@ class Runtime:
             self.live = create_live(self.settings.cache_url, clock=self.clock)
             await self.live.connect()
             self._stack.push_async_callback(self.live.close)
+            self.quality_store = create_quality_store(self.settings.effective_database_url)
+            await self.quality_store.connect()
+            self._stack.push_async_callback(self.quality_store.close)
             await self._start_alerts()
         if self.parts.proxy or self.parts.worker:
             self.bus = create_bus(self.settings.broker_url)
@@ -165,6 +171,24 @@ class Runtime:
         )
         await self.worker.start()
         self._stack.push_async_callback(self.worker.stop)
+        await self._start_quality()
+
+    async def _start_quality(self) -> None:
+        """Profile sampled payloads in the worker, for services that opted in."""
+        from modelmonitor.quality.processor import QualityProcessor
+
+        assert self.worker is not None and self.quality_store is not None
+        sampling = {s.name: s.sampling for s in self.settings.effective_services}
+        self.quality = QualityProcessor(
+            store=self.quality_store,
+            services=sampling,
+            profile_retention_seconds=self.settings.retention_rollups,
+            clock=self.clock,
+        )
+        if self.quality.enabled:
+            self.worker.hooks.append(self.quality)
+            await self.quality.start()
+            self._stack.push_async_callback(self.quality.stop)
 
     async def _start_proxy(self) -> None:
         from modelmonitor.proxy import CaptureBuffer, ProxyServer, Shipper
@@ -217,6 +241,7 @@ class Runtime:
             clock=self.clock,
             health_sources=[self._health],
             alert_system=self.alerts,
+            quality_store=self.quality_store,
         )
         host, port = parse_host_port(self.settings.api)
         self.api_server = await self._serve(app, host, port)

@@ -18,6 +18,7 @@ from modelmonitor.api.deps import ApiContext, ComponentHealth
 from modelmonitor.api.routes import (
     alerts,
     anomalies,
+    drift,
     health,
     metrics,
     prometheus,
@@ -27,6 +28,7 @@ from modelmonitor.api.routes import (
 from modelmonitor.api.ws import SnapshotHub
 from modelmonitor.api.ws import router as ws_router
 from modelmonitor.live import LiveState, create_live
+from modelmonitor.quality.store import QualityStore, create_quality_store
 from modelmonitor.settings import Settings
 from modelmonitor.storage import EventStore, create_store
 from modelmonitor.types import Clock
@@ -46,6 +48,7 @@ def create_app(
     health_sources: list[Callable[[], dict[str, ComponentHealth]]] | None = None,
     static_dir: Path = STATIC_DIR,
     alert_system: AlertSystem | None = None,
+    quality_store: QualityStore | None = None,
 ) -> FastAPI:
     """Build the API. Store, live state and the alert system are opened here unless given
     (``modelmonitor up`` shares its own with the worker)."""
@@ -75,6 +78,11 @@ def create_app(
                 stack.push_async_callback(own_alerts.stop)
             context.extras["alerts"] = alert_system or own_alerts
             app.state.context = context
+            if quality_store is None:
+                own_quality = create_quality_store(settings.effective_database_url)
+                await own_quality.connect()
+                stack.push_async_callback(own_quality.close)
+            app.state.quality = quality_store or own_quality
             hub = SnapshotHub(context)
             app.state.hub = hub
             hub.start()
@@ -88,7 +96,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_openapi(app)
-    routers = (health, services, metrics, anomalies, requests, prometheus, alerts)
+    routers = (health, services, metrics, anomalies, requests, prometheus, alerts, drift)
     for module in routers:
         app.include_router(module.router)
     app.include_router(ws_router)

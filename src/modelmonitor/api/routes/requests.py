@@ -6,10 +6,10 @@ import base64
 from typing import Annotated, Literal
 
 import msgspec
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from modelmonitor.api._openapi import schema_response
-from modelmonitor.api.deps import Context, invalid, json_response
+from modelmonitor.api.deps import ApiContext, Context, invalid, json_response
 from modelmonitor.events import RequestEvent
 from modelmonitor.storage.base import RequestFilter
 from modelmonitor.timeparse import parse_time
@@ -58,9 +58,39 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         invalid("cursor", "not a cursor returned by this endpoint")
 
 
+async def _sampled_requests(
+    context: ApiContext,
+    request: Request,
+    service: str | None,
+    contains: str | None,
+    start: str | None,
+    end: str | None,
+    limit: int,
+    cursor: str | None,
+) -> object:
+    """The request log restricted to sampled requests (answered from the quality store)."""
+    from modelmonitor.api.routes.drift import quality_store, sample_page
+
+    if service is not None:
+        await context.require_service(service)
+    page = await sample_page(
+        context,
+        quality_store(request),
+        service=service,
+        contains=contains,
+        start=start,
+        end=end,
+        limit=limit,
+        cursor=cursor,
+    )
+    records = [_record(sample.event) for sample in page.samples]
+    return json_response(RequestPage(requests=records, next_cursor=page.next_cursor))
+
+
 @router.get("/requests", responses=schema_response(RequestPage), summary="Recent requests")
 async def recent_requests(
     context: Context,
+    request: Request,
     service: str | None = None,
     route: str | None = None,
     method: str | None = None,
@@ -71,7 +101,15 @@ async def recent_requests(
     end: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
+    sampled: Annotated[bool, Query(description="only requests whose bodies were sampled")] = False,
+    sample_contains: Annotated[
+        str | None, Query(max_length=200, description="sampled (redacted) bodies containing this")
+    ] = None,
 ) -> object:
+    if sampled or sample_contains:
+        return await _sampled_requests(
+            context, request, service, sample_contains, start, end, min(limit, 500), cursor
+        )
     now = context.clock()
     bounds: dict[str, float | None] = {"start": None, "end": None}
     for name, text in (("start", start), ("end", end)):
