@@ -182,11 +182,20 @@ async def drift_report(
     end: float,
     config: DriftConfig,
     now: float,
+    reference_profile: WindowProfile | None = None,
 ) -> ServiceDrift:
-    """Drift of ``[start, end)`` against the reference, with when the drift began."""
-    name, source, ref = await resolve_reference(
-        store, service=service, spec=reference, config=config, now=now
-    )
+    """Drift of ``[start, end)`` against the reference, with when the drift began.
+
+    ``reference_profile`` (a file profiled by the caller) wins over ``reference``.
+    """
+    if reference_profile is not None:
+        name = reference or "file"
+        source: dict[str, str | float] = {"kind": "file", "file": name}
+        ref = reference_profile
+    else:
+        name, source, ref = await resolve_reference(
+            store, service=service, spec=reference, config=config, now=now
+        )
     current = await load_window(store, service=service, start=start, end=end)
     report = _compare(ref, current, config)
     began = None
