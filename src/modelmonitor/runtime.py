@@ -203,7 +203,13 @@ class Runtime:
             )
         self.capture = CaptureBuffer(settings.buffer_capacity)
         tls = settings.listen_tls.context() if settings.listen_tls is not None else None
-        self.proxy = ProxyServer(services, listen=settings.listen, capture=self.capture, tls=tls)
+        self.proxy = ProxyServer(
+            services,
+            listen=settings.listen,
+            capture=self.capture,
+            tls=tls,
+            limits=settings.proxy_limits,
+        )
         spool = None
         if settings.spool_max_bytes:
             from modelmonitor.proxy.spool import FileSpool
