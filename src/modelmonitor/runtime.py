@@ -123,6 +123,10 @@ class Runtime:
         worker, or anywhere when the live state is shared (``redis://``)."""
         assert self.live is not None
         self.alerts = AlertSystem.from_settings(self.settings, live=self.live, clock=self.clock)
+        if self.quality_store is not None:
+            from modelmonitor.quality.alerting import install_drift_alerts
+
+            install_drift_alerts(self.alerts, self.quality_store, self.settings)
         shared_live = urlsplit(self.settings.cache_url).scheme != "memory"
         await self.alerts.start(evaluate=self.parts.worker or shared_live)
         self._stack.push_async_callback(self.alerts.stop)

@@ -28,6 +28,7 @@ from modelmonitor.api.routes import (
 from modelmonitor.api.ws import SnapshotHub
 from modelmonitor.api.ws import router as ws_router
 from modelmonitor.live import LiveState, create_live
+from modelmonitor.quality.alerting import install_drift_alerts
 from modelmonitor.quality.store import QualityStore, create_quality_store
 from modelmonitor.settings import Settings
 from modelmonitor.storage import EventStore, create_store
@@ -80,17 +81,18 @@ def create_app(
                 context.cluster_metrics = create_cluster(settings.cache_url)
                 await context.cluster_metrics.connect()
                 stack.push_async_callback(context.cluster_metrics.close)
-            if alert_system is None:
-                own_alerts = AlertSystem.from_settings(settings, live=own_live, clock=clock)
-                await own_alerts.start(evaluate=True)
-                stack.push_async_callback(own_alerts.stop)
-            context.extras["alerts"] = alert_system or own_alerts
-            app.state.context = context
             if quality_store is None:
                 own_quality = create_quality_store(settings.effective_database_url)
                 await own_quality.connect()
                 stack.push_async_callback(own_quality.close)
             app.state.quality = quality_store or own_quality
+            if alert_system is None:
+                own_alerts = AlertSystem.from_settings(settings, live=own_live, clock=clock)
+                install_drift_alerts(own_alerts, app.state.quality, settings)
+                await own_alerts.start(evaluate=True)
+                stack.push_async_callback(own_alerts.stop)
+            context.extras["alerts"] = alert_system or own_alerts
+            app.state.context = context
             hub = SnapshotHub(context)
             app.state.hub = hub
             hub.start()
