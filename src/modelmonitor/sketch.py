@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
@@ -70,6 +71,27 @@ class LatencySketch:
     def extend(self, values: Iterable[float]) -> None:
         for value in values:
             self.add(value)
+
+    def extend_array(self, values: Any) -> None:
+        """Add a numpy array of values at once (same buckets as :meth:`add`)."""
+        import numpy as np
+
+        array = np.asarray(values, dtype=np.float64)
+        if array.size == 0:
+            return
+        self.count += int(array.size)
+        self.total += float(array.sum())
+        self.minimum = min(self.minimum, float(array.min()))
+        self.maximum = max(self.maximum, float(array.max()))
+        positive = array[array > MIN_VALUE]
+        self._zero += int(array.size - positive.size)
+        if positive.size:
+            keys, counts = np.unique(
+                np.ceil(np.log(positive) / self._gamma_ln).astype(np.int64), return_counts=True
+            )
+            bins = self.bins
+            for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
+                bins[key] = bins.get(key, 0) + n
 
     @property
     def zero_count(self) -> int:

@@ -79,6 +79,8 @@ async def test_profiles_append_and_read_by_range(store: QualityStore) -> None:
     assert merged.rows == 2 and merged.features["x"].numbers.values == [1.0, 3.0]
     assert merged.features["c"].categories == {"a": 1, "b": 1}
     assert await store.profiled_services() == ["iris", "other"]
+    assert await store.first_profile("iris") == 60.0
+    assert await store.first_profile("nobody") is None
     assert await store.delete_before(samples_before=0.0, profiles_before=100.0) == (0, 3)
     assert [b for b, _ in await store.profiles("iris", 0.0, 1e9)] == [120.0]
 

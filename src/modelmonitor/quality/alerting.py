@@ -85,6 +85,7 @@ class DriftEvaluator(Evaluator):
                 end=now,
                 config=config,
                 now=now,
+                find_start=False,
             )
         except ReferenceNotFound:
             result = None

@@ -28,6 +28,8 @@ from modelmonitor.types import Clock
 
 __all__ = ["BUCKET_SECONDS", "QualityProcessor", "QualityStats"]
 
+Row = dict[str, Scalar]
+
 log = logging.getLogger("modelmonitor.quality")
 
 #: Profiles are kept per minute and merged into any longer window when read.
@@ -76,6 +78,7 @@ class QualityProcessor:
         self._profile_retention = profile_retention_seconds
         self._clock = clock
         self._profiles: dict[tuple[str, float], WindowProfile] = {}
+        self._rows: dict[tuple[str, float], tuple[list[Row], list[Row]]] = {}
         self._pending: list[StoredSample] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_lock = asyncio.Lock()
@@ -115,18 +118,19 @@ class QualityProcessor:
         request_text, request = redactor.body(sample.request) if sample.request else ("", None)
         response_text, response = redactor.body(sample.response) if sample.response else ("", None)
         bucket = event.start - event.start % BUCKET_SECONDS
-        window = self._profiles.get((event.service, bucket))
-        if window is None:
-            window = self._profiles[(event.service, bucket)] = WindowProfile()
         rows, outputs = _read(service.config, request, response, ok=event.status < 400)
         if not rows and not outputs and request is None:
             self.stats.unparsed_total += 1
         for row in rows:
-            if len(service.seen) < _MAX_FEATURES:
-                service.seen.update(row)
-            window.add_row(row, seen=service.seen)
-        for output in outputs:
-            window.add_outputs(output)
+            if len(service.seen) >= _MAX_FEATURES:
+                break
+            service.seen.update(row)
+        # Profiled in bulk at the next flush: numbers are summarised a column at a time.
+        pending = self._rows.get((event.service, bucket))
+        if pending is None:
+            pending = self._rows[(event.service, bucket)] = ([], [])
+        pending[0].extend(rows)
+        pending[1].extend(outputs)
         self.stats.rows_total += len(rows)
         return StoredSample(
             event=event,
@@ -141,6 +145,7 @@ class QualityProcessor:
     async def flush(self) -> None:
         """Append accumulated profiles and samples to the store."""
         async with self._flush_lock:
+            self._summarise()
             profiles, self._profiles = self._profiles, {}
             samples, self._pending = self._pending, []
             rows = [(svc, bucket, encode_profile(p)) for (svc, bucket), p in profiles.items()]
@@ -154,6 +159,16 @@ class QualityProcessor:
                 for key, profile in profiles.items():
                     self._profiles.setdefault(key, WindowProfile()).merge(profile)
                 self._pending[:0] = samples
+
+    def _summarise(self) -> None:
+        pending, self._rows = self._rows, {}
+        for (name, bucket), (rows, outputs) in pending.items():
+            window = self._profiles.get((name, bucket))
+            if window is None:
+                window = self._profiles[(name, bucket)] = WindowProfile()
+            service = self._services.get(name)
+            window.add_rows(rows, seen=service.seen if service else ())
+            window.add_output_rows(outputs)
 
     async def _flush_loop(self) -> None:
         while True:

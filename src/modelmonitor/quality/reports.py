@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 
 import msgspec
 
@@ -28,9 +29,6 @@ __all__ = [
     "resolve_reference",
     "upload_reference",
 ]
-
-#: How far back "the first hours after a version appears" looks for the first profile.
-_FIRST_SEEN_LOOKBACK = 400 * 86400.0
 
 
 class ReferenceNotFound(LookupError):
@@ -58,6 +56,33 @@ class DriftPoint(msgspec.Struct, frozen=True):
     rows: int
     missing_rates: dict[str, float]
     prediction_shares: dict[str, float]
+
+
+#: Closed reference ranges, merged once per store: ``(service, start, end) -> (until, profile)``.
+_REFERENCES: weakref.WeakKeyDictionary[
+    QualityStore, dict[tuple[str, float, float], tuple[float, WindowProfile]]
+] = weakref.WeakKeyDictionary()
+_REFERENCE_TTL = 300.0
+_REFERENCE_SLOTS = 32
+
+
+async def _closed_window(
+    store: QualityStore, *, service: str, start: float, end: float, now: float
+) -> WindowProfile:
+    """A reference range's profile; cached for a while once the range lies in the past
+    (read-only: callers never change a reference profile)."""
+    if end > now:
+        return await load_window(store, service=service, start=start, end=end)
+    cache = _REFERENCES.setdefault(store, {})
+    key = (service, start, end)
+    cached = cache.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    window = await load_window(store, service=service, start=start, end=end)
+    if len(cache) >= _REFERENCE_SLOTS:
+        cache.pop(next(iter(cache)))
+    cache[key] = (now + _REFERENCE_TTL, window)
+    return window
 
 
 async def load_window(
@@ -141,7 +166,7 @@ async def resolve_reference(
 
         low, _, high = name.partition("..")
         start, end = parse_time(low, now=now), parse_time(high or "now", now=now)
-        window = await load_window(store, service=service, start=start, end=end)
+        window = await _closed_window(store, service=service, start=start, end=end, now=now)
         if window.empty:
             raise ReferenceNotFound(f"no sampled data for {service!r} in {name}")
         return name, {"kind": "range", "start": start, "end": end}, window
@@ -150,15 +175,11 @@ async def resolve_reference(
         if stored is None:
             raise ReferenceNotFound(f"no reference {name!r} for service {service!r}")
         return name, stored.source, decode_profile(stored.profile)
-    rows = await store.profiles(service, now - _FIRST_SEEN_LOOKBACK, now)
-    if not rows:
+    first = await store.first_profile(service)
+    if first is None:
         raise ReferenceNotFound(f"no sampled data for {service!r} yet")
-    first = rows[0][0]
     end = first + config.reference_hours * 3600.0
-    window = WindowProfile()
-    for bucket, blob in rows:
-        if bucket < end:
-            window.merge(decode_profile(blob))
+    window = await _closed_window(store, service=service, start=first, end=end, now=now)
     source: dict[str, str | float] = {"kind": "first_hours", "start": first, "end": end}
     return f"first {config.reference_hours:g}h", source, window
 
@@ -183,6 +204,7 @@ async def drift_report(
     config: DriftConfig,
     now: float,
     reference_profile: WindowProfile | None = None,
+    find_start: bool = True,
 ) -> ServiceDrift:
     """Drift of ``[start, end)`` against the reference, with when the drift began.
 
@@ -199,7 +221,7 @@ async def drift_report(
     current = await load_window(store, service=service, start=start, end=end)
     report = _compare(ref, current, config)
     began = None
-    if report.drifted or any(f.drifted for f in report.features + report.outputs):
+    if find_start and any(f.drifted for f in report.features + report.outputs):
         began = await _drift_began(store, service=service, ref=ref, end=end, config=config)
     return ServiceDrift(service, name, source, start, end, report, began)
 

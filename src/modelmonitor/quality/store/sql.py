@@ -109,6 +109,13 @@ class SqlQualityStore:
             rows = await s.fetch("SELECT DISTINCT service FROM quality_profiles ORDER BY service")
         return [str(r[0]) for r in rows]
 
+    async def first_profile(self, service: str) -> float | None:
+        async with self.session() as s:
+            rows = await s.fetch(
+                "SELECT MIN(bucket) FROM quality_profiles WHERE service = ?", service
+            )
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def put_reference(self, reference: Reference) -> None:
         async with self.session() as s:
             await s.execute(
