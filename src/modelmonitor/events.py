@@ -51,6 +51,25 @@ class RequestEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
     error: str = ""
     model: str = ""
     client: str = ""
+    # Model-aware fields (issue 13). Appended with defaults so older batches still decode.
+    #: Who called: a configured header's value, a key's label, or a short keyed hash of an
+    #: API key (never the key itself).
+    consumer: str = ""
+    model_version: str = ""
+    #: The serving protocol recognised ("openai", "kserve-v2", ...); "" when none.
+    protocol: str = ""
+    #: What was asked of the model ("chat", "completion", "embedding", "predict", ...).
+    task: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    #: True when the token counts were estimated (a stream with no ``usage``).
+    tokens_estimated: bool = False
+    #: Time to the first content token of a streamed LLM answer; 0.0 when not measured.
+    ttft_seconds: float = 0.0
+    #: "stop", "length", "content_filter", "tool_calls", ... or "".
+    finish_reason: str = ""
+    streamed: bool = False
+    cost_usd: float = 0.0
 
     @property
     def is_error(self) -> bool:

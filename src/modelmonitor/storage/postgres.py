@@ -28,9 +28,12 @@ from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.events import RequestEvent
 from modelmonitor.pipeline.rollup import aggregate, merge_rows
 from modelmonitor.storage.base import (
+    EVENT_FIELDS,
+    MODEL_FIELDS,
     RequestFilter,
     RollupRow,
     ServiceSummary,
+    event_from_row,
     rollup_from_row,
     rollup_values,
 )
@@ -47,30 +50,17 @@ _PARTITION_LOCK = 0x6D6D70617274
 _DAYS_AHEAD = 2
 _DAYS_ACCEPTED_AHEAD = 7
 
-_EVENT_FIELDS = (
-    "id",
-    "start",
-    "service",
-    "method",
-    "route",
-    "path",
-    "status",
-    "latency_seconds",
-    "ttfb_seconds",
-    "request_bytes",
-    "response_bytes",
-    "error",
-    "model",
-    "client",
-)
+_EVENT_FIELDS = EVENT_FIELDS
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
+_PG_TYPES = {str: "text", int: "int8", float: "float8", bool: "bool"}
 _STAGING = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS mm_staging ("
     ' id text COLLATE "C", start float8, service text COLLATE "C", method text, route text,'
     " path text,"
     " status int4, latency_seconds float8, ttfb_seconds float8, request_bytes int8,"
     " response_bytes int8, error text, model text, client text"
-    ") ON COMMIT DELETE ROWS"
+    + "".join(f", {name} {_PG_TYPES[kind]}" for name, kind in MODEL_FIELDS.items())
+    + ") ON COMMIT DELETE ROWS"
 )
 _ROLLUP_COLUMNS = (
     "bucket, service, method, route, requests, errors, status_classes, request_bytes,"
@@ -324,6 +314,8 @@ class PostgresStore:
             ("service", query.service),
             ("route", query.route),
             ("method", query.method),
+            ("model", query.model),
+            ("consumer", query.consumer),
         ):
             if value is not None:
                 clauses.append(f"{column} = {param(value)}")
@@ -349,7 +341,7 @@ class PostgresStore:
             f" ORDER BY start DESC, id DESC LIMIT {param(query.limit)}",
             *params,
         )
-        return [RequestEvent(*row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     # -- retention ----------------------------------------------------------------
 

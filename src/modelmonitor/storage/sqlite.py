@@ -18,9 +18,12 @@ from modelmonitor.events import RequestEvent
 from modelmonitor.pipeline.rollup import aggregate, merge_rows
 from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.base import (
+    EVENT_FIELDS,
+    MODEL_FIELDS,
     RequestFilter,
     RollupRow,
     ServiceSummary,
+    event_from_row,
     rollup_from_row,
     rollup_values,
 )
@@ -46,6 +49,7 @@ _SCHEMA = [
         model TEXT NOT NULL,
         client TEXT NOT NULL
     ) WITHOUT ROWID""",
+    # Files created before the model-aware fields get them in _add_model_columns.
     "CREATE INDEX IF NOT EXISTS events_service_start ON events (service, start)",
     "CREATE INDEX IF NOT EXISTS events_start ON events (start)",
     """CREATE TABLE IF NOT EXISTS rollups (
@@ -71,15 +75,28 @@ _SCHEMA = [
     )""",
 ]
 
-_EVENT_COLUMNS = (
-    "id, start, service, method, route, path, status, latency_seconds, ttfb_seconds,"
-    " request_bytes, response_bytes, error, model, client"
-)
+_EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+_SQLITE_TYPES = {
+    str: "TEXT NOT NULL DEFAULT ''",
+    int: "INTEGER NOT NULL DEFAULT 0",
+    float: "REAL NOT NULL DEFAULT 0",
+    bool: "INTEGER NOT NULL DEFAULT 0",
+}
 _ROLLUP_COLUMNS = (
     "bucket, service, method, route, requests, errors, status_classes, request_bytes,"
     " response_bytes, latency_sum_seconds, latency_sketch"
 )
-_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_EVENT = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * len(EVENT_FIELDS))})"
+)
+
+
+def _add_model_columns(db: sqlite3.Connection) -> None:
+    """Add the model-aware columns a file created by an older version lacks."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    for name, kind in MODEL_FIELDS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE events ADD COLUMN {name} {_SQLITE_TYPES[kind]}")
 
 
 def sqlite_path(url: str) -> str:
@@ -111,6 +128,7 @@ class SQLiteStore:
 
     async def connect(self) -> None:
         await self._sqlite.open()
+        await self._run(_add_model_columns)
 
     async def close(self) -> None:
         await self._sqlite.close()
@@ -255,6 +273,8 @@ class SQLiteStore:
             ("service", query.service),
             ("route", query.route),
             ("method", query.method),
+            ("model", query.model),
+            ("consumer", query.consumer),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -285,7 +305,7 @@ class SQLiteStore:
         params.append(query.limit)
 
         def fetch(db: sqlite3.Connection) -> list[RequestEvent]:
-            return [RequestEvent(*row) for row in db.execute(sql, params)]
+            return [event_from_row(row) for row in db.execute(sql, params)]
 
         return await self._run(fetch)
 
