@@ -35,10 +35,12 @@ from modelmonitor.proxy.tunnel import Tunnel
 if TYPE_CHECKING:
     from modelmonitor.proxy.service import Listener, Service
 
-__all__ = ["PENDING_LIMIT", "ClientConnection"]
+__all__ = ["LINGER_SECONDS", "PENDING_LIMIT", "ClientConnection"]
 
 #: Body bytes buffered per request while no upstream connection is ready.
 PENDING_LIMIT = 256 * 1024
+#: How long a refused connection keeps draining the client's bytes before closing.
+LINGER_SECONDS = 2.0
 
 # Module-level aliases: the hot path compares header actions by identity, and
 # tests read-block reasons as plain ints (IntFlag arithmetic runs in Python).
@@ -118,6 +120,7 @@ class ClientConnection(asyncio.Protocol):
         "hop",
         "host",
         "http10",
+        "linger_until",
         "listener",
         "models",
         "parser",
@@ -177,6 +180,8 @@ class ClientConnection(asyncio.Protocol):
         self.paused_at = 0.0
         self.closed = False
         self.stop_reading = False
+        #: ``monotonic()`` deadline of a lingering close (0: none).
+        self.linger_until = 0.0
         self.peer = ""
         self.peer_bytes = b""
 
@@ -708,9 +713,20 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.transport.close()
+        if self.closed:
+            return
+        self.closed = True
+        transport = self.transport
+        if self.stop_reading and transport.can_write_eof():
+            # The client may still be sending what was refused: end our side after
+            # the answer and keep reading (and discarding) for a moment, so its unread
+            # bytes do not become a reset that destroys the answer (nginx's lingering
+            # close). The server's sweeper closes the connection at ``linger_until``.
+            transport.write_eof()
+            transport.resume_reading()
+            self.linger_until = monotonic() + LINGER_SECONDS
+        else:
+            transport.close()
 
     def block(self, reason: ReadBlock) -> None:
         """Stop reading from the client for ``reason``."""

@@ -125,6 +125,8 @@ class ProxyServer:
                 for connection in list(listener.connections):
                     if connection.current is None:
                         connection.close()
+                    if connection.linger_until:
+                        connection.transport.abort()
             if not any(listener.connections for listener in listeners):
                 break
             await asyncio.sleep(0.02)
@@ -217,6 +219,10 @@ class ProxyServer:
         for _, _, listener in self._plan:
             for connection in list(listener.connections):
                 alive.add(connection)
+                if connection.linger_until:
+                    if now >= connection.linger_until:
+                        connection.transport.abort()
+                    continue
                 if connection.stop_reading:
                     pass
                 elif (
