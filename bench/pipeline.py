@@ -453,7 +453,6 @@ async def bench_worker_cpu(
 ) -> dict[str, tuple[float, float]]:
     """``{setup: (baseline us/event, bulk us/event)}``, the best of ``rounds`` each."""
     import legacy_aggregation as legacy
-
     from modelmonitor.live.memory import MemoryLiveState
     from modelmonitor.live.redis import RedisLiveState
     from modelmonitor.storage.postgres import PostgresStore
@@ -507,7 +506,6 @@ async def bench_worker_cpu(
 def aggregation_cpu(total: int, batch: int, rounds: int = 3) -> tuple[float, float]:
     """The aggregation step alone (rollups and live windows of a batch), us per event."""
     import legacy_aggregation as legacy
-
     from modelmonitor.aggregate import Columns, aggregate_batch, finished_second
     from modelmonitor.storage.rollups import aggregate_rollups
 
