@@ -264,8 +264,8 @@ class UnixBus:
 
     async def consume(self, *, prefetch: int = 16) -> AsyncIterator[Delivery]:
         if self._memory is not None:
-            async for delivery in self._memory.consume(prefetch=prefetch):
-                yield delivery
+            async for local in self._memory.consume(prefetch=prefetch):
+                yield local
             return
         while not self._closed:
             try:
