@@ -73,6 +73,7 @@ class Runtime:
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
     cluster_metrics: ClusterMetrics | None = None
+    otlp: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -171,11 +172,31 @@ class Runtime:
             clock=self.clock,
         )
         await self.worker.start()
+        if self.settings.otlp is not None:
+            await self._start_otlp(self.worker)
         # Stopped in reverse: the worker, then the shipping loop, then one last flush.
         self._stack.push_async_callback(self._flush_request_metrics)
         shipping = asyncio.create_task(self._ship_request_metrics(), name="request-metrics")
         self._stack.push_async_callback(cancel_and_wait, [shipping])
         self._stack.push_async_callback(self.worker.stop)
+
+    async def _start_otlp(self, worker: Any) -> None:
+        from modelmonitor.telemetry._otlp import OtlpExporter
+
+        config = self.settings.otlp
+        assert config is not None
+        exporter = OtlpExporter(
+            config.endpoint,
+            headers=config.headers,
+            service_name=config.service_name,
+            traces=config.traces,
+            metrics=config.metrics,
+            metrics_interval_seconds=config.metrics_interval_seconds,
+        )
+        worker.add_observer(exporter.submit)
+        await exporter.start(worker.request_metrics.snapshot)
+        self.otlp = exporter
+        self._stack.push_async_callback(exporter.stop)
 
     async def _flush_request_metrics(self) -> None:
         if self.worker is not None and self.cluster_metrics is not None:

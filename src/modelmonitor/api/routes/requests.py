@@ -48,6 +48,8 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     finish_reason: str
     streamed: bool
     cost_usd: float
+    #: The request's trace, when its service propagates W3C trace context ("" otherwise).
+    trace_id: str = ""
 
 
 class RequestPage(msgspec.Struct, kw_only=True):
