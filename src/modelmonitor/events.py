@@ -116,6 +116,9 @@ class ProxyStats(msgspec.Struct, array_like=True, frozen=True, gc=False):
     in_flight: dict[str, int] = {}
     bus_state: str = "connected"
     spooled: int = 0
+    #: Refusals at the proxy's edge per kind, and ``routes_folded`` (requests past a
+    #: service's route cap), since the proxy started.
+    edge: dict[str, int] = {}
 
 
 class EventBatch(msgspec.Struct, array_like=True, frozen=True, gc=False):

@@ -243,6 +243,7 @@ class Runtime:
             batch_max_events=settings.batch_max_events,
             flush_interval_seconds=settings.flush_interval_seconds,
             in_flight=self.proxy.in_flight,
+            edge=self.proxy.edge_counts,
             spool=spool,
         )
         await self.shipper.start()
@@ -415,12 +416,7 @@ class Runtime:
                 status="degraded" if fill > 0.9 else "ok",
                 detail=f"buffer {self.capture.size}/{self.capture.capacity}, "
                 f"{self.capture.dropped_total} dropped"
-                + (
-                    f", {self.proxy.open_tunnels} open tunnels, "
-                    f"{self.proxy.unrouted_total} unrouted (404)"
-                    if self.proxy
-                    else ""
-                ),
+                + (f", {self.proxy.health_detail()}" if self.proxy else ""),
             )
         return components
 
