@@ -1,8 +1,10 @@
 """The composition root: builds backends from URLs and runs proxy, worker and API.
 
 Only this module chooses adapters; every other package depends on the contracts.
-``modelmonitor up`` runs all parts in one process; ``proxy``, ``worker`` and
-``api`` run one part each around shared production backends.
+``modelmonitor up`` runs all parts on one machine: with ``proxy_process`` the proxy
+runs in a child process (:mod:`modelmonitor.proxy_process`) fed to this process's
+worker over a ``unix://`` bus, else everything shares one event loop. ``proxy``,
+``worker`` and ``api`` run one part each around shared production backends.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -60,11 +64,14 @@ class Runtime:
     demo: bool = False
     demo_port: int = 8080
     clock: Clock = time.time
+    #: Run the proxy in a child process (only when this runtime runs proxy and worker).
+    proxy_process: bool = False
 
     bus: EventBus | None = None
     store: EventStore | None = None
     live: LiveState | None = None
     proxy: Any = None
+    proxy_child: Any = None
     shipper: Any = None
     capture: Any = None
     worker: Any = None
@@ -99,13 +106,16 @@ class Runtime:
             await self.cluster_metrics.connect()
             self._stack.push_async_callback(self.cluster_metrics.close)
             await self._start_alerts()
+        split = self.proxy_process and self.parts.proxy and self.parts.worker
         if self.parts.proxy or self.parts.worker:
-            self.bus = create_bus(self.settings.broker_url)
+            self.bus = create_bus(self._local_bus_url() if split else self.settings.broker_url)
             await self.bus.connect()
             self._stack.push_async_callback(self.bus.close)
         if self.parts.worker:
             await self._start_worker()
-        if self.parts.proxy:
+        if split:
+            await self._start_proxy_process()
+        elif self.parts.proxy:
             await self._start_proxy()
         if self.parts.api:
             await self._start_api()
@@ -252,11 +262,38 @@ class Runtime:
         await self.proxy.start()
         self._stack.push_async_callback(self.proxy.stop)
 
-    async def _drain_pipeline(self) -> None:
-        """With the in-process bus, let the worker store what the shipper flushed."""
-        from modelmonitor.bus.memory import MemoryBus
+    def _local_bus_url(self) -> str:
+        """The bus between this process and its proxy process: a Unix socket in a
+        private directory, unless a broker is configured (then both use it)."""
+        if not self.settings.broker_url.startswith("memory:"):
+            return self.settings.broker_url
+        directory = tempfile.mkdtemp(prefix="modelmonitor-")  # mode 0700
+        self._stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        return f"unix://{directory}/bus.sock"
 
-        if isinstance(self.bus, MemoryBus) and self.worker is not None:
+    async def _start_proxy_process(self) -> None:
+        from modelmonitor.proxy_process import ProxyProcess
+
+        assert self.bus is not None
+        if not self.settings.effective_services:
+            raise RuntimeError(
+                "nothing to proxy: give --target URL, --demo, or services in --config"
+            )
+        # The child needs the proxy's settings only: no channel secrets, no rules.
+        child_settings = self.settings.model_copy(
+            update={"broker_url": self.bus.url, "notification_channels": {}, "alert_rules": []}
+        )
+        self.proxy_child = ProxyProcess(child_settings)
+        await self.proxy_child.start()
+        self._stack.push_async_callback(self._drain_pipeline)
+        self._stack.push_async_callback(self.proxy_child.stop)
+
+    async def _drain_pipeline(self) -> None:
+        """With a bus held in this process, let the worker store what the shipper flushed."""
+        from modelmonitor.bus.memory import MemoryBus
+        from modelmonitor.bus.unix import UnixBus
+
+        if isinstance(self.bus, MemoryBus | UnixBus) and self.worker is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.bus.join(), timeout=10.0)
 
@@ -328,6 +365,9 @@ class Runtime:
 
     @property
     def proxy_addresses(self) -> dict[str, str]:
+        if self.proxy_child is not None:
+            child: dict[str, str] = self.proxy_child.addresses
+            return child
         if self.proxy is None:
             return {}
         addresses: dict[str, str] = self.proxy.addresses
@@ -410,6 +450,15 @@ class Runtime:
                 status="degraded" if tracker.last_error else "ok",
                 detail=tracker.last_error or detail,
             )
+        if self.proxy_child is not None:
+            state = self.proxy_child.state
+            restarted = f", restarted {state.restarts}x" if state.restarts else ""
+            components["proxy"] = ComponentHealth(
+                status="ok" if state.running else "down",
+                detail=f"proxy process {state.pid}{restarted}"
+                if state.running
+                else f"proxy process exited with code {state.last_exit}; starting it again",
+            )
         if self.capture is not None:
             fill = self.capture.size / self.capture.capacity
             components["proxy"] = ComponentHealth(
@@ -436,7 +485,7 @@ class Runtime:
         if self.demo_url is not None:
             lines.append(f"demo     model API at {self.demo_url}")
         lines.append(
-            f"backends broker={_redact(self.settings.broker_url)} "
+            f"backends broker={_redact(self.bus.url if self.bus else self.settings.broker_url)} "
             f"database={_redact(self.settings.effective_database_url)} "
             f"cache={_redact(self.settings.cache_url)}"
         )
