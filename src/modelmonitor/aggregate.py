@@ -18,6 +18,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from itertools import count as positions
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -34,6 +37,7 @@ __all__ = [
     "Aggregate",
     "Columns",
     "Kind",
+    "LabelCodes",
     "LanguageStats",
     "Measure",
     "WindowStats",
@@ -59,50 +63,71 @@ Column = npt.NDArray[Any]
 
 
 class Columns:
-    """A batch in columnar form: each event field as one array, built on first use."""
+    """A batch in columnar form: each event field as a list or an array, built on first use."""
 
     __slots__ = ("_arrays", "_raw", "events")
 
     def __init__(self, events: Sequence[RequestEvent]) -> None:
         self.events = events
-        self._raw: dict[str, tuple[Any, ...]] | None = None
+        self._raw: dict[str, list[Any]] = {}
         self._arrays: dict[str, Column] = {}
 
-    def raw(self, name: str) -> tuple[Any, ...]:
-        """The field's values as a tuple (no NumPy conversion)."""
-        if self._raw is None:
-            astuple = msgspec.structs.astuple
-            rows = [astuple(event) for event in self.events]
-            columns = zip(*rows, strict=True) if rows else ((),) * len(EVENT_FIELDS)
-            self._raw = dict(zip(EVENT_FIELDS, columns, strict=True))
-        return self._raw[name]
+    def raw(self, name: str) -> list[Any]:
+        """The field's values as a list (no NumPy conversion)."""
+        values = self._raw.get(name)
+        if values is None:
+            values = self._raw[name] = list(map(attrgetter(name), self.events))
+        return values
 
     def __getitem__(self, name: str) -> Column:
+        """A numeric field as a float64 array."""
         array = self._arrays.get(name)
         if array is None:
-            values = self.raw(name)
-            if values and isinstance(values[0], str):
-                array = np.array(values, dtype=object)
-            else:
-                array = np.array(values, dtype=np.float64)
-            self._arrays[name] = array
+            array = self._arrays[name] = np.array(self.raw(name), dtype=np.float64)
         return array
+
+    def any(self, name: str) -> bool:
+        """Whether any event has a non-zero, non-empty value (a C-speed scan)."""
+        return any(self.raw(name))
+
+    def any_of(self, names: Sequence[str]) -> bool:
+        """Whether any event has any of these fields set, in one pass."""
+        if not names:
+            return False
+        getter = attrgetter(*names)
+        if len(names) == 1:
+            return any(map(getter, self.events))
+        return any(chain.from_iterable(map(getter, self.events)))
 
     def __len__(self) -> int:
         return len(self.events)
 
 
-_CLASS_CACHE: dict[int, str] = {}
+#: Label codes of a batch: one small integer per event, and the label of each code.
+LabelCodes = tuple[Column, list[str]]
+_STATUS_LABELS = ["err", "1xx", "2xx", "3xx", "4xx", "5xx"]
 
 
-def _status_classes(columns: Columns) -> list[str]:
-    cache = _CLASS_CACHE
-    return [cache.get(s) or cache.setdefault(s, status_class(s)) for s in columns.raw("status")]
+def _status_classes(columns: Columns) -> LabelCodes:
+    status = columns["status"]
+    known = (status >= 100) & (status < 600)  # the rule of events.status_class
+    return np.where(known, status // 100, 0).astype(np.intp), _STATUS_LABELS
+
+
+def _labels_of(values: list[str]) -> LabelCodes | None:
+    if not any(values):
+        return None
+    labels: dict[str, int] = {}
+    codes = np.fromiter(map(labels.setdefault, values, positions()), np.intp, len(values))
+    compact = np.unique(codes, return_inverse=True)[1]
+    names = list(labels)  # insertion order is first-position order, the order of unique
+    return compact.astype(np.intp), names
 
 
 def _errors(columns: Columns) -> Column:
-    status = columns["status"]
-    failed: Column = (status >= 500) | (columns["error"] != "")  # the rule of events.is_error
+    failed: Column = columns["status"] >= 500  # the rule of events.is_error
+    if columns.any("error"):
+        failed |= np.fromiter(map(bool, columns.raw("error")), bool, len(columns))
     return failed
 
 
@@ -110,7 +135,8 @@ def _errors(columns: Columns) -> Column:
 class Measure:
     """One thing an :class:`Aggregate` counts, declared once.
 
-    ``one`` reads it from an event, ``many`` from a batch's :class:`Columns`.
+    ``one`` reads it from an event, ``many`` from a batch's :class:`Columns` (an
+    array, :data:`LabelCodes` for labels, or None when the whole batch has none).
     ``short`` names it in Redis hashes; ``column`` names its own database column
     (the measures that existed before this table); the others travel together in
     the rollups' ``measures`` blob. For sketches, ``keep_zero`` counts zero values
@@ -124,14 +150,23 @@ class Measure:
     many: Callable[[Columns], Any]
     column: str | None = None
     keep_zero: bool = False
+    #: The event field an optional measure reads: most batches carry none of these
+    #: (language-model fields on other traffic), and one pass over them all skips
+    #: their columns.
+    optional: str | None = None
 
 
 def _field(name: str) -> tuple[Callable[[RequestEvent], Any], Callable[[Columns], Any]]:
-    return (lambda event: getattr(event, name)), (lambda columns: columns[name])
+    """Read an event field; in bulk, None when no event of the batch has it set."""
+    return attrgetter(name), (lambda columns: columns[name] if columns.any(name) else None)
 
 
 def _labels(name: str) -> tuple[Callable[[RequestEvent], Any], Callable[[Columns], Any]]:
-    return (lambda event: getattr(event, name)), (lambda columns: columns.raw(name))
+    return attrgetter(name), (lambda columns: _labels_of(columns.raw(name)))
+
+
+def _optional(name: str, kind: Kind, short: str, source: str) -> Measure:
+    return Measure(name, kind, short, *_field(source), optional=source)
 
 
 MEASURES: tuple[Measure, ...] = (
@@ -156,15 +191,18 @@ MEASURES: tuple[Measure, ...] = (
         column="latency_sketch",
         keep_zero=True,
     ),
-    Measure("prompt_tokens", Kind.COUNT, "pt", *_field("prompt_tokens")),
-    Measure("completion_tokens", Kind.COUNT, "ct", *_field("completion_tokens")),
-    Measure("tokens_estimated", Kind.FLAG, "te", *_field("tokens_estimated")),
-    Measure("streamed", Kind.FLAG, "st", *_field("streamed")),
-    Measure("cost_usd", Kind.SUM, "usd", *_field("cost_usd")),
-    Measure("ttft", Kind.SKETCH, "t", *_field("ttft_seconds")),
-    Measure("finish_reasons", Kind.LABELS, "f", *_labels("finish_reason")),
+    _optional("prompt_tokens", Kind.COUNT, "pt", "prompt_tokens"),
+    _optional("completion_tokens", Kind.COUNT, "ct", "completion_tokens"),
+    _optional("tokens_estimated", Kind.FLAG, "te", "tokens_estimated"),
+    _optional("streamed", Kind.FLAG, "st", "streamed"),
+    _optional("cost_usd", Kind.SUM, "usd", "cost_usd"),
+    _optional("ttft", Kind.SKETCH, "t", "ttft_seconds"),
+    Measure(
+        "finish_reasons", Kind.LABELS, "f", *_labels("finish_reason"), optional="finish_reason"
+    ),
 )
 _BY_SHORT = {measure.short: measure for measure in MEASURES}
+_OPTIONAL = tuple(m.optional for m in MEASURES if m.optional is not None)
 _BLOB_MEASURES = tuple(m for m in MEASURES if m.column is None)
 #: A stored rollup's value columns, in order (key columns come before them).
 ROW_COLUMNS: tuple[str, ...] = (
@@ -464,9 +502,11 @@ def aggregate_batch(
         parts.insert(0, bucket(columns).astype(np.int64).tolist())
     index: dict[tuple[Hashable, ...], int] = {}
     if parts:
-        setdefault = index.setdefault
+        # Each event maps to the position of its series' first event (C-speed), then
+        # ``unique`` makes those positions dense codes in first-seen order.
         keys = zip(*parts, strict=True)
-        codes = np.fromiter((setdefault(key, len(index)) for key in keys), np.intp, n)
+        firsts = np.fromiter(map(index.setdefault, keys, positions()), np.intp, n)
+        codes = np.unique(firsts, return_inverse=True)[1].astype(np.intp)
     else:  # one series: the whole batch
         index[()] = 0
         codes = np.zeros(n, dtype=np.intp)
@@ -476,14 +516,18 @@ def aggregate_batch(
         aggregates, np.bincount(codes, minlength=groups).tolist(), strict=True
     ):
         aggregate.requests = count
+    optional = columns.any_of(_OPTIONAL)
     for measure in MEASURES:
-        _bulk(measure, measure.many(columns), codes, groups, aggregates)
+        if measure.optional is None or optional:
+            _bulk(measure, measure.many(columns), codes, groups, aggregates)
     return dict(zip(index, aggregates, strict=True))
 
 
 def _bulk(
     measure: Measure, values: Any, codes: Column, groups: int, aggregates: list[Aggregate]
 ) -> None:
+    if values is None:  # nothing in this batch
+        return
     name = measure.name
     kind = measure.kind
     if kind is Kind.LABELS:
@@ -497,25 +541,19 @@ def _bulk(
             for aggregate, count in zip(aggregates, counts, strict=True):
                 setattr(aggregate, name, count)
     else:
-        array = np.asarray(values, dtype=np.float64)
-        if array.any():
-            sums = np.bincount(codes, weights=array, minlength=groups).tolist()
-            cast = float if kind is Kind.SUM else int
-            for aggregate, total in zip(aggregates, sums, strict=True):
-                setattr(aggregate, name, cast(total))
+        sums = np.bincount(codes, weights=values, minlength=groups).tolist()
+        cast = float if kind is Kind.SUM else int
+        for aggregate, total in zip(aggregates, sums, strict=True):
+            setattr(aggregate, name, cast(total))
 
 
 def _bulk_labels(
-    name: str, values: Sequence[str], codes: Column, groups: int, aggregates: list[Aggregate]
+    name: str, values: LabelCodes, codes: Column, groups: int, aggregates: list[Aggregate]
 ) -> None:
-    labels: dict[str, int] = {}
-    setdefault = labels.setdefault
-    label_codes = np.fromiter((setdefault(v, len(labels)) for v in values), np.intp, len(values))
-    width = len(labels)
+    label_codes, names = values
+    width = len(names)
     table = np.bincount(codes * width + label_codes, minlength=groups * width)
-    table = table.reshape(groups, width)
-    names = list(labels)
-    for aggregate, row in zip(aggregates, table.tolist(), strict=True):
+    for aggregate, row in zip(aggregates, table.reshape(groups, width).tolist(), strict=True):
         found = {label: count for label, count in zip(names, row, strict=True) if count}
         found.pop("", None)  # "" means "none": not counted
         setattr(aggregate, name, found)
