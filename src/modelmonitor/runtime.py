@@ -211,6 +211,7 @@ class Runtime:
             store=self.quality_store,
             services=sampling,
             profile_retention_seconds=self.settings.retention_rollups,
+            bucket_seconds=self.settings.quality_bucket_seconds,
             clock=self.clock,
         )
         if self.quality.enabled:

@@ -288,6 +288,8 @@ class Settings(BaseSettings):
     ws_interval_seconds: Duration = 1.0
     retention_raw: Duration = parse_duration("7d")
     retention_rollups: Duration = parse_duration("90d")
+    #: Sampled payloads are profiled per bucket of this length (drift windows merge them).
+    quality_bucket_seconds: Duration = Field(default=60.0, ge=1.0, le=3600.0)
     max_history_points: int = Field(default=1_000, ge=10, le=100_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

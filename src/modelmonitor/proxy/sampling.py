@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from modelmonitor.events import PayloadSample, RequestEvent
 from modelmonitor.quality.config import SamplingConfig
 
-__all__ = ["SampleSink", "SamplingHook", "sampling_hooks"]
+__all__ = ["HookStarter", "SampleSink", "SamplingHook", "sampling_hooks"]
 
 #: ``(method, path, t0) -> hook or None`` (the body-inspection hook factory's shape).
 HookStarter = Callable[[str, str, float], "SamplingHook | None"]

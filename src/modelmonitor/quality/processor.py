@@ -69,6 +69,7 @@ class QualityProcessor:
         flush_every_seconds: float = 5.0,
         retention_every_seconds: float = 600.0,
         profile_retention_seconds: float | None = None,
+        bucket_seconds: float = BUCKET_SECONDS,
         clock: Clock = time.time,
     ) -> None:
         self._store = store
@@ -77,6 +78,7 @@ class QualityProcessor:
         self._retention_every = retention_every_seconds
         self._profile_retention = profile_retention_seconds
         self._clock = clock
+        self._bucket = bucket_seconds
         self._profiles: dict[tuple[str, float], WindowProfile] = {}
         self._rows: dict[tuple[str, float], tuple[list[Row], list[Row]]] = {}
         self._pending: list[StoredSample] = []
@@ -117,7 +119,7 @@ class QualityProcessor:
         redactor = service.redactor
         request_text, request = redactor.body(sample.request) if sample.request else ("", None)
         response_text, response = redactor.body(sample.response) if sample.response else ("", None)
-        bucket = event.start - event.start % BUCKET_SECONDS
+        bucket = event.start - event.start % self._bucket
         rows, outputs = _read(service.config, request, response, ok=event.status < 400)
         if not rows and not outputs and request is None:
             self.stats.unparsed_total += 1

@@ -92,9 +92,9 @@ def render_html(result: ServiceDrift) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in _COLUMNS)
     body = "".join(
-        "<tr class='drift'>"
-        if row[4] == "DRIFT"
-        else "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>"
+        ("<tr class='drift'>" if row[4] == "DRIFT" else "<tr>")
+        + "".join(f"<td>{esc(cell)}</td>" for cell in row)
+        + "</tr>"
         for row in _rows(result)
     )
     began = (

@@ -88,10 +88,9 @@ async def _closed_window(
 async def load_window(
     store: QualityStore, *, service: str, start: float, end: float
 ) -> WindowProfile:
-    """Every profile row of ``service`` in ``[start, end)``, merged."""
+    """Every profile row of ``service`` whose bucket starts in ``[start, end)``, merged."""
     window = WindowProfile()
-    first = start - start % BUCKET_SECONDS
-    for _, blob in await store.profiles(service, first, end):
+    for _, blob in await store.profiles(service, start, end):
         window.merge(decode_profile(blob))
     return window
 
@@ -269,7 +268,7 @@ async def drift_history(
     step = max(step, BUCKET_SECONDS, (end - start) / max_points)
     points: list[DriftPoint] = []
     buckets: dict[float, WindowProfile] = {}
-    for bucket, blob in await store.profiles(service, start - start % BUCKET_SECONDS, end):
+    for bucket, blob in await store.profiles(service, start, end):
         key = start + math.floor((bucket - start) / step) * step
         buckets.setdefault(key, WindowProfile()).merge(decode_profile(blob))
     for key in sorted(buckets):

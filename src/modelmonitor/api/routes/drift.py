@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Query, Request
@@ -70,9 +70,33 @@ class PinRange(msgspec.Struct, kw_only=True):
     end: str
 
 
+class SampleView(msgspec.Struct, kw_only=True):
+    """A sampled exchange as the API shows it: the event as an object, bodies redacted."""
+
+    event: dict[str, Any]
+    request: str
+    response: str
+    request_truncated: bool
+    response_truncated: bool
+    features: dict[str, float | str | None]
+    outputs: dict[str, float | str | None]
+
+
 class SamplePage(msgspec.Struct, kw_only=True):
-    samples: list[StoredSample]
+    samples: list[SampleView]
     next_cursor: str | None
+
+
+def _view(sample: StoredSample) -> SampleView:
+    return SampleView(
+        event=msgspec.structs.asdict(sample.event),
+        request=sample.request,
+        response=sample.response,
+        request_truncated=sample.request_truncated,
+        response_truncated=sample.response_truncated,
+        features=sample.features,
+        outputs=sample.outputs,
+    )
 
 
 def quality_store(request: Request) -> QualityStore:
@@ -274,7 +298,7 @@ async def sample_page(
     end: str | None,
     limit: int,
     cursor: str | None,
-) -> SamplePage:
+) -> tuple[list[StoredSample], str | None]:
     """Newest sampled exchanges matching the filter (shared with ``/requests?sampled=true``)."""
     bounds: dict[str, float | None] = {"start": None, "end": None}
     from modelmonitor.timeparse import parse_time
@@ -295,7 +319,7 @@ async def sample_page(
     )
     found = await store.samples(query)
     page = found[:limit]
-    return SamplePage(samples=page, next_cursor=_cursor(page[-1]) if len(found) > limit else None)
+    return page, _cursor(page[-1]) if len(found) > limit else None
 
 
 @router.get(
@@ -313,7 +337,7 @@ async def list_samples(
 ) -> object:
     if service is not None:
         await context.require_service(service)
-    page = await sample_page(
+    page, next_cursor = await sample_page(
         context,
         quality_store(request),
         service=service,
@@ -323,16 +347,16 @@ async def list_samples(
         limit=limit,
         cursor=cursor,
     )
-    return json_response(page)
+    return json_response(SamplePage(samples=[_view(s) for s in page], next_cursor=next_cursor))
 
 
 @router.get(
     "/samples/{event_id}",
-    responses=schema_response(StoredSample),
+    responses=schema_response(SampleView),
     summary="One sampled exchange with its request's timing",
 )
 async def get_sample(request: Request, event_id: str) -> object:
     sample = await quality_store(request).get_sample(event_id)
     if sample is None:
         not_found(f"no sample for request {event_id!r}")
-    return json_response(sample)
+    return json_response(_view(sample))

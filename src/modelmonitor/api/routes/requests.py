@@ -89,7 +89,7 @@ async def _sampled_requests(
 
     if service is not None:
         await context.require_service(service)
-    page = await sample_page(
+    page, next_cursor = await sample_page(
         context,
         quality_store(request),
         service=service,
@@ -99,8 +99,8 @@ async def _sampled_requests(
         limit=limit,
         cursor=cursor,
     )
-    records = [_record(sample.event) for sample in page.samples]
-    return json_response(RequestPage(requests=records, next_cursor=page.next_cursor))
+    records = [_record(sample.event) for sample in page]
+    return json_response(RequestPage(requests=records, next_cursor=next_cursor))
 
 
 @router.get(
