@@ -407,13 +407,19 @@ class Runtime:
 
     def _part_families(self) -> list[Any]:
         """This process's own Prometheus families (a lone proxy or worker)."""
-        from modelmonitor.telemetry._parts import proxy_part_families, worker_part_families
+        from modelmonitor.telemetry._parts import (
+            otlp_part_families,
+            proxy_part_families,
+            worker_part_families,
+        )
 
         families: list[Any] = []
         if self.proxy is not None and self.capture is not None:
             families.extend(proxy_part_families(self.proxy, self.capture, self.shipper))
         if self.worker is not None:
             families.extend(worker_part_families(self.worker, now=self.clock()))
+        if self.otlp is not None:
+            families.extend(otlp_part_families(self.otlp.stats))
         return families
 
     def _health(self) -> dict[str, ComponentHealth]:
