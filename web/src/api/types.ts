@@ -194,6 +194,17 @@ export interface RequestRecord {
   error: string | null
   model: string | null
   client: string | null
+  consumer: string
+  model_version: string
+  protocol: string
+  task: string
+  prompt_tokens: number
+  completion_tokens: number
+  tokens_estimated: boolean
+  ttft_seconds: number
+  finish_reason: string
+  streamed: boolean
+  cost_usd: number
 }
 
 export interface RequestsResponse {
