@@ -163,25 +163,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 async def scenario(args: argparse.Namespace, proxy_port: int, api_port: int, pid: int) -> bool:
     import httpx
 
+    async def settled(label: str) -> tuple[float, float]:
+        """Let the pipeline settle; the tree's RSS and an ordinary request's p50."""
+        await asyncio.sleep(args.settle)
+        rss = tree_rss_mib(pid)
+        p50, p99 = await probe(proxy_port, args.samples)
+        print(f"  {label:<11} rss {rss:7.1f} MiB  ordinary p50 {p50:.3f} ms  p99 {p99:.3f} ms")
+        return rss, p50
+
     ordinary = [f"/v1/models/m{index % 50}/predict" for index in range(args.warmup)]
     await load(proxy_port, ordinary, args.connections)
-    await asyncio.sleep(args.settle)
-    rss_before = tree_rss_mib(pid)
-    p50_before, p99_before = await probe(proxy_port, args.samples)
-    print(
-        f"  before      rss {rss_before:7.1f} MiB  ordinary p50 {p50_before:.3f} ms  "
-        f"p99 {p99_before:.3f} ms"
-    )
+    rss_before, p50_before = await settled("before")
 
     paths = random_paths(args.paths, seed=10)
     half = len(paths) // 2
     elapsed = await load(proxy_port, paths[:half], args.connections)
-    await asyncio.sleep(args.settle)
-    rss_half = tree_rss_mib(pid)
-    print(
-        f"  hostile 1/2 {half} distinct paths in {elapsed:.1f} s "
-        f"({half / elapsed:.0f} req/s), rss {rss_half:.1f} MiB"
-    )
+    print(f"  hostile 1/2 {half} distinct paths in {elapsed:.1f} s ({half / elapsed:.0f} req/s)")
+    rss_half, _ = await settled("halfway")
     elapsed = await load(proxy_port, paths[half:], args.connections)
     print(
         f"  hostile 2/2 {len(paths) - half} more in {elapsed:.1f} s "
@@ -189,13 +187,7 @@ async def scenario(args: argparse.Namespace, proxy_port: int, api_port: int, pid
     )
     p50_during, p99_during = await probe(proxy_port, args.samples)
     print(f"  right after ordinary p50 {p50_during:.3f} ms  p99 {p99_during:.3f} ms")
-    await asyncio.sleep(args.settle)
-    rss_after = tree_rss_mib(pid)
-    p50_after, p99_after = await probe(proxy_port, args.samples)
-    print(
-        f"  after       rss {rss_after:7.1f} MiB  ordinary p50 {p50_after:.3f} ms  "
-        f"p99 {p99_after:.3f} ms"
-    )
+    rss_after, p50_after = await settled("after")
 
     async with httpx.AsyncClient(base_url=f"http://{HOST}:{api_port}", timeout=60) as api:
         started = time.perf_counter()
@@ -211,6 +203,8 @@ async def scenario(args: argparse.Namespace, proxy_port: int, api_port: int, pid
     )
     if detail:
         print(f"  proxy health    {detail}")
+    for proxy in health.get("proxies", []):
+        print(f"  proxy stats     {proxy['proxy_id']}: edge {proxy.get('edge', {})}")
 
     # The routes up to the cap cost memory by design (live windows per route); flat
     # means the second half of the distinct paths adds nothing that stays.
