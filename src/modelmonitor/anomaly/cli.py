@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from modelmonitor.anomaly.detector import AnomalyDetector
+from modelmonitor.anomaly.detector import DEFAULT_MEMBERS, AnomalyDetector
 
 __all__ = ["InputError", "add_anomaly_commands", "add_subcommands", "parse_rows", "run_score"]
 
@@ -84,7 +84,8 @@ def run_score(
         sensitivity=sensitivity,
         learning_period=probation,
         refractory=refractory,
-        baseline=baseline,
+        # --no-baseline: value novelty alone (the baseline member is the pattern one).
+        members=DEFAULT_MEMBERS if baseline else ("novelty",),
     )
     lines = ["timestamp,value,anomaly_score"]
     for stamp_text, value_text, stamp, value in rows:

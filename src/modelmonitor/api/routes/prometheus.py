@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import Context
 from modelmonitor.api.routes.metrics import realtime_snapshot
 from modelmonitor.live.base import LiveSnapshot
@@ -79,4 +80,8 @@ def render(snapshot: LiveSnapshot) -> str:
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus exposition")
 async def prometheus_metrics(context: Context) -> PlainTextResponse:
     snapshot = await realtime_snapshot(context, None)
-    return PlainTextResponse(render(snapshot), media_type="text/plain; version=0.0.4")
+    text = render(snapshot)
+    alerts = context.extras.get("alerts")
+    if isinstance(alerts, AlertSystem):  # anomaly detectors fed here, and their state size
+        text += "".join(f"{line}\n" for line in alerts.tracker.exposition())
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
