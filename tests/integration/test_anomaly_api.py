@@ -252,4 +252,6 @@ async def test_new_normal_events_survive_thinning_and_state_size_is_exposed(
     assert runtime.api_url is not None
     text = (await client.get(f"{runtime.api_url}/metrics")).text
     assert "# TYPE modelmonitor_anomaly_state_bytes gauge" in text
-    assert f"modelmonitor_anomaly_state_bytes {runtime.alerts.tracker.state_bytes}" in text
+    size = runtime.alerts.tracker.state_bytes
+    assert f"modelmonitor_anomaly_state_bytes {float(size)}" in text
+    assert "modelmonitor_anomaly_detectors " in text

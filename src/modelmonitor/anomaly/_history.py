@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelmonitor.pipeline.history import load_series
+from modelmonitor.query.history import load_series
 from modelmonitor.storage.base import EventStore
 
 __all__ = ["history_points"]

@@ -199,19 +199,6 @@ class AnomalyTracker:
         found = self._series.get((service, metric))
         return found.detector if found is not None else None
 
-    def exposition(self) -> list[str]:
-        """Prometheus lines on the detectors this process feeds (none if it does not)."""
-        if not self._holding:
-            return []
-        return [
-            "# HELP modelmonitor_anomaly_detectors Anomaly detectors fed by this process.",
-            "# TYPE modelmonitor_anomaly_detectors gauge",
-            f"modelmonitor_anomaly_detectors {len(self._series)}",
-            "# HELP modelmonitor_anomaly_state_bytes Serialised size of their states (last save).",
-            "# TYPE modelmonitor_anomaly_state_bytes gauge",
-            f"modelmonitor_anomaly_state_bytes {self.state_bytes}",
-        ]
-
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="anomaly-tracker")
