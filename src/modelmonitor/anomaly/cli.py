@@ -70,7 +70,7 @@ def run_score(
     *,
     sensitivity: float = 0.5,
     probation: int | None = None,
-    refractory: int = 60,
+    refractory: int = 120,
     baseline: bool = True,
 ) -> None:
     """Score every row of ``source`` and write the NAB results CSV to ``out``."""
@@ -172,8 +172,8 @@ def add_subcommands(commands: argparse._SubParsersAction[Any]) -> None:
     score.add_argument(
         "--refractory",
         type=_non_negative,
-        default=60,
-        help="rows after an alarm during which only a larger novelty alarms (default 60)",
+        default=120,
+        help="rows after an alarm during which only larger evidence alarms (default 120)",
     )
     score.add_argument(
         "--no-baseline",

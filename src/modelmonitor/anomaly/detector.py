@@ -126,11 +126,11 @@ class AnomalyDetector:
         self,
         sensitivity: float = 0.5,
         learning_period: int = 600,
-        refractory: int = 60,
+        refractory: int = 120,
         *,
         window: int | None = None,
         members: Iterable[str] = DEFAULT_MEMBERS,
-        log_quantile: float = 0.5,
+        log_quantile: float = 0.9,
     ) -> None:
         if not 0.0 < sensitivity < 1.0:
             raise ValueError("sensitivity must be between 0 and 1 (exclusive)")

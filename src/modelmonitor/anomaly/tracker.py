@@ -86,7 +86,7 @@ class TrackerConfig:
     #: Without history, points before a detector's first score (10 = 10 minutes).
     first_points: int = 10
     sensitivity: float = 0.5
-    refractory: int = 60
+    refractory: int = 120
     save_interval_seconds: float = 60.0
     retention_seconds: float = 7 * 86400.0
     #: An anomaly episode (value judged against the band frozen at its start) ends
