@@ -80,6 +80,7 @@ class Runtime:
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
     cluster_metrics: ClusterMetrics | None = None
+    otlp: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -181,11 +182,31 @@ class Runtime:
             clock=self.clock,
         )
         await self.worker.start()
+        if self.settings.otlp is not None:
+            await self._start_otlp(self.worker)
         # Stopped in reverse: the worker, then the shipping loop, then one last flush.
         self._stack.push_async_callback(self._flush_request_metrics)
         shipping = asyncio.create_task(self._ship_request_metrics(), name="request-metrics")
         self._stack.push_async_callback(cancel_and_wait, [shipping])
         self._stack.push_async_callback(self.worker.stop)
+
+    async def _start_otlp(self, worker: Any) -> None:
+        from modelmonitor.telemetry._otlp import OtlpExporter
+
+        config = self.settings.otlp
+        assert config is not None
+        exporter = OtlpExporter(
+            config.endpoint,
+            headers=config.headers,
+            service_name=config.service_name,
+            traces=config.traces,
+            metrics=config.metrics,
+            metrics_interval_seconds=config.metrics_interval_seconds,
+        )
+        worker.add_observer(exporter.submit)
+        await exporter.start(worker.request_metrics.snapshot)
+        self.otlp = exporter
+        self._stack.push_async_callback(exporter.stop)
 
     async def _flush_request_metrics(self) -> None:
         if self.worker is not None and self.cluster_metrics is not None:
@@ -232,6 +253,7 @@ class Runtime:
             batch_max_events=settings.batch_max_events,
             flush_interval_seconds=settings.flush_interval_seconds,
             in_flight=self.proxy.in_flight,
+            edge=self.proxy.edge_counts,
             spool=spool,
         )
         await self.shipper.start()
@@ -385,13 +407,19 @@ class Runtime:
 
     def _part_families(self) -> list[Any]:
         """This process's own Prometheus families (a lone proxy or worker)."""
-        from modelmonitor.telemetry._parts import proxy_part_families, worker_part_families
+        from modelmonitor.telemetry._parts import (
+            otlp_part_families,
+            proxy_part_families,
+            worker_part_families,
+        )
 
         families: list[Any] = []
         if self.proxy is not None and self.capture is not None:
             families.extend(proxy_part_families(self.proxy, self.capture, self.shipper))
         if self.worker is not None:
             families.extend(worker_part_families(self.worker, now=self.clock()))
+        if self.otlp is not None:
+            families.extend(otlp_part_families(self.otlp.stats))
         return families
 
     def _health(self) -> dict[str, ComponentHealth]:
@@ -443,12 +471,7 @@ class Runtime:
                 status="degraded" if fill > 0.9 else "ok",
                 detail=f"buffer {self.capture.size}/{self.capture.capacity}, "
                 f"{self.capture.dropped_total} dropped"
-                + (
-                    f", {self.proxy.open_tunnels} open tunnels, "
-                    f"{self.proxy.unrouted_total} unrouted (404)"
-                    if self.proxy
-                    else ""
-                ),
+                + (f", {self.proxy.health_detail()}" if self.proxy else ""),
             )
         return components
 

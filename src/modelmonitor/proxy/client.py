@@ -30,6 +30,7 @@ from modelmonitor.proxy.http import (
     transfer_codings,
 )
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
+from modelmonitor.proxy.routes import MAX_CACHED_PATH, OTHER
 from modelmonitor.proxy.tunnel import Tunnel
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ _SEEN_HOST = int(Forwarded.HOST)
 _RESUMABLE = int(ReadBlock.UPSTREAM_FULL | ReadBlock.WAITING)
 
 _HEAD = b"HEAD"
+_NO_ROUTE = ("", "")
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
 _NO_LIST: list[bytes] = []
 _CHUNKED = [b"chunked"]
@@ -659,13 +661,22 @@ class ClientConnection(asyncio.Protocol):
         listener = self.listener
         now = perf_counter()
         path = exchange.path.decode("utf-8", "replace")
+        routes = service.routes
+        # The route, and the path with emails and keys masked (cached unless long).
+        route, path = (
+            (routes.describe if len(path) <= MAX_CACHED_PATH else routes.describe_uncached)(path)
+            if path
+            else _NO_ROUTE
+        )
+        if route is OTHER:
+            routes.folded += 1
         listener.capture.append(
             RequestEvent(
                 listener.ids(),
                 time() - (now - exchange.t0),
                 service.name,
                 exchange.method,
-                service.template(path) if path else "",
+                route,
                 path,
                 exchange.status,
                 now - exchange.t0,

@@ -14,6 +14,8 @@ export interface ProxyStats {
   in_flight: Record<string, number>
   bus_state: string
   spooled: number
+  /** Edge refusals per kind and `routes_folded` (requests past a service's route cap). */
+  edge?: Record<string, number>
 }
 
 export interface ComponentHealth {
