@@ -26,7 +26,7 @@ from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import ComponentHealth
 from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
-from modelmonitor.settings import Settings, parse_host_port
+from modelmonitor.settings import ConfigError, Settings, parse_host_port
 from modelmonitor.storage import EventStore, create_store
 from modelmonitor.types import Clock
 
@@ -69,6 +69,7 @@ class Runtime:
     api_server: uvicorn.Server | None = None
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
+    auth_enabled: bool | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -209,7 +210,11 @@ class Runtime:
 
     async def _start_api(self) -> None:
         from modelmonitor.api.app import create_app
+        from modelmonitor.auth.store import create_auth_store
 
+        auth_store = create_auth_store(self.settings.effective_database_url)
+        await auth_store.connect()
+        self._stack.push_async_callback(auth_store.close)
         app = create_app(
             self.settings,
             store=self.store,
@@ -217,7 +222,12 @@ class Runtime:
             clock=self.clock,
             health_sources=[self._health],
             alert_system=self.alerts,
+            auth_store=auth_store,
         )
+        problem = await exposure_problem_of(app, self.settings)
+        if problem is not None:
+            raise ConfigError(problem)
+        self.auth_enabled = await app.state.auth.enabled()
         host, port = parse_host_port(self.settings.api)
         self.api_server = await self._serve(app, host, port)
 
@@ -236,6 +246,8 @@ class Runtime:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            # Forwarded headers are believed only from auth.trusted_proxies, by the API.
+            proxy_headers=False,
             ws_ping_interval=20.0,
             # Snapshots go to many clients: compressing each copy costs more CPU than it saves.
             ws_per_message_deflate=False,
@@ -366,6 +378,11 @@ class Runtime:
             lines.append(f"proxy    {name}: {scheme}://{address}")
         if self.api_url:
             lines.append(f"api      {self.api_url}  (dashboard at /, OpenAPI at /docs)")
+            lines.append(
+                "auth     on: log in with a user, a token or single sign-on"
+                if self.auth_enabled
+                else "auth     off: no users yet (modelmonitor users add NAME --role admin)"
+            )
         if self.health_server is not None:
             lines.append(f"health   http://{self.settings.health_listen}/health")
         if self.demo_url is not None:
@@ -376,6 +393,12 @@ class Runtime:
             f"cache={_redact(self.settings.cache_url)}"
         )
         return lines
+
+
+async def exposure_problem_of(app: Any, settings: Settings) -> str | None:
+    from modelmonitor.auth.exposure import exposure_problem
+
+    return await exposure_problem(settings, app.state.auth)
 
 
 def _redact(url: str) -> str:
