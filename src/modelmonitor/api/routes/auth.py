@@ -19,6 +19,7 @@ from modelmonitor.api.guard import (
     SESSION_COOKIE,
     Authenticated,
     MaybePrincipal,
+    auth_responses,
     connection_client,
 )
 from modelmonitor.api.routes._accounts import auth_service
@@ -123,7 +124,11 @@ async def login(request: Request, body: Login) -> object:
     return response
 
 
-@router.post("/logout", responses=schema_response(AuthState), summary="End the session")
+@router.post(
+    "/logout",
+    responses={**schema_response(AuthState), **auth_responses()},
+    summary="End the session",
+)
 async def logout(request: Request, principal: Authenticated) -> object:
     service = auth_service(request)
     await service.logout(principal, connection_client(request))
