@@ -27,6 +27,7 @@ from modelmonitor.api.routes import (
     auth,
     health,
     metrics,
+    oidc,
     prometheus,
     requests,
     services,
@@ -143,6 +144,7 @@ def _include_routes(app: FastAPI) -> None:
     viewer = [Depends(Guard(Role.VIEWER))]
     app.include_router(health.router)  # /health is public; /api/v1/health guards itself
     app.include_router(auth.router)  # login and state are public; logout guards itself
+    app.include_router(oidc.router)  # public: the way in
     for module in (services, metrics, anomalies, requests, alerts):
         app.include_router(module.router, dependencies=viewer, responses=denied)
     app.include_router(

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.auth.audit import Actor, record
@@ -26,6 +27,9 @@ from modelmonitor.auth.sso import role_for_groups, split_groups
 from modelmonitor.auth.store.base import AuthStore
 from modelmonitor.settings import AuthConfig
 from modelmonitor.types import Clock
+
+if TYPE_CHECKING:
+    from modelmonitor.auth.oidc import OIDCLogin
 
 __all__ = [
     "LOCAL_PRINCIPAL",
@@ -85,13 +89,27 @@ class AuthService:
         self._enabled: tuple[float, bool] | None = None
         self._touched: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._http: Any = None
+        #: Single sign-on through OpenID Connect, when ``auth.oidc`` is set.
+        self.oidc: OIDCLogin | None = None
 
     # Life cycle: expired sessions and old audit entries are pruned periodically.
     def start(self) -> None:
         self._task = asyncio.create_task(self._prune_loop(), name="auth-prune")
+        if self.config.oidc is not None:
+            import httpx
+
+            from modelmonitor.auth.oidc import OIDCLogin
+
+            self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+            self.oidc = OIDCLogin(
+                config=self.config, store=self.store, clock=self.clock, http=self._http
+            )
 
     async def stop(self) -> None:
         await cancel_and_wait([self._task])
+        if self._http is not None:
+            await self._http.aclose()
 
     async def prune(self) -> None:
         now = self.clock()
