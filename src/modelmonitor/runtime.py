@@ -70,6 +70,7 @@ class Runtime:
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
     auth_enabled: bool | None = None
+    auth_store: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -82,6 +83,8 @@ class Runtime:
             raise
 
     async def _start(self) -> None:
+        if self.parts.api:
+            await self._open_auth()
         if self.demo:
             await self._start_demo()
         if self.parts.worker or self.parts.api:
@@ -208,13 +211,31 @@ class Runtime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.bus.join(), timeout=10.0)
 
-    async def _start_api(self) -> None:
-        from modelmonitor.api.app import create_app
+    async def _open_auth(self) -> None:
+        """The auth store; refuse, before anything listens, to serve an API beyond
+        loopback with no authentication."""
+        from modelmonitor.auth.exposure import exposure_problem
+        from modelmonitor.auth.service import AuthService
         from modelmonitor.auth.store import create_auth_store
 
-        auth_store = create_auth_store(self.settings.effective_database_url)
-        await auth_store.connect()
-        self._stack.push_async_callback(auth_store.close)
+        self.auth_store = create_auth_store(self.settings.effective_database_url)
+        await self.auth_store.connect()
+        self._stack.push_async_callback(self.auth_store.close)
+        token = self.settings.admin_token
+        service = AuthService(
+            store=self.auth_store,
+            config=self.settings.auth,
+            admin_token=token.get_secret_value() if token else None,
+            clock=self.clock,
+        )
+        problem = await exposure_problem(self.settings, service)
+        if problem is not None:
+            raise ConfigError(problem)
+        self.auth_enabled = await service.enabled()
+
+    async def _start_api(self) -> None:
+        from modelmonitor.api.app import create_app
+
         app = create_app(
             self.settings,
             store=self.store,
@@ -222,12 +243,8 @@ class Runtime:
             clock=self.clock,
             health_sources=[self._health],
             alert_system=self.alerts,
-            auth_store=auth_store,
+            auth_store=self.auth_store,
         )
-        problem = await exposure_problem_of(app, self.settings)
-        if problem is not None:
-            raise ConfigError(problem)
-        self.auth_enabled = await app.state.auth.enabled()
         host, port = parse_host_port(self.settings.api)
         self.api_server = await self._serve(app, host, port)
 
@@ -393,12 +410,6 @@ class Runtime:
             f"cache={_redact(self.settings.cache_url)}"
         )
         return lines
-
-
-async def exposure_problem_of(app: Any, settings: Settings) -> str | None:
-    from modelmonitor.auth.exposure import exposure_problem
-
-    return await exposure_problem(settings, app.state.auth)
 
 
 def _redact(url: str) -> str:
