@@ -45,6 +45,7 @@ from modelmonitor.auth.store import AuthStore, create_auth_store
 from modelmonitor.live import LiveState, create_live
 from modelmonitor.settings import Settings, parse_host_port
 from modelmonitor.storage import EventStore, create_store
+from modelmonitor.telemetry import ClusterMetrics, create_cluster
 from modelmonitor.types import Clock
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -63,6 +64,7 @@ def create_app(
     static_dir: Path = STATIC_DIR,
     alert_system: AlertSystem | None = None,
     auth_store: AuthStore | None = None,
+    cluster_metrics: ClusterMetrics | None = None,
 ) -> FastAPI:
     """Build the API. Store, live state, the alert system and the auth store are opened
     here unless given (``modelmonitor up`` shares its own with the worker)."""
@@ -101,6 +103,12 @@ def create_app(
                 started_at=clock(),
                 health_sources=list(health_sources or []),
             )
+            if cluster_metrics is not None:
+                context.cluster_metrics = cluster_metrics
+            else:
+                context.cluster_metrics = create_cluster(settings.cache_url)
+                await context.cluster_metrics.connect()
+                stack.push_async_callback(context.cluster_metrics.close)
             if alert_system is None:
                 own_alerts = AlertSystem.from_settings(settings, live=own_live, clock=clock)
                 await own_alerts.start(evaluate=True)

@@ -14,13 +14,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from modelmonitor.events import RequestEvent
-from modelmonitor.pipeline.rollup import aggregate, merge_rows
+from modelmonitor.events import SQL_IS_ERROR, RequestEvent
 from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.base import (
+    EVENT_FIELDS,
+    MODEL_FIELDS,
     RequestFilter,
     RollupRow,
     ServiceSummary,
+    event_from_row,
+)
+from modelmonitor.storage.rollups import (
+    ROLLUP_COLUMNS,
+    aggregate_rollups,
+    merge_row,
     rollup_from_row,
     rollup_values,
 )
@@ -46,6 +53,7 @@ _SCHEMA = [
         model TEXT NOT NULL,
         client TEXT NOT NULL
     ) WITHOUT ROWID""",
+    # Files created before the model-aware fields get them in _add_model_columns.
     "CREATE INDEX IF NOT EXISTS events_service_start ON events (service, start)",
     "CREATE INDEX IF NOT EXISTS events_start ON events (start)",
     """CREATE TABLE IF NOT EXISTS rollups (
@@ -60,6 +68,7 @@ _SCHEMA = [
         response_bytes INTEGER NOT NULL,
         latency_sum_seconds REAL NOT NULL,
         latency_sketch BLOB NOT NULL,
+        measures BLOB NOT NULL DEFAULT x'',
         PRIMARY KEY (service, bucket, method, route)
     )""",
     "CREATE INDEX IF NOT EXISTS rollups_bucket ON rollups (bucket)",
@@ -71,15 +80,32 @@ _SCHEMA = [
     )""",
 ]
 
-_EVENT_COLUMNS = (
-    "id, start, service, method, route, path, status, latency_seconds, ttfb_seconds,"
-    " request_bytes, response_bytes, error, model, client"
+_EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+_SQLITE_TYPES = {
+    str: "TEXT NOT NULL DEFAULT ''",
+    int: "INTEGER NOT NULL DEFAULT 0",
+    float: "REAL NOT NULL DEFAULT 0",
+    bool: "INTEGER NOT NULL DEFAULT 0",
+}
+_ROLLUP_COLUMNS = ", ".join(ROLLUP_COLUMNS)
+_INSERT_EVENT = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * len(EVENT_FIELDS))})"
 )
-_ROLLUP_COLUMNS = (
-    "bucket, service, method, route, requests, errors, status_classes, request_bytes,"
-    " response_bytes, latency_sum_seconds, latency_sketch"
-)
-_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+
+def _add_model_columns(db: sqlite3.Connection) -> None:
+    """Add the model-aware columns a file created by an older version lacks."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    for name, kind in MODEL_FIELDS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE events ADD COLUMN {name} {_SQLITE_TYPES[kind]}")
+
+
+def _add_rollup_measures(db: sqlite3.Connection) -> None:
+    """Files written before rollups kept the measures blob gain its column."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(rollups)")}
+    if "measures" not in present:
+        db.execute("ALTER TABLE rollups ADD COLUMN measures BLOB NOT NULL DEFAULT x''")
 
 
 def sqlite_path(url: str) -> str:
@@ -111,6 +137,8 @@ class SQLiteStore:
 
     async def connect(self) -> None:
         await self._sqlite.open()
+        await self._run(_add_model_columns)
+        await self._run(_add_rollup_measures)
 
     async def close(self) -> None:
         await self._sqlite.close()
@@ -169,21 +197,24 @@ class SQLiteStore:
             if event.id not in seen:
                 seen.add(event.id)  # duplicates inside one batch count once
                 fresh.append(event)
-        db.executemany(_INSERT_EVENT, [msgspec.structs.astuple(event) for event in fresh])
+        db.executemany(
+            _INSERT_EVENT,
+            [msgspec.structs.astuple(event) for event in fresh],
+        )
         return fresh
 
     @staticmethod
     def _update_rollups(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:
-        for key, row in aggregate(events).items():
+        marks = ",".join("?" * len(ROLLUP_COLUMNS))
+        for key, aggregate in aggregate_rollups(events).items():
             found = db.execute(
                 f"SELECT {_ROLLUP_COLUMNS} FROM rollups"
                 " WHERE bucket = ? AND service = ? AND method = ? AND route = ?",
                 key,
             ).fetchone()
-            merged = merge_rows(rollup_from_row(found), row) if found else row
+            merged = merge_row(rollup_from_row(found) if found else None, key, aggregate)
             db.execute(
-                f"INSERT OR REPLACE INTO rollups ({_ROLLUP_COLUMNS})"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO rollups ({_ROLLUP_COLUMNS}) VALUES ({marks})",
                 rollup_values(merged),
             )
 
@@ -255,6 +286,8 @@ class SQLiteStore:
             ("service", query.service),
             ("route", query.route),
             ("method", query.method),
+            ("model", query.model),
+            ("consumer", query.consumer),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -267,7 +300,7 @@ class SQLiteStore:
                 clauses.append("status >= ? AND status < ?")
                 params.extend([low, low + 100])
         if query.errors_only:
-            clauses.append("(status >= 500 OR error != '')")
+            clauses.append(SQL_IS_ERROR)
         if query.min_latency_seconds is not None:
             clauses.append("latency_seconds >= ?")
             params.append(query.min_latency_seconds)
@@ -285,7 +318,7 @@ class SQLiteStore:
         params.append(query.limit)
 
         def fetch(db: sqlite3.Connection) -> list[RequestEvent]:
-            return [RequestEvent(*row) for row in db.execute(sql, params)]
+            return [event_from_row(row) for row in db.execute(sql, params)]
 
         return await self._run(fetch)
 
