@@ -13,7 +13,7 @@ import re
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from modelmonitor.api._openapi import schema_response
@@ -25,6 +25,8 @@ from modelmonitor.api.deps import (
     not_found,
     parse_range,
 )
+from modelmonitor.api.guard import Guard
+from modelmonitor.auth.roles import Role
 from modelmonitor.quality.config import DriftConfig
 from modelmonitor.quality.reference import ReferenceFileError
 from modelmonitor.quality.render import render_html
@@ -43,6 +45,7 @@ from modelmonitor.timeparse import parse_duration
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["drift"])
+EDITOR = [Depends(Guard(Role.EDITOR))]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _MAX_UPLOAD = 200 * 1024 * 1024
@@ -213,6 +216,7 @@ async def list_references(context: Context, request: Request, service: str) -> o
     "/services/{service}/references/{name}",
     responses=schema_response(ReferenceInfo),
     summary="Upload a training file (CSV or Parquet body), or pin a range (JSON body)",
+    dependencies=EDITOR,
 )
 async def put_reference(
     context: Context,
@@ -266,6 +270,7 @@ async def put_reference(
     status_code=204,
     response_model=None,
     summary="Delete a reference",
+    dependencies=EDITOR,
 )
 async def delete_reference(context: Context, request: Request, service: str, name: str) -> Response:
     await context.require_service(service)
