@@ -42,6 +42,12 @@ def test_not_everything_is_a_secret() -> None:
     text = "order 4111111111111112 of 12 items at 3.5"
     assert redactor.text(text) == text
     assert redactor.value({"age": 42, "income": 51234.5}) == {"age": 42, "income": 51234.5}
+    assert redactor.value([-4111111111111112, -5, 1234567890123]) == [
+        -4111111111111112,
+        -5,
+        1234567890123,
+    ]
+    assert redactor.value([-4111111111111111]) == ["[card]"]
 
 
 def test_json_values_keys_numbers_and_field_lists() -> None:

@@ -61,9 +61,10 @@ def _flatten(obj: Mapping[str, Any], prefix: str = "", depth: int = 0) -> dict[s
 
 
 def _positional(values: list[Any], names: list[str] | None = None) -> dict[str, Scalar]:
-    if names is not None and len(names) == len(values):
-        return {str(n): scalar(v) for n, v in zip(names, values, strict=True)}
-    return {str(i): scalar(v) for i, v in enumerate(values[:_MAX_COLUMNS])}
+    if names is None or len(names) != len(values):
+        names = [str(i) for i in range(min(len(values), _MAX_COLUMNS))]
+    # Most cells are floats already: no call for them.
+    return {n: v if type(v) is float else scalar(v) for n, v in zip(names, values, strict=False)}
 
 
 def _rows_of(items: Any, names: list[str] | None = None) -> list[dict[str, Scalar]]:

@@ -175,7 +175,9 @@ class QualityProcessor:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self._flush_every)
-            await self.flush()
+            # Shielded: stopping must not lose what a flush has taken but not yet written
+            # (``stop`` waits for it on the lock, then flushes the rest).
+            await asyncio.shield(self.flush())
 
     async def _retain(self) -> None:
         samples_keep = max((s.config.retention for s in self._services.values()), default=0.0)

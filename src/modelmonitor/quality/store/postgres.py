@@ -33,6 +33,10 @@ class _Session:
     async def execute(self, sql: str, *args: Any) -> None:
         await self._connection.execute(_numbered(sql), *args)
 
+    async def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            await self._connection.executemany(_numbered(sql), rows)
+
 
 class PostgresQualityStore(SqlQualityStore):
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 4) -> None:

@@ -13,6 +13,7 @@ from modelmonitor.quality.store.base import Reference, SampleFilter, StoredSampl
 __all__ = ["Session", "SqlQualityStore"]
 
 _sample_decoder = msgspec.json.Decoder(StoredSample)
+_encode = msgspec.json.Encoder().encode
 _source_decoder = msgspec.json.Decoder(dict[str, str | float])
 
 
@@ -20,6 +21,8 @@ class Session(Protocol):
     async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]: ...
 
     async def execute(self, sql: str, *args: Any) -> None: ...
+
+    async def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
 
 
 def _like(text: str) -> str:
@@ -36,20 +39,34 @@ class SqlQualityStore:
         yield  # pragma: no cover
 
     async def write_samples(self, samples: list[StoredSample]) -> int:
-        fresh = 0
+        if not samples:
+            return 0
+        fresh: dict[str, StoredSample] = {}
         async with self.session() as s:
-            for sample in samples:
+            for offset in range(0, len(samples), 500):
+                chunk = samples[offset : offset + 500]
+                marks = ", ".join("?" for _ in chunk)
                 rows = await s.fetch(
-                    "INSERT INTO quality_samples (event_id, service, at, body, doc) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                    sample.event.id,
-                    sample.event.service,
-                    sample.event.start,
-                    sample.request + "\n" + sample.response,
-                    msgspec.json.encode(sample).decode(),
+                    f"SELECT event_id FROM quality_samples WHERE event_id IN ({marks})",
+                    *(sample.event.id for sample in chunk),
                 )
-                fresh += len(rows)
-        return fresh
+                known = {str(row[0]) for row in rows}
+                fresh.update((x.event.id, x) for x in chunk if x.event.id not in known)
+            await s.execute_many(
+                "INSERT INTO quality_samples (event_id, service, at, body, doc) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                [
+                    (
+                        x.event.id,
+                        x.event.service,
+                        x.event.start,
+                        x.request + "\n" + x.response,
+                        _encode(x).decode(),
+                    )
+                    for x in fresh.values()
+                ],
+            )
+        return len(fresh)
 
     async def get_sample(self, event_id: str) -> StoredSample | None:
         async with self.session() as s:

@@ -39,6 +39,10 @@ class _Session:
     async def execute(self, sql: str, *args: Any) -> None:
         await self._sqlite.run(lambda db: db.execute(sql, args))
 
+    async def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            await self._sqlite.run(lambda db: db.executemany(sql, rows))
+
 
 class SQLiteQualityStore(SqlQualityStore):
     def __init__(self, url: str) -> None:
