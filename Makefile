@@ -9,7 +9,7 @@ WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tailwi
 TARGET ?=
 ARGS ?=
 
-.PHONY: run dev test test-python test-web lint typecheck bench bench-proxy bench-hostile bench-pipeline bench-anomaly bench-ws bench-ui services build clean
+.PHONY: run dev test test-python test-web lint typecheck bench bench-proxy bench-hostile bench-pipeline bench-anomaly bench-ws bench-ui bench-sampling services build clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -58,7 +58,7 @@ lint: $(STAMP)
 typecheck: lint
 
 ## bench: proxy, pipeline and anomaly benchmarks (prints ratios against same-run baselines)
-bench: bench-proxy bench-hostile bench-pipeline bench-ws bench-ui bench-anomaly
+bench: bench-proxy bench-hostile bench-pipeline bench-ws bench-ui bench-anomaly bench-sampling
 
 bench-proxy: $(STAMP)
 	@bash scripts/ensure-bench-tools.sh
@@ -77,6 +77,10 @@ bench-ws: $(STAMP)
 bench-ui: $(STAMP) $(WEB_DIST)
 	@bash scripts/ensure-chromium.sh
 	$(PY) bench/ui_responsiveness.py
+
+bench-sampling: $(STAMP)
+	@bash scripts/ensure-bench-tools.sh
+	$(PY) bench/sampling.py
 
 bench-anomaly: $(STAMP)
 	$(PY) bench/anomaly.py

@@ -65,38 +65,51 @@ class SampleSink:
 
 
 class SamplingHook:
-    """One sampled exchange: the first ``limit`` bytes of each body."""
+    """One sampled exchange: the first ``limit`` bytes of each body.
+
+    A body that arrives in one chunk within the cap (the common case for model
+    APIs) is kept by reference, not copied; only later chunks are appended.
+    """
 
     __slots__ = ("limit", "request", "request_seen", "response", "response_seen", "sink")
 
     def __init__(self, limit: int, sink: SampleSink) -> None:
         self.limit = limit
         self.sink = sink
-        self.request = bytearray()
-        self.response = bytearray()
+        self.request: bytes | bytearray = b""
+        self.response: bytes | bytearray = b""
         self.request_seen = 0
         self.response_seen = 0
 
+    def _keep(self, kept: bytes | bytearray, chunk: bytes) -> bytes | bytearray:
+        room = self.limit - len(kept)
+        if room <= 0:
+            return kept
+        piece = chunk if len(chunk) <= room else chunk[:room]
+        if not kept:
+            return piece
+        if isinstance(kept, bytes):
+            kept = bytearray(kept)
+        kept += piece
+        return kept
+
     def request_body(self, chunk: bytes) -> None:
         self.request_seen += len(chunk)
-        room = self.limit - len(self.request)
-        if room > 0:
-            self.request += chunk[:room] if len(chunk) > room else chunk
+        self.request = self._keep(self.request, chunk)
 
     def response_body(self, chunk: bytes) -> None:
         self.response_seen += len(chunk)
-        room = self.limit - len(self.response)
-        if room > 0:
-            self.response += chunk[:room] if len(chunk) > room else chunk
+        self.response = self._keep(self.response, chunk)
 
     def finish(self, event: RequestEvent) -> RequestEvent:
+        request, response = self.request, self.response
         self.sink.put(
             PayloadSample(
                 event.id,
-                bytes(self.request),
-                bytes(self.response),
-                self.request_seen > len(self.request),
-                self.response_seen > len(self.response),
+                request if isinstance(request, bytes) else bytes(request),
+                response if isinstance(response, bytes) else bytes(response),
+                self.request_seen > len(request),
+                self.response_seen > len(response),
             )
         )
         return event
