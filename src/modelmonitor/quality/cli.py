@@ -177,7 +177,11 @@ def add_drift_commands(commands: argparse._SubParsersAction[Any]) -> None:
         help="a CSV/Parquet file, a range START..END, or a stored reference's name "
         "(default: the service's configured reference, else its first hours)",
     )
-    report.add_argument("--current", default="-1h..now", help="range START..END (default -1h..now)")
+    report.add_argument(
+        "--current",
+        default="-1h..now",
+        help="range START..END (default -1h..now; write --current=-2h..-1h for a leading '-')",
+    )
     report.add_argument("--format", choices=["table", "json", "html"], default="table")
     report.set_defaults(handler=_cmd_report)
     ref = sub.add_parser("reference", help="store a reference from a file or a pinned range")
