@@ -29,7 +29,7 @@ def test_compose_requires_an_admin_token_from_the_environment() -> None:
 def test_k8s_api_takes_its_admin_token_from_a_secret() -> None:
     documents: list[dict[str, Any]] = []
     for path in (ROOT / "deploy/k8s").glob("*.yaml"):
-        documents += [d for d in yaml.safe_load_all(path.read_text()) if d]
+        documents += [d for d in yaml.safe_load_all(path.read_text()) if d and "metadata" in d]
     secrets = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Secret"}
     assert "MODELMONITOR_ADMIN_TOKEN" in secrets["modelmonitor-auth"]["stringData"]
     api = next(d for d in documents if d["metadata"]["name"] == "modelmonitor-api")
