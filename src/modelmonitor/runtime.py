@@ -131,7 +131,9 @@ class Runtime:
         """The alert system; the engine runs where the live windows are complete: in a
         worker, or anywhere when the live state is shared (``redis://``)."""
         assert self.live is not None
-        self.alerts = AlertSystem.from_settings(self.settings, live=self.live, clock=self.clock)
+        self.alerts = AlertSystem.from_settings(
+            self.settings, live=self.live, clock=self.clock, history=self.store
+        )
         shared_live = urlsplit(self.settings.cache_url).scheme != "memory"
         await self.alerts.start(evaluate=self.parts.worker or shared_live)
         self._stack.push_async_callback(self.alerts.stop)
@@ -436,13 +438,19 @@ class Runtime:
 
     def _part_families(self) -> list[Any]:
         """This process's own Prometheus families (a lone proxy or worker)."""
-        from modelmonitor.telemetry._parts import proxy_part_families, worker_part_families
+        from modelmonitor.telemetry._parts import (
+            otlp_part_families,
+            proxy_part_families,
+            worker_part_families,
+        )
 
         families: list[Any] = []
         if self.proxy is not None and self.capture is not None:
             families.extend(proxy_part_families(self.proxy, self.capture, self.shipper))
         if self.worker is not None:
             families.extend(worker_part_families(self.worker, now=self.clock()))
+        if self.otlp is not None:
+            families.extend(otlp_part_families(self.otlp.stats))
         return families
 
     def _health(self) -> dict[str, ComponentHealth]:

@@ -389,8 +389,8 @@ class Settings(BaseSettings):
     notification_channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     alert_evaluation_interval_seconds: Duration = Field(default=5.0, gt=0, le=300)
     #: Anomaly detection: one point per series every step, from the 1-minute window.
-    anomaly_step_seconds: Duration = Field(default=10.0, ge=1, le=3600)
-    #: Points each detector learns from before it scores.
+    anomaly_step_seconds: Duration = Field(default=60.0, ge=1, le=3600)
+    #: The calibration window of each detector, in points (also the history it warms from).
     anomaly_learning_period: int = Field(default=600, ge=10, le=100_000)
     #: How long scored points are kept (for the historical API).
     anomaly_retention: Duration = Field(default=parse_duration("7d"), gt=0)

@@ -48,8 +48,11 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     finish_reason: str
     streamed: bool
     cost_usd: float
-    #: The request's trace, when its service propagates W3C trace context ("" otherwise).
+    #: W3C trace context, when the service propagates traces ("" otherwise): the
+    #: proxy's span and its parent (the caller's span).
     trace_id: str = ""
+    span_id: str = ""
+    parent_span_id: str = ""
 
 
 class RequestPage(msgspec.Struct, kw_only=True):
