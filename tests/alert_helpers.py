@@ -153,6 +153,8 @@ class Receiver:
     """A real HTTP server on 127.0.0.1 recording what is POSTed to it."""
 
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    #: The path of each request, in the same order.
+    paths: list[str] = field(default_factory=list)
     #: Status codes to answer with, in order; 200 once exhausted.
     statuses: list[int] = field(default_factory=list)
     url: str = ""
@@ -165,6 +167,7 @@ class Receiver:
             body = await request.body()
             status = self.statuses.pop(0) if self.statuses else 200
             self.requests.append((dict(request.headers), body))
+            self.paths.append(request.url.path)
             return Response(status_code=status)
 
         return app

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelmonitor.alerts.channels.alertmanager import AlertmanagerChannel
+from modelmonitor.alerts.channels.apprise import AppriseChannel
 from modelmonitor.alerts.channels.base import (
     CHANNEL_TYPES,
     ChannelConfig,
@@ -28,6 +29,7 @@ from modelmonitor.alerts.channels.webhook import WebhookChannel
 __all__ = [
     "CHANNEL_TYPES",
     "AlertmanagerChannel",
+    "AppriseChannel",
     "ChannelConfig",
     "ChannelConfigError",
     "DeliveryError",
