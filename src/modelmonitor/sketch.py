@@ -138,6 +138,29 @@ class LatencySketch:
             sketch.maximum = wire.maximum
         return sketch
 
+    @classmethod
+    def from_buckets(
+        cls,
+        *,
+        zero: int,
+        bins: dict[int, int],
+        total: float,
+        minimum: float,
+        maximum: float,
+        accuracy: float = DEFAULT_RELATIVE_ACCURACY,
+    ) -> LatencySketch:
+        """A sketch from bucket counts computed elsewhere (TimescaleDB's continuous
+        aggregates build the same buckets in SQL)."""
+        sketch = cls(accuracy)
+        sketch.bins = dict(bins)
+        sketch._zero = zero
+        sketch.count = zero + sum(bins.values())
+        sketch.total = total
+        if sketch.count:
+            sketch.minimum = minimum
+            sketch.maximum = maximum
+        return sketch
+
     def copy(self) -> LatencySketch:
         clone = LatencySketch(self.accuracy)
         clone.merge(self)

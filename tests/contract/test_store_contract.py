@@ -14,14 +14,14 @@ from modelmonitor.events import EventIdFactory, RequestEvent
 from modelmonitor.sketch import DEFAULT_RELATIVE_ACCURACY, LatencySketch
 from modelmonitor.storage import EventStore, RequestFilter, create_store
 
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", "postgresql", "timescaledb"]
+_FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "timescaledb": "timescale_url"}
 BASE = 1_795_000_020.0  # a fixed minute-aligned-ish instant (Nov 2026)
 
 
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    return str(request.getfixturevalue(fixture))
+    return str(request.getfixturevalue(_FIXTURES[request.param]))
 
 
 @pytest.fixture

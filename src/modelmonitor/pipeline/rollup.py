@@ -15,12 +15,15 @@ __all__ = ["RollupKey", "aggregate", "merge_rows"]
 RollupKey = tuple[float, str, str, str]
 
 
-def aggregate(events: Iterable[RequestEvent]) -> dict[RollupKey, RollupRow]:
-    """Fold events into one row per minute, service, method and route."""
+def aggregate(
+    events: Iterable[RequestEvent], *, seconds: int = ROLLUP_SECONDS
+) -> dict[RollupKey, RollupRow]:
+    """Fold events into one row per bucket (a minute unless ``seconds`` says otherwise),
+    service, method and route."""
     rows: dict[RollupKey, RollupRow] = {}
     sketches: dict[RollupKey, LatencySketch] = {}
     for event in events:
-        bucket = math.floor(event.start / ROLLUP_SECONDS) * ROLLUP_SECONDS
+        bucket = math.floor(event.start / seconds) * seconds
         key = (float(bucket), event.service, event.method, event.route)
         row = rows.get(key)
         if row is None:

@@ -9,6 +9,7 @@ from modelmonitor.storage.base import (
     EventStore,
     RequestFilter,
     RollupRow,
+    RollupTier,
     ServiceSummary,
 )
 
@@ -17,6 +18,7 @@ __all__ = [
     "EventStore",
     "RequestFilter",
     "RollupRow",
+    "RollupTier",
     "ServiceSummary",
     "create_store",
 ]

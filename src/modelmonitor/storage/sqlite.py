@@ -8,7 +8,7 @@ embedded ``modelmonitor up``); use PostgreSQL for many workers.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +20,7 @@ from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.base import (
     RequestFilter,
     RollupRow,
+    RollupTier,
     ServiceSummary,
     rollup_from_row,
     rollup_values,
@@ -48,7 +49,20 @@ _SCHEMA = [
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS events_service_start ON events (service, start)",
     "CREATE INDEX IF NOT EXISTS events_start ON events (start)",
-    """CREATE TABLE IF NOT EXISTS rollups (
+    """CREATE TABLE IF NOT EXISTS services (
+        name TEXT PRIMARY KEY,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        requests INTEGER NOT NULL
+    )""",
+]
+
+# One table per downsampling tier, the same columns.
+_SCHEMA.extend(
+    statement
+    for tier in RollupTier
+    for statement in (
+        f"""CREATE TABLE IF NOT EXISTS {tier.table} (
         bucket REAL NOT NULL,
         service TEXT NOT NULL,
         method TEXT NOT NULL,
@@ -62,14 +76,9 @@ _SCHEMA = [
         latency_sketch BLOB NOT NULL,
         PRIMARY KEY (service, bucket, method, route)
     )""",
-    "CREATE INDEX IF NOT EXISTS rollups_bucket ON rollups (bucket)",
-    """CREATE TABLE IF NOT EXISTS services (
-        name TEXT PRIMARY KEY,
-        first_seen REAL NOT NULL,
-        last_seen REAL NOT NULL,
-        requests INTEGER NOT NULL
-    )""",
-]
+        f"CREATE INDEX IF NOT EXISTS {tier.table}_bucket ON {tier.table} (bucket)",
+    )
+)
 
 _EVENT_COLUMNS = (
     "id, start, service, method, route, path, status, latency_seconds, ttfb_seconds,"
@@ -174,18 +183,19 @@ class SQLiteStore:
 
     @staticmethod
     def _update_rollups(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:
-        for key, row in aggregate(events).items():
-            found = db.execute(
-                f"SELECT {_ROLLUP_COLUMNS} FROM rollups"
-                " WHERE bucket = ? AND service = ? AND method = ? AND route = ?",
-                key,
-            ).fetchone()
-            merged = merge_rows(rollup_from_row(found), row) if found else row
-            db.execute(
-                f"INSERT OR REPLACE INTO rollups ({_ROLLUP_COLUMNS})"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                rollup_values(merged),
-            )
+        for tier in RollupTier:
+            for key, row in aggregate(events, seconds=tier).items():
+                found = db.execute(
+                    f"SELECT {_ROLLUP_COLUMNS} FROM {tier.table}"
+                    " WHERE bucket = ? AND service = ? AND method = ? AND route = ?",
+                    key,
+                ).fetchone()
+                merged = merge_rows(rollup_from_row(found), row) if found else row
+                db.execute(
+                    f"INSERT OR REPLACE INTO {tier.table} ({_ROLLUP_COLUMNS})"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    rollup_values(merged),
+                )
 
     @staticmethod
     def _update_services(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:
@@ -231,7 +241,13 @@ class SQLiteStore:
         return await self._run(fetch)
 
     async def rollups(
-        self, *, start: float, end: float, service: str | None = None, route: str | None = None
+        self,
+        *,
+        start: float,
+        end: float,
+        service: str | None = None,
+        route: str | None = None,
+        tier: RollupTier = RollupTier.MINUTE,
     ) -> list[RollupRow]:
         clauses = ["bucket >= ?", "bucket < ?"]
         params: list[Any] = [start, end]
@@ -241,7 +257,10 @@ class SQLiteStore:
         if route is not None:
             clauses.append("route = ?")
             params.append(route)
-        sql = f"SELECT {_ROLLUP_COLUMNS} FROM rollups WHERE {' AND '.join(clauses)} ORDER BY bucket"
+        sql = (
+            f"SELECT {_ROLLUP_COLUMNS} FROM {RollupTier(tier).table}"
+            f" WHERE {' AND '.join(clauses)} ORDER BY bucket"
+        )
 
         def fetch(db: sqlite3.Connection) -> list[RollupRow]:
             return [rollup_from_row(row) for row in db.execute(sql, params)]
@@ -289,10 +308,23 @@ class SQLiteStore:
 
         return await self._run(fetch)
 
-    async def delete_before(self, *, raw_before: float, rollups_before: float) -> tuple[int, int]:
+    async def delete_before(
+        self,
+        *,
+        raw_before: float,
+        rollups_before: float,
+        tiers_before: Mapping[RollupTier, float] | None = None,
+    ) -> tuple[int, int]:
+        limits = {**(tiers_before or {}), RollupTier.MINUTE: rollups_before}
+
         def delete(db: sqlite3.Connection) -> tuple[int, int]:
             raw = db.execute("DELETE FROM events WHERE start < ?", (raw_before,)).rowcount
-            rolled = db.execute("DELETE FROM rollups WHERE bucket < ?", (rollups_before,)).rowcount
+            rolled = 0
+            for tier, before in limits.items():
+                if before:
+                    rolled += db.execute(
+                        f"DELETE FROM {tier.table} WHERE bucket < ?", (before,)
+                    ).rowcount
             return raw, rolled
 
         return await self._run(delete)

@@ -1,0 +1,133 @@
+-- Downsampling tiers: rollups (per minute), rollups_hour and rollups_day, each with
+-- its own retention.
+--
+-- Plain PostgreSQL: two more tables shaped like "rollups"; the store updates all
+-- three in the transaction that stores the events.
+--
+-- TimescaleDB (extension installed in this database): the three tiers are
+-- continuous aggregates instead, minute over the events hypertable, hour over
+-- minute and day over hour (hierarchical), real-time (materialized_only = false)
+-- so the newest events show at once. Latency sketches are built in SQL with the
+-- same logarithmic buckets as modelmonitor.sketch.LatencySketch (relative accuracy
+-- 0.005, bucket key ceil(ln(v) / ln(gamma)), "z" counting values <= 1 ns) as a
+-- jsonb map key -> count, merged by summing. Raw events are compressed after an
+-- age the store sets (add_compression_policy at connect).
+
+DO $migration$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+        CREATE TABLE rollups_hour (LIKE rollups INCLUDING ALL);
+        CREATE TABLE rollups_day (LIKE rollups INCLUDING ALL);
+        RETURN;
+    END IF;
+
+    CREATE FUNCTION modelmonitor_sketch_add(state jsonb, latency double precision)
+    RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+        SELECT CASE
+            WHEN latency IS NULL THEN state
+            WHEN latency <= 1e-9 THEN jsonb_set(state, '{z}',
+                to_jsonb(coalesce((state->>'z')::bigint, 0) + 1))
+            ELSE (SELECT jsonb_set(state, ARRAY[k],
+                    to_jsonb(coalesce((state->>k)::bigint, 0) + 1))
+                  FROM (SELECT ceil(ln(latency)
+                        / ln((1.0::float8 + 0.005::float8) / (1.0::float8 - 0.005::float8)))
+                        ::bigint::text AS k) key)
+        END
+    $fn$;
+    CREATE FUNCTION modelmonitor_sketch_merge(a jsonb, b jsonb)
+    RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+        SELECT coalesce(jsonb_object_agg(k, total), '{}'::jsonb)
+        FROM (SELECT k, sum(v::bigint) AS total
+              FROM (SELECT * FROM jsonb_each_text(coalesce(a, '{}'::jsonb))
+                    UNION ALL SELECT * FROM jsonb_each_text(coalesce(b, '{}'::jsonb))) e(k, v)
+              GROUP BY k) summed
+    $fn$;
+    CREATE AGGREGATE modelmonitor_sketch(double precision) (
+        SFUNC = modelmonitor_sketch_add, STYPE = jsonb, INITCOND = '{}',
+        COMBINEFUNC = modelmonitor_sketch_merge, PARALLEL = SAFE
+    );
+    CREATE AGGREGATE modelmonitor_sketch_sum(jsonb) (
+        SFUNC = modelmonitor_sketch_merge, STYPE = jsonb, INITCOND = '{}',
+        COMBINEFUNC = modelmonitor_sketch_merge, PARALLEL = SAFE
+    );
+
+    ALTER TABLE events SET (
+        timescaledb.compress,
+        timescaledb.compress_segmentby = 'service',
+        timescaledb.compress_orderby = 'ts DESC, id'
+    );
+
+    -- The minute tier replaces the plain table of 001.
+    DROP TABLE rollups;
+    CREATE MATERIALIZED VIEW rollups
+    WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+    SELECT time_bucket(interval '1 minute', ts) AS bucket, service, method, route,
+        count(*) AS requests,
+        count(*) FILTER (WHERE status >= 500 OR error <> '') AS errors,
+        count(*) FILTER (WHERE status >= 100 AND status < 200) AS status_1xx,
+        count(*) FILTER (WHERE status >= 200 AND status < 300) AS status_2xx,
+        count(*) FILTER (WHERE status >= 300 AND status < 400) AS status_3xx,
+        count(*) FILTER (WHERE status >= 400 AND status < 500) AS status_4xx,
+        count(*) FILTER (WHERE status >= 500 AND status < 600) AS status_5xx,
+        count(*) FILTER (WHERE status < 100 OR status >= 600) AS status_err,
+        sum(request_bytes) AS request_bytes,
+        sum(response_bytes) AS response_bytes,
+        sum(latency_seconds) AS latency_sum_seconds,
+        min(latency_seconds) AS latency_min,
+        max(latency_seconds) AS latency_max,
+        modelmonitor_sketch(latency_seconds) AS latency_sketch
+    FROM events
+    GROUP BY 1, 2, 3, 4
+    WITH NO DATA;
+
+    CREATE MATERIALIZED VIEW rollups_hour
+    WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+    SELECT time_bucket(interval '1 hour', bucket) AS bucket, service, method, route,
+        sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+        sum(status_1xx)::bigint AS status_1xx, sum(status_2xx)::bigint AS status_2xx,
+        sum(status_3xx)::bigint AS status_3xx, sum(status_4xx)::bigint AS status_4xx,
+        sum(status_5xx)::bigint AS status_5xx, sum(status_err)::bigint AS status_err,
+        sum(request_bytes)::bigint AS request_bytes,
+        sum(response_bytes)::bigint AS response_bytes,
+        sum(latency_sum_seconds) AS latency_sum_seconds,
+        min(latency_min) AS latency_min, max(latency_max) AS latency_max,
+        modelmonitor_sketch_sum(latency_sketch) AS latency_sketch
+    FROM rollups
+    GROUP BY 1, 2, 3, 4
+    WITH NO DATA;
+
+    CREATE MATERIALIZED VIEW rollups_day
+    WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+    SELECT time_bucket(interval '1 day', bucket) AS bucket, service, method, route,
+        sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+        sum(status_1xx)::bigint AS status_1xx, sum(status_2xx)::bigint AS status_2xx,
+        sum(status_3xx)::bigint AS status_3xx, sum(status_4xx)::bigint AS status_4xx,
+        sum(status_5xx)::bigint AS status_5xx, sum(status_err)::bigint AS status_err,
+        sum(request_bytes)::bigint AS request_bytes,
+        sum(response_bytes)::bigint AS response_bytes,
+        sum(latency_sum_seconds) AS latency_sum_seconds,
+        min(latency_min) AS latency_min, max(latency_max) AS latency_max,
+        modelmonitor_sketch_sum(latency_sketch) AS latency_sketch
+    FROM rollups_hour
+    GROUP BY 1, 2, 3, 4
+    WITH NO DATA;
+
+    -- Background refreshes keep the recent past materialized; the store refreshes
+    -- older ranges itself when it writes events there (a replayed spool, a backfill).
+    PERFORM add_continuous_aggregate_policy('rollups',
+        start_offset => interval '3 hours', end_offset => interval '1 minute',
+        schedule_interval => interval '1 minute');
+    PERFORM add_continuous_aggregate_policy('rollups_hour',
+        start_offset => interval '2 days', end_offset => interval '1 hour',
+        schedule_interval => interval '10 minutes');
+    PERFORM add_continuous_aggregate_policy('rollups_day',
+        start_offset => interval '7 days', end_offset => interval '1 day',
+        schedule_interval => interval '1 hour');
+
+    -- Rows older than a tier's retention stay hidden from reads until their chunks go.
+    CREATE TABLE rollup_retention (
+        tier text PRIMARY KEY,
+        before double precision NOT NULL
+    );
+END
+$migration$;
