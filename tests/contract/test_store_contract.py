@@ -11,8 +11,10 @@ import msgspec
 import pytest
 
 from modelmonitor.events import EventIdFactory, RequestEvent
+from modelmonitor.pipeline.history import choose_step, load_series
+from modelmonitor.pipeline.rollup import merge_rows
 from modelmonitor.sketch import DEFAULT_RELATIVE_ACCURACY, LatencySketch
-from modelmonitor.storage import EventStore, RequestFilter, create_store
+from modelmonitor.storage import EventStore, RequestFilter, RollupRow, RollupTier, create_store
 
 BACKENDS = ["sqlite", "postgresql", "timescaledb"]
 _FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "timescaledb": "timescale_url"}
@@ -216,3 +218,126 @@ async def test_retention_deletes_old_events_and_rollups(store: EventStore) -> No
     assert sum(r.requests for r in await store.rollups(start=0, end=BASE * 2)) == 200
     # Writing after retention still works (partitions are recreated as needed).
     assert await store.write_batch(make_events(10, start=BASE - 2 * day, seed=13)) == 10
+
+
+def _merged(rows: list[RollupRow], seconds: int) -> dict[tuple[float, str, str, str], RollupRow]:
+    """Rows summed into buckets of ``seconds`` (what a coarser tier must hold)."""
+    out: dict[tuple[float, str, str, str], RollupRow] = {}
+    for row in rows:
+        bucket = math.floor(row.bucket / seconds) * float(seconds)
+        key = (bucket, row.service, row.method, row.route)
+        moved = msgspec.structs.replace(row, bucket=bucket)
+        out[key] = merge_rows(out[key], moved) if key in out else moved
+    return out
+
+
+async def test_hour_and_day_tiers_hold_the_minute_rows_summed(store: EventStore) -> None:
+    day = 86_400.0
+    events = make_events(3000, start=BASE - 2 * day, spread=2.5 * day, seed=21)
+    for offset in range(0, len(events), 1000):
+        await store.write_batch(events[offset : offset + 1000])
+    minutes = await store.rollups(start=0, end=BASE * 2)
+    for tier in (RollupTier.HOUR, RollupTier.DAY):
+        rows = await store.rollups(start=0, end=BASE * 2, tier=tier)
+        assert rows == sorted(rows, key=lambda row: row.bucket)
+        assert all(row.bucket % tier == 0 for row in rows)
+        expected = _merged(minutes, tier)
+        assert {(r.bucket, r.service, r.method, r.route) for r in rows} == set(expected)
+        for row in rows:
+            want = expected[(row.bucket, row.service, row.method, row.route)]
+            assert (row.requests, row.errors, row.status_classes) == (
+                want.requests,
+                want.errors,
+                want.status_classes,
+            )
+            assert (row.request_bytes, row.response_bytes) == (
+                want.request_bytes,
+                want.response_bytes,
+            )
+            assert row.latency_sum_seconds == pytest.approx(want.latency_sum_seconds)
+            mine = LatencySketch.from_bytes(row.latency_sketch)
+            theirs = LatencySketch.from_bytes(want.latency_sketch)
+            assert mine.count == theirs.count
+            assert mine.quantiles([0.5, 0.99]) == pytest.approx(theirs.quantiles([0.5, 0.99]))
+    hourly = await store.rollups(
+        start=BASE - day, end=BASE, service="alpha", route="/v1/predict", tier=RollupTier.HOUR
+    )
+    assert hourly and all(
+        BASE - day <= r.bucket < BASE and r.route == "/v1/predict" for r in hourly
+    )
+
+
+async def test_each_tier_has_its_own_retention(store: EventStore) -> None:
+    day = 86_400.0
+    await store.write_batch(make_events(600, start=BASE - 10 * day, spread=10 * day, seed=22))
+    total = sum(r.requests for r in await store.rollups(start=0, end=BASE * 2))
+    assert total == 600
+    _, rolled = await store.delete_before(
+        raw_before=0.0,
+        rollups_before=BASE - 2 * day,
+        tiers_before={RollupTier.HOUR: BASE - 5 * day},
+    )
+    assert rolled > 0
+    minutes = await store.rollups(start=0, end=BASE * 2)
+    hours = await store.rollups(start=0, end=BASE * 2, tier=RollupTier.HOUR)
+    days = await store.rollups(start=0, end=BASE * 2, tier=RollupTier.DAY)
+    assert minutes and min(r.bucket for r in minutes) >= BASE - 2 * day
+    assert hours and min(r.bucket for r in hours) >= BASE - 5 * day
+    assert min(r.bucket for r in hours) < BASE - 2 * day  # the hour tier kept more
+    assert sum(r.requests for r in days) == 600  # the day tier kept everything
+    assert await store.count_events() == 600  # raw events are not a tier
+
+
+async def test_thirty_days_of_history_answer_from_the_hourly_tier(store: EventStore) -> None:
+    day = 86_400.0
+    end = math.floor(BASE / 21_600) * 21_600.0
+    start = end - 30 * day
+    ids = EventIdFactory()
+    events = [
+        RequestEvent(
+            id=ids(),
+            start=start + i * 600 + 1,
+            service="alpha",
+            method="POST",
+            route="/v1/predict",
+            path="/v1/predict",
+            status=500 if i % 10 == 0 else 200,
+            latency_seconds=0.05 + (i % 7) * 0.01,
+            ttfb_seconds=0.01,
+            request_bytes=10,
+            response_bytes=20,
+        )
+        for i in range(int(30 * day / 600))
+    ]
+    for offset in range(0, len(events), 1500):
+        await store.write_batch(events[offset : offset + 1500])
+    step = choose_step(start, end, requested=None, max_points=1000)
+    assert step == 21_600 and RollupTier.for_step(step) is RollupTier.HOUR
+    # The minute tier's retention has removed all but the last day: the hourly tier
+    # still answers for the whole month.
+    await store.delete_before(raw_before=0.0, rollups_before=end - day)
+    [requests, errors] = await load_series(
+        store,
+        service="alpha",
+        route=None,
+        metrics=["requests", "errors"],
+        start=start,
+        end=end,
+        step=step,
+    )
+    assert len(requests.points) == 120
+    assert sum(value or 0 for _, value in requests.points) == len(events)
+    assert sum(value or 0 for _, value in errors.points) == len(events) // 10
+    assert all(value == 36 for _, value in requests.points)  # 6 hours of one per 10 min
+    # Read from the minute tier instead, most of the month is gone.
+    [minute] = await load_series(
+        store,
+        service="alpha",
+        route=None,
+        metrics=["requests"],
+        start=start,
+        end=end,
+        step=step,
+        tier=RollupTier.MINUTE,
+    )
+    assert sum(value or 0 for _, value in minute.points) == 144

@@ -1,4 +1,9 @@
-"""Historical series from per-minute rollups: counts, rates and merged percentiles."""
+"""Historical series from rollups: counts, rates and merged percentiles.
+
+A series reads the coarsest rollup tier whose buckets tile its step (minute, hour
+or day; :meth:`RollupTier.for_step`), so 30 days at a 6-hour step merge 720 hourly
+rows per route instead of 43,200 minute rows, and still answer once the minute
+tier's shorter retention has removed that past."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Sequence
 import msgspec
 
 from modelmonitor.sketch import LatencySketch
-from modelmonitor.storage.base import ROLLUP_SECONDS, EventStore, RollupRow
+from modelmonitor.storage.base import ROLLUP_SECONDS, EventStore, RollupRow, RollupTier
 
 __all__ = [
     "METRICS",
@@ -124,10 +129,13 @@ async def load_series(
     start: float,
     end: float,
     step: int,
+    tier: RollupTier | None = None,
 ) -> list[Series]:
-    """One series per metric, a point per step from ``start`` (aligned down) to ``end``."""
+    """One series per metric, a point per step from ``start`` (aligned down) to ``end``,
+    read from ``tier`` (by default the coarsest that tiles ``step``)."""
+    tier = RollupTier.for_step(step) if tier is None else tier
     first = math.floor(start / step) * step
-    rows = await store.rollups(start=first, end=end, service=service, route=route)
+    rows = await store.rollups(start=first, end=end, service=service, route=route, tier=tier)
     with_sketch = any(metric in _QUANTILES for metric in metrics)
     slots: dict[int, _Accumulator] = {}
     for row in rows:

@@ -141,9 +141,12 @@ async def refresh_after_write(pool: Any, *, oldest: float, newest: float, now: f
         start = math.floor(oldest / tier) * tier
         end = (math.floor(newest / tier) + 1) * tier
         # CALL refresh_continuous_aggregate cannot run inside a transaction block.
+        # One pass over the window: batching by buckets (the default) takes a
+        # statement per few buckets, minutes for days of minute buckets.
         await pool.execute(
             f"CALL refresh_continuous_aggregate('{tier.table}',"
-            f" to_timestamp({start}), to_timestamp({end}))"
+            f" to_timestamp({start}), to_timestamp({end}),"
+            """ options => '{"buckets_per_batch": 0}')"""
         )
 
 
