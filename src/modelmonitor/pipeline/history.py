@@ -64,15 +64,25 @@ class RouteSummary(msgspec.Struct, kw_only=True):
     p99_seconds: float | None
 
 
+def _whole(step: float) -> int:
+    """``step`` rounded up to whole minutes, or whole hours (days) past an hour (a day),
+    so that it is tiled by the coarsest tier it spans."""
+    unit = ROLLUP_SECONDS
+    for tier in (RollupTier.HOUR, RollupTier.DAY):
+        if step > tier:
+            unit = tier
+    return int(math.ceil(step / unit) * unit)
+
+
 def choose_step(start: float, end: float, *, requested: float | None, max_points: int) -> int:
     """A whole-minute step giving at most ``max_points`` points (about 120 when not asked)."""
     span = max(end - start, ROLLUP_SECONDS)
-    floor = max(ROLLUP_SECONDS, math.ceil(span / max_points))
+    # max_points - 1: aligning the first point down to the step can add one.
+    floor = max(ROLLUP_SECONDS, math.ceil(span / max(1, max_points - 1)))
     if requested is not None:
-        step = max(requested, floor)
-        return int(math.ceil(step / ROLLUP_SECONDS) * ROLLUP_SECONDS)
+        return _whole(max(requested, floor))
     wanted = max(floor, span / 120)
-    return next((s for s in _NICE_STEPS if s >= wanted), int(math.ceil(wanted / 86400) * 86400))
+    return next((s for s in _NICE_STEPS if s >= wanted), _whole(wanted))
 
 
 class _Accumulator:
