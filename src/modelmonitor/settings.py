@@ -230,8 +230,8 @@ class Settings(BaseSettings):
 
     # Alert rules from the config file (validated by the alerting package).
     alert_rules: list[dict[str, Any]] = Field(default_factory=list)
-    #: Channel name -> settings with a ``type`` (email, slack, webhook); validated by
-    #: the alerting package. See docs/alerting.md.
+    #: Channel name -> settings with a ``type`` (email, slack, webhook, alertmanager,
+    #: apprise); validated by the alerting package. See docs/alerting.md.
     notification_channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     alert_evaluation_interval_seconds: Duration = Field(default=5.0, gt=0, le=300)
     #: Anomaly detection: one point per series every step, from the 1-minute window.
