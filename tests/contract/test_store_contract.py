@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 from collections.abc import AsyncIterator
@@ -12,9 +13,9 @@ import pytest
 
 from modelmonitor.events import EventIdFactory, RequestEvent
 from modelmonitor.pipeline.history import choose_step, load_series
-from modelmonitor.pipeline.rollup import merge_rows
+from modelmonitor.pipeline.rollup import downsample
 from modelmonitor.sketch import DEFAULT_RELATIVE_ACCURACY, LatencySketch
-from modelmonitor.storage import EventStore, RequestFilter, RollupRow, RollupTier, create_store
+from modelmonitor.storage import EventStore, RequestFilter, RollupTier, create_store
 
 BACKENDS = ["sqlite", "postgresql", "timescaledb"]
 _FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "timescaledb": "timescale_url"}
@@ -220,17 +221,6 @@ async def test_retention_deletes_old_events_and_rollups(store: EventStore) -> No
     assert await store.write_batch(make_events(10, start=BASE - 2 * day, seed=13)) == 10
 
 
-def _merged(rows: list[RollupRow], seconds: int) -> dict[tuple[float, str, str, str], RollupRow]:
-    """Rows summed into buckets of ``seconds`` (what a coarser tier must hold)."""
-    out: dict[tuple[float, str, str, str], RollupRow] = {}
-    for row in rows:
-        bucket = math.floor(row.bucket / seconds) * float(seconds)
-        key = (bucket, row.service, row.method, row.route)
-        moved = msgspec.structs.replace(row, bucket=bucket)
-        out[key] = merge_rows(out[key], moved) if key in out else moved
-    return out
-
-
 async def test_hour_and_day_tiers_hold_the_minute_rows_summed(store: EventStore) -> None:
     day = 86_400.0
     events = make_events(3000, start=BASE - 2 * day, spread=2.5 * day, seed=21)
@@ -241,7 +231,7 @@ async def test_hour_and_day_tiers_hold_the_minute_rows_summed(store: EventStore)
         rows = await store.rollups(start=0, end=BASE * 2, tier=tier)
         assert rows == sorted(rows, key=lambda row: row.bucket)
         assert all(row.bucket % tier == 0 for row in rows)
-        expected = _merged(minutes, tier)
+        expected = downsample(minutes, seconds=tier)
         assert {(r.bucket, r.service, r.method, r.route) for r in rows} == set(expected)
         for row in rows:
             want = expected[(row.bucket, row.service, row.method, row.route)]
@@ -341,3 +331,54 @@ async def test_thirty_days_of_history_answer_from_the_hourly_tier(store: EventSt
         tier=RollupTier.MINUTE,
     )
     assert sum(value or 0 for _, value in minute.points) == 144
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """The backends whose tiers are tables (TimescaleDB computes them)."""
+    return request.param, str(request.getfixturevalue(_FIXTURES[request.param]))
+
+
+async def test_tiers_are_filled_from_minute_rows_stored_before_they_existed(
+    backend_url: tuple[str, str],
+) -> None:
+    """A database from before the tiers: its minute rollups fill the hour and day tiers
+    at the first connect (once), so its history reads the same from every tier."""
+    backend, url = backend_url
+    day = 86_400.0
+    store = create_store(url)
+    await store.connect()
+    await store.write_batch(make_events(900, start=BASE - 3 * day, spread=3 * day, seed=31))
+    minutes = await store.rollups(start=0, end=BASE * 2)
+    await store.close()
+    # Back to the state of a database made before the tiers.
+    if backend == "sqlite":
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db, db:
+            db.executescript(
+                "DELETE FROM rollups_hour; DELETE FROM rollups_day; DELETE FROM rollup_backfill;"
+            )
+    else:
+        import asyncpg
+
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                "TRUNCATE rollups_hour, rollups_day, rollup_backfill;"
+                " UPDATE schema_migrations SET applied_at = now() WHERE version = 2"
+            )
+        finally:
+            await connection.close()
+    for _ in range(2):  # the second connect must not add them again
+        store = create_store(url)
+        await store.connect()
+        try:
+            for tier in (RollupTier.HOUR, RollupTier.DAY):
+                rows = await store.rollups(start=0, end=BASE * 2, tier=tier)
+                expected = downsample(minutes, seconds=tier)
+                assert {(r.bucket, r.service, r.method, r.route): r.requests for r in rows} == {
+                    key: row.requests for key, row in expected.items()
+                }
+        finally:
+            await store.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import msgspec
+
 from modelmonitor.events import RequestEvent
 from modelmonitor.sketch import LatencySketch
 from modelmonitor.storage.base import ROLLUP_SECONDS, RollupRow
 
-__all__ = ["RollupKey", "aggregate", "merge_rows"]
+__all__ = ["RollupKey", "aggregate", "downsample", "merge_rows"]
 
 #: (bucket, service, method, route)
 RollupKey = tuple[float, str, str, str]
@@ -75,3 +77,14 @@ def merge_rows(existing: RollupRow, new: RollupRow) -> RollupRow:
         latency_sum_seconds=existing.latency_sum_seconds + new.latency_sum_seconds,
         latency_sketch=sketch.to_bytes(),
     )
+
+
+def downsample(rows: Iterable[RollupRow], *, seconds: int) -> dict[RollupKey, RollupRow]:
+    """Rows of a finer tier summed into buckets of ``seconds`` (filling a coarser tier)."""
+    out: dict[RollupKey, RollupRow] = {}
+    for row in rows:
+        bucket = float(math.floor(row.bucket / seconds) * seconds)
+        key = (bucket, row.service, row.method, row.route)
+        moved = msgspec.structs.replace(row, bucket=bucket)
+        out[key] = merge_rows(out[key], moved) if key in out else moved
+    return out

@@ -31,9 +31,10 @@ import msgspec
 
 from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.events import RequestEvent
-from modelmonitor.pipeline.rollup import aggregate, merge_rows
+from modelmonitor.pipeline.rollup import aggregate, downsample, merge_rows
 from modelmonitor.storage import _timescale
 from modelmonitor.storage.base import (
+    ROLLUP_SECONDS,
     RequestFilter,
     RollupRow,
     RollupTier,
@@ -51,6 +52,8 @@ log = logging.getLogger("modelmonitor.storage.postgres")
 DAY_SECONDS = 86_400
 #: pg_advisory_xact_lock key serialising partition DDL ("mmpart").
 _PARTITION_LOCK = 0x6D6D70617274
+#: pg_advisory_xact_lock key serialising the one-time tier backfill ("mmtier").
+_BACKFILL_LOCK = 0x6D6D74696572
 _DAYS_AHEAD = 2
 _DAYS_ACCEPTED_AHEAD = 7
 
@@ -150,6 +153,8 @@ class PostgresStore:
             await _timescale.set_compression(
                 self._pool, compress_after_seconds=self._compress_after
             )
+        else:
+            await self._backfill_tiers()
         await self.maintain_partitions()
         self._maintenance = asyncio.create_task(self._maintain_forever(), name="pg-partitions")
 
@@ -168,6 +173,37 @@ class PostgresStore:
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
+
+    async def _backfill_tiers(self) -> None:
+        """Once per database: fill the hour and day tiers from the minute rows stored
+        before migration 002 created them (later writes update every tier)."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _BACKFILL_LOCK)
+            if await connection.fetchval("SELECT count(*) FROM rollup_backfill"):
+                return
+            applied = await connection.fetchval(
+                "SELECT extract(epoch FROM applied_at)::float8 FROM schema_migrations"
+                " WHERE version = 2"
+            )
+            # Minutes from the upgrade on were written to every tier already.
+            cutover = math.floor(applied / ROLLUP_SECONDS) * ROLLUP_SECONDS
+            first = await connection.fetchval(
+                "SELECT min(bucket) FROM rollups WHERE bucket < $1", cutover
+            )
+            day = math.floor(first / DAY_SECONDS) * DAY_SECONDS if first is not None else cutover
+            while day < cutover:
+                found = await connection.fetch(
+                    f"SELECT {_ROLLUP_COLUMNS} FROM rollups WHERE bucket >= $1 AND bucket < $2",
+                    day,
+                    min(day + DAY_SECONDS, cutover),
+                )
+                minutes = [rollup_from_row(row) for row in found]
+                for tier in (RollupTier.HOUR, RollupTier.DAY):
+                    rows = downsample(minutes, seconds=tier)
+                    if rows:
+                        await self._merge_into(connection, rows, tier)
+                day += DAY_SECONDS
+            await connection.execute("INSERT INTO rollup_backfill VALUES ($1)", self._clock())
 
     # -- partitions ---------------------------------------------------------------
 
@@ -272,7 +308,13 @@ class PostgresStore:
     async def _update_rollups(
         connection: Any, events: Sequence[RequestEvent], tier: RollupTier
     ) -> None:
-        new = aggregate(events, seconds=tier)
+        await PostgresStore._merge_into(connection, aggregate(events, seconds=tier), tier)
+
+    @staticmethod
+    async def _merge_into(
+        connection: Any, new: dict[tuple[float, str, str, str], RollupRow], tier: RollupTier
+    ) -> None:
+        """Add rows into a tier's table (row locks in key order, as in write_batch)."""
         table = tier.table
         keys = sorted(new, key=lambda key: (key[1], key[0], key[2], key[3]))
         columns = (

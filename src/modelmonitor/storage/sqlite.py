@@ -7,7 +7,9 @@ embedded ``modelmonitor up``); use PostgreSQL for many workers.
 
 from __future__ import annotations
 
+import math
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -15,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from modelmonitor.events import RequestEvent
-from modelmonitor.pipeline.rollup import aggregate, merge_rows
+from modelmonitor.pipeline.rollup import aggregate, downsample, merge_rows
 from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.base import (
     RequestFilter,
@@ -80,6 +82,10 @@ _SCHEMA.extend(
     )
 )
 
+# Set once the hour and day tiers were filled from the minute rows of a database made
+# before they existed.
+_SCHEMA.append("CREATE TABLE IF NOT EXISTS rollup_backfill (done_at REAL NOT NULL)")
+
 _EVENT_COLUMNS = (
     "id, start, service, method, route, path, status, latency_seconds, ttfb_seconds,"
     " request_bytes, response_bytes, error, model, client"
@@ -120,6 +126,36 @@ class SQLiteStore:
 
     async def connect(self) -> None:
         await self._sqlite.open()
+        await self._run(self._backfill_tiers)
+
+    @staticmethod
+    def _backfill_tiers(db: sqlite3.Connection) -> None:
+        """Once: fill the hour and day tiers from minute rows stored before they existed
+        (this store has one process, so nothing writes meanwhile)."""
+        if db.execute("SELECT count(*) FROM rollup_backfill").fetchone()[0]:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            first = db.execute("SELECT min(bucket) FROM rollups").fetchone()[0]
+            last = db.execute("SELECT max(bucket) FROM rollups").fetchone()[0]
+            day = RollupTier.DAY
+            start = math.floor(first / day) * day if first is not None else 0
+            while last is not None and start <= last:
+                minutes = [
+                    rollup_from_row(row)
+                    for row in db.execute(
+                        f"SELECT {_ROLLUP_COLUMNS} FROM rollups WHERE bucket >= ? AND bucket < ?",
+                        (start, start + day),
+                    )
+                ]
+                for tier in (RollupTier.HOUR, RollupTier.DAY):
+                    SQLiteStore._merge_into(db, downsample(minutes, seconds=tier), tier)
+                start += day
+            db.execute("INSERT INTO rollup_backfill VALUES (?)", (time.time(),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         await self._sqlite.close()
@@ -184,18 +220,24 @@ class SQLiteStore:
     @staticmethod
     def _update_rollups(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:
         for tier in RollupTier:
-            for key, row in aggregate(events, seconds=tier).items():
-                found = db.execute(
-                    f"SELECT {_ROLLUP_COLUMNS} FROM {tier.table}"
-                    " WHERE bucket = ? AND service = ? AND method = ? AND route = ?",
-                    key,
-                ).fetchone()
-                merged = merge_rows(rollup_from_row(found), row) if found else row
-                db.execute(
-                    f"INSERT OR REPLACE INTO {tier.table} ({_ROLLUP_COLUMNS})"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    rollup_values(merged),
-                )
+            SQLiteStore._merge_into(db, aggregate(events, seconds=tier), tier)
+
+    @staticmethod
+    def _merge_into(
+        db: sqlite3.Connection, new: dict[tuple[float, str, str, str], RollupRow], tier: RollupTier
+    ) -> None:
+        for key, row in new.items():
+            found = db.execute(
+                f"SELECT {_ROLLUP_COLUMNS} FROM {tier.table}"
+                " WHERE bucket = ? AND service = ? AND method = ? AND route = ?",
+                key,
+            ).fetchone()
+            merged = merge_rows(rollup_from_row(found), row) if found else row
+            db.execute(
+                f"INSERT OR REPLACE INTO {tier.table} ({_ROLLUP_COLUMNS})"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                rollup_values(merged),
+            )
 
     @staticmethod
     def _update_services(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:

@@ -2,7 +2,8 @@
 -- its own retention.
 --
 -- Plain PostgreSQL: two more tables shaped like "rollups"; the store updates all
--- three in the transaction that stores the events.
+-- three in the transaction that stores the events, and at its first connect after
+-- this migration fills the new ones from the minute rows stored before it.
 --
 -- TimescaleDB (extension installed in this database): the three tiers are
 -- continuous aggregates instead, minute over the events hypertable, hour over
@@ -18,6 +19,9 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
         CREATE TABLE rollups_hour (LIKE rollups INCLUDING ALL);
         CREATE TABLE rollups_day (LIKE rollups INCLUDING ALL);
+        -- Set once the store has filled the new tiers from the minute rollups that
+        -- existed before this migration (done in Python: sketches merge there).
+        CREATE TABLE rollup_backfill (done_at double precision NOT NULL);
         RETURN;
     END IF;
 
