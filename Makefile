@@ -35,6 +35,7 @@ dev: $(STAMP) $(WEB_STAMP)
 ## services: start PostgreSQL, Redis and RabbitMQ when they are not running (TimescaleDB built in)
 services:
 	@bash scripts/services.sh
+	@bash scripts/ensure-prometheus.sh
 	@bash scripts/ensure-timescaledb.sh
 
 ## test: every test (Python, dashboard components, browser end to end)

@@ -15,12 +15,15 @@ import msgspec
 
 __all__ = [
     "ERROR_KINDS",
+    "SQL_IS_ERROR",
     "EventBatch",
     "EventIdFactory",
     "ProxyStats",
     "RequestEvent",
     "decode_batch",
     "encode_batch",
+    "is_error",
+    "status_class",
 ]
 
 #: Error kinds an event may carry in ``error``; "" means no transport error.
@@ -32,6 +35,20 @@ ERROR_KINDS = (
     "client_disconnect",  # the client went away before the response was complete
     "bad_request",  # the client sent something the proxy could not parse: 400
 )
+
+
+def is_error(status: int, error: str) -> bool:
+    """The one rule for a failed request: a transport error or a 5xx answer."""
+    return bool(error) or status >= 500
+
+
+#: :func:`is_error` over the stores' ``status`` and ``error`` columns.
+SQL_IS_ERROR = "(status >= 500 OR error <> '')"
+
+
+def status_class(status: int) -> str:
+    """``"2xx"`` .. ``"5xx"``, or ``"err"`` when no status came back."""
+    return f"{status // 100}xx" if 100 <= status < 600 else "err"
 
 
 class RequestEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -51,16 +68,40 @@ class RequestEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
     error: str = ""
     model: str = ""
     client: str = ""
+    # Model-aware fields (issue 13). Appended with defaults so older batches still decode.
+    #: Who called: a configured header's value, a key's label, or a short keyed hash of an
+    #: API key (never the key itself).
+    consumer: str = ""
+    model_version: str = ""
+    #: The serving protocol recognised ("openai", "kserve-v2", ...); "" when none.
+    protocol: str = ""
+    #: What was asked of the model ("chat", "completion", "embedding", "predict", ...).
+    task: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    #: True when the token counts were estimated (a stream with no ``usage``).
+    tokens_estimated: bool = False
+    #: Time to the first content token of a streamed LLM answer; 0.0 when not measured.
+    ttft_seconds: float = 0.0
+    #: "stop", "length", "content_filter", "tool_calls", ... or "".
+    finish_reason: str = ""
+    streamed: bool = False
+    cost_usd: float = 0.0
+    # W3C trace context (hex), set when the service propagates traces: the proxy's span
+    # is ``span_id`` in trace ``trace_id``, a child of the caller's ``parent_span_id``.
+    trace_id: str = ""
+    span_id: str = ""
+    parent_span_id: str = ""
 
     @property
     def is_error(self) -> bool:
-        """A failed request: a transport error or a 5xx answer."""
-        return bool(self.error) or self.status >= 500
+        """A failed request (see :func:`is_error`)."""
+        return is_error(self.status, self.error)
 
     @property
     def status_class(self) -> str:
-        """``"2xx"`` .. ``"5xx"``, or ``"err"`` when no status came back."""
-        return f"{self.status // 100}xx" if 100 <= self.status < 600 else "err"
+        """``"2xx"`` .. ``"5xx"``, or ``"err"`` (see :func:`status_class`)."""
+        return status_class(self.status)
 
 
 class ProxyStats(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -75,6 +116,9 @@ class ProxyStats(msgspec.Struct, array_like=True, frozen=True, gc=False):
     in_flight: dict[str, int] = {}
     bus_state: str = "connected"
     spooled: int = 0
+    #: Refusals at the proxy's edge per kind, and ``routes_folded`` (requests past a
+    #: service's route cap), since the proxy started.
+    edge: dict[str, int] = {}
 
 
 class EventBatch(msgspec.Struct, array_like=True, frozen=True, gc=False):

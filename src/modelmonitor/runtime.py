@@ -1,8 +1,10 @@
 """The composition root: builds backends from URLs and runs proxy, worker and API.
 
 Only this module chooses adapters; every other package depends on the contracts.
-``modelmonitor up`` runs all parts in one process; ``proxy``, ``worker`` and
-``api`` run one part each around shared production backends.
+``modelmonitor up`` runs all parts on one machine: with ``proxy_process`` the proxy
+runs in a child process (:mod:`modelmonitor.proxy_process`) fed to this process's
+worker over a ``unix://`` bus, else everything shares one event loop. ``proxy``,
+``worker`` and ``api`` run one part each around shared production backends.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,13 +25,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
+from fastapi import Request, Response
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import ComponentHealth
 from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
 from modelmonitor.settings import Settings, parse_host_port
 from modelmonitor.storage import EventStore, RollupTier, create_store
+from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
 
 __all__ = ["Parts", "Runtime", "run_until_signalled"]
@@ -57,11 +64,14 @@ class Runtime:
     demo: bool = False
     demo_port: int = 8080
     clock: Clock = time.time
+    #: Run the proxy in a child process (only when this runtime runs proxy and worker).
+    proxy_process: bool = False
 
     bus: EventBus | None = None
     store: EventStore | None = None
     live: LiveState | None = None
     proxy: Any = None
+    proxy_child: Any = None
     shipper: Any = None
     capture: Any = None
     worker: Any = None
@@ -69,6 +79,8 @@ class Runtime:
     api_server: uvicorn.Server | None = None
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
+    cluster_metrics: ClusterMetrics | None = None
+    otlp: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -93,14 +105,20 @@ class Runtime:
             self.live = create_live(self.settings.cache_url, clock=self.clock)
             await self.live.connect()
             self._stack.push_async_callback(self.live.close)
+            self.cluster_metrics = create_cluster(self.settings.cache_url)
+            await self.cluster_metrics.connect()
+            self._stack.push_async_callback(self.cluster_metrics.close)
             await self._start_alerts()
+        split = self.proxy_process and self.parts.proxy and self.parts.worker
         if self.parts.proxy or self.parts.worker:
-            self.bus = create_bus(self.settings.broker_url)
+            self.bus = create_bus(self._local_bus_url() if split else self.settings.broker_url)
             await self.bus.connect()
             self._stack.push_async_callback(self.bus.close)
         if self.parts.worker:
             await self._start_worker()
-        if self.parts.proxy:
+        if split:
+            await self._start_proxy_process()
+        elif self.parts.proxy:
             await self._start_proxy()
         if self.parts.api:
             await self._start_api()
@@ -171,7 +189,45 @@ class Runtime:
             clock=self.clock,
         )
         await self.worker.start()
+        if self.settings.otlp is not None:
+            await self._start_otlp(self.worker)
+        # Stopped in reverse: the worker, then the shipping loop, then one last flush.
+        self._stack.push_async_callback(self._flush_request_metrics)
+        shipping = asyncio.create_task(self._ship_request_metrics(), name="request-metrics")
+        self._stack.push_async_callback(cancel_and_wait, [shipping])
         self._stack.push_async_callback(self.worker.stop)
+
+    async def _start_otlp(self, worker: Any) -> None:
+        from modelmonitor.telemetry._otlp import OtlpExporter
+
+        config = self.settings.otlp
+        assert config is not None
+        exporter = OtlpExporter(
+            config.endpoint,
+            headers=config.headers,
+            service_name=config.service_name,
+            traces=config.traces,
+            metrics=config.metrics,
+            metrics_interval_seconds=config.metrics_interval_seconds,
+        )
+        worker.add_observer(exporter.submit)
+        await exporter.start(worker.request_metrics.snapshot)
+        self.otlp = exporter
+        self._stack.push_async_callback(exporter.stop)
+
+    async def _flush_request_metrics(self) -> None:
+        if self.worker is not None and self.cluster_metrics is not None:
+            await self.cluster_metrics.add(self.worker.request_metrics.take_delta())
+
+    async def _ship_request_metrics(self) -> None:
+        """Add this worker's counts to the cluster totals once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self._flush_request_metrics()
+            except (OSError, ConnectionError) as exc:
+                # The delta is lost for the cluster view; this worker's own /metrics keeps it.
+                log.warning("could not add request counters to the cluster totals: %s", exc)
 
     async def _start_proxy(self) -> None:
         from modelmonitor.proxy import CaptureBuffer, ProxyServer, Shipper
@@ -185,7 +241,13 @@ class Runtime:
             )
         self.capture = CaptureBuffer(settings.buffer_capacity)
         tls = settings.listen_tls.context() if settings.listen_tls is not None else None
-        self.proxy = ProxyServer(services, listen=settings.listen, capture=self.capture, tls=tls)
+        self.proxy = ProxyServer(
+            services,
+            listen=settings.listen,
+            capture=self.capture,
+            tls=tls,
+            limits=settings.proxy_limits,
+        )
         spool = None
         if settings.spool_max_bytes:
             from modelmonitor.proxy.spool import FileSpool
@@ -198,6 +260,7 @@ class Runtime:
             batch_max_events=settings.batch_max_events,
             flush_interval_seconds=settings.flush_interval_seconds,
             in_flight=self.proxy.in_flight,
+            edge=self.proxy.edge_counts,
             spool=spool,
         )
         await self.shipper.start()
@@ -206,11 +269,38 @@ class Runtime:
         await self.proxy.start()
         self._stack.push_async_callback(self.proxy.stop)
 
-    async def _drain_pipeline(self) -> None:
-        """With the in-process bus, let the worker store what the shipper flushed."""
-        from modelmonitor.bus.memory import MemoryBus
+    def _local_bus_url(self) -> str:
+        """The bus between this process and its proxy process: a Unix socket in a
+        private directory, unless a broker is configured (then both use it)."""
+        if not self.settings.broker_url.startswith("memory:"):
+            return self.settings.broker_url
+        directory = tempfile.mkdtemp(prefix="modelmonitor-")  # mode 0700
+        self._stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        return f"unix://{directory}/bus.sock"
 
-        if isinstance(self.bus, MemoryBus) and self.worker is not None:
+    async def _start_proxy_process(self) -> None:
+        from modelmonitor.proxy_process import ProxyProcess
+
+        assert self.bus is not None
+        if not self.settings.effective_services:
+            raise RuntimeError(
+                "nothing to proxy: give --target URL, --demo, or services in --config"
+            )
+        # The child needs the proxy's settings only: no channel secrets, no rules.
+        child_settings = self.settings.model_copy(
+            update={"broker_url": self.bus.url, "notification_channels": {}, "alert_rules": []}
+        )
+        self.proxy_child = ProxyProcess(child_settings)
+        await self.proxy_child.start()
+        self._stack.push_async_callback(self._drain_pipeline)
+        self._stack.push_async_callback(self.proxy_child.stop)
+
+    async def _drain_pipeline(self) -> None:
+        """With a bus held in this process, let the worker store what the shipper flushed."""
+        from modelmonitor.bus.memory import MemoryBus
+        from modelmonitor.bus.unix import UnixBus
+
+        if isinstance(self.bus, MemoryBus | UnixBus) and self.worker is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.bus.join(), timeout=10.0)
 
@@ -224,6 +314,7 @@ class Runtime:
             clock=self.clock,
             health_sources=[self._health],
             alert_system=self.alerts,
+            cluster_metrics=self.cluster_metrics,
         )
         host, port = parse_host_port(self.settings.api)
         self.api_server = await self._serve(app, host, port)
@@ -281,6 +372,9 @@ class Runtime:
 
     @property
     def proxy_addresses(self) -> dict[str, str]:
+        if self.proxy_child is not None:
+            child: dict[str, str] = self.proxy_child.addresses
+            return child
         if self.proxy is None:
             return {}
         addresses: dict[str, str] = self.proxy.addresses
@@ -311,7 +405,29 @@ class Runtime:
                 status_code=503 if status == "down" else 200,
             )
 
+        @app.get("/metrics")
+        async def metrics(request: Request) -> Response:
+            body, content_type = encode(self._part_families(), request.headers.get("accept"))
+            return Response(body, media_type=content_type)
+
         return app
+
+    def _part_families(self) -> list[Any]:
+        """This process's own Prometheus families (a lone proxy or worker)."""
+        from modelmonitor.telemetry._parts import (
+            otlp_part_families,
+            proxy_part_families,
+            worker_part_families,
+        )
+
+        families: list[Any] = []
+        if self.proxy is not None and self.capture is not None:
+            families.extend(proxy_part_families(self.proxy, self.capture, self.shipper))
+        if self.worker is not None:
+            families.extend(worker_part_families(self.worker, now=self.clock()))
+        if self.otlp is not None:
+            families.extend(otlp_part_families(self.otlp.stats))
+        return families
 
     def _health(self) -> dict[str, ComponentHealth]:
         components: dict[str, ComponentHealth] = {}
@@ -347,18 +463,22 @@ class Runtime:
                 status="degraded" if tracker.last_error else "ok",
                 detail=tracker.last_error or detail,
             )
+        if self.proxy_child is not None:
+            state = self.proxy_child.state
+            restarted = f", restarted {state.restarts}x" if state.restarts else ""
+            components["proxy"] = ComponentHealth(
+                status="ok" if state.running else "down",
+                detail=f"proxy process {state.pid}{restarted}"
+                if state.running
+                else f"proxy process exited with code {state.last_exit}; starting it again",
+            )
         if self.capture is not None:
             fill = self.capture.size / self.capture.capacity
             components["proxy"] = ComponentHealth(
                 status="degraded" if fill > 0.9 else "ok",
                 detail=f"buffer {self.capture.size}/{self.capture.capacity}, "
                 f"{self.capture.dropped_total} dropped"
-                + (
-                    f", {self.proxy.open_tunnels} open tunnels, "
-                    f"{self.proxy.unrouted_total} unrouted (404)"
-                    if self.proxy
-                    else ""
-                ),
+                + (f", {self.proxy.health_detail()}" if self.proxy else ""),
             )
         return components
 
@@ -378,7 +498,7 @@ class Runtime:
         if self.demo_url is not None:
             lines.append(f"demo     model API at {self.demo_url}")
         lines.append(
-            f"backends broker={_redact(self.settings.broker_url)} "
+            f"backends broker={_redact(self.bus.url if self.bus else self.settings.broker_url)} "
             f"database={_redact(self.settings.effective_database_url)} "
             f"cache={_redact(self.settings.cache_url)}"
         )

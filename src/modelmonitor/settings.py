@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     FilePath,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "HostPort",
     "ListenTLSConfig",
+    "ProxyLimits",
     "ServiceConfig",
     "Settings",
     "TLSConfig",
@@ -143,6 +145,63 @@ class ListenTLSConfig(BaseModel):
         return context
 
 
+class ProxyLimits(BaseModel):
+    """What the proxy accepts from clients and upstreams before it answers an error itself.
+
+    Every limit is checked without slowing ordinary requests down; each refusal is
+    counted per kind (see docs/production.md, "The proxy's edge").
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Request line plus headers, in bytes (431 beyond).
+    max_head_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    #: Header fields in one request (431 beyond).
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    #: The request target (path and query), in bytes (414 beyond).
+    max_url_bytes: int = Field(default=8 * 1024, ge=256, le=1024 * 1024)
+    #: Total time to receive a request head once its first byte arrived (408 beyond);
+    #: not reset by each byte, so a head sent a byte at a time cannot hold a connection.
+    header_timeout_seconds: Duration = Field(default=30.0, gt=0)
+    #: Keep-alive connections with no request for this long are closed.
+    idle_timeout_seconds: Duration = Field(default=75.0, gt=0)
+    #: A client that reads nothing of its response for this long is cut off.
+    write_timeout_seconds: Duration = Field(default=60.0, gt=0)
+    #: Status line plus headers of an upstream response, in bytes (502 beyond).
+    max_upstream_head_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Distinct route templates per service; later ones are counted under ``{other}``.
+    max_routes_per_service: int = Field(default=1_000, ge=10, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> ProxyLimits:
+        if self.max_url_bytes > self.max_head_bytes:
+            raise ValueError("max_url_bytes must not exceed max_head_bytes")
+        return self
+
+
+class OtlpConfig(BaseModel):
+    """Export a span per request and the request metrics to an OpenTelemetry collector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``http(s)://host:4318`` (OTLP/HTTP, protobuf) or ``grpc(s)://host:4317`` (OTLP/gRPC).
+    endpoint: str
+    #: Sent with every export (an API key for a hosted collector): kept out of logs.
+    headers: dict[str, str] = Field(default_factory=dict)
+    service_name: str = "modelmonitor"
+    traces: bool = True
+    metrics: bool = True
+    metrics_interval_seconds: Duration = Field(default=10.0, gt=0)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https", "grpc", "grpcs") or not parts.netloc:
+            raise ValueError("must be http(s)://host:port or grpc(s)://host:port")
+        return value
+
+
 class ServiceConfig(BaseModel):
     """One monitored model API."""
 
@@ -167,6 +226,9 @@ class ServiceConfig(BaseModel):
     preserve_host: bool = False
     forwarded_headers: bool = True
     tls: TLSConfig = Field(default_factory=TLSConfig)
+    #: W3C trace context: continue the caller's ``traceparent`` (or start a trace) and
+    #: forward the proxy's own span as the parent. Opt-in: it changes a request header.
+    propagate_trace: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> ServiceConfig:
@@ -207,6 +269,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     cache_url: str = "memory://"
     services: list[ServiceConfig] = Field(default_factory=list)
+    #: Limits at the proxy's edge (request and upstream heads, timeouts, routes).
+    proxy_limits: ProxyLimits = Field(default_factory=ProxyLimits)
 
     # Capture and shipping (proxy side).
     buffer_capacity: int = Field(default=100_000, ge=100)
@@ -240,6 +304,8 @@ class Settings(BaseSettings):
     anomaly_learning_period: int = Field(default=600, ge=10, le=100_000)
     #: How long scored points are kept (for the historical API).
     anomaly_retention: Duration = Field(default=parse_duration("7d"), gt=0)
+    #: OpenTelemetry export (from the workers): None turns it off.
+    otlp: OtlpConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

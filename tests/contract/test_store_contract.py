@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
+from modelmonitor.aggregate import Aggregate
 from modelmonitor.events import EventIdFactory, RequestEvent
-from modelmonitor.pipeline.history import choose_step, load_series
-from modelmonitor.pipeline.rollup import downsample
+from modelmonitor.query.history import choose_step, load_series
 from modelmonitor.sketch import DEFAULT_RELATIVE_ACCURACY, LatencySketch
 from modelmonitor.storage import EventStore, RequestFilter, RollupTier, create_store
+from modelmonitor.storage.rollups import downsample
 
 BACKENDS = ["sqlite", "postgresql", "timescaledb"]
 _FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "timescaledb": "timescale_url"}
@@ -64,6 +65,17 @@ def make_events(
                 error="upstream_connect" if status == 0 else "",
                 model="m1" if i % 4 else "",
                 client="127.0.0.1",
+                consumer=f"team-{i % 3}" if i % 5 else "",
+                model_version=str(i % 2 + 1) if i % 4 else "",
+                protocol="openai" if i % 4 else "",
+                task="chat" if i % 4 else "",
+                prompt_tokens=rng.randint(0, 4000) if i % 4 else 0,
+                completion_tokens=rng.randint(0, 900) if i % 4 else 0,
+                tokens_estimated=i % 8 == 1,
+                ttft_seconds=rng.random() / 10 if i % 4 else 0.0,
+                finish_reason=rng.choice(["stop", "length", ""]) if i % 4 else "",
+                streamed=i % 2 == 1,
+                cost_usd=rng.random() / 100 if i % 4 else 0.0,
             )
         )
     return events
@@ -191,6 +203,11 @@ async def test_recent_requests_filters(store: EventStore) -> None:
         RequestFilter(route="/v1/predict", method="POST", limit=1000),
         lambda e: e.route == "/v1/predict" and e.method == "POST",
     )
+    await check(RequestFilter(model="m1", limit=1000), lambda e: e.model == "m1")
+    await check(
+        RequestFilter(consumer="team-2", service="alpha", limit=1000),
+        lambda e: e.consumer == "team-2" and e.service == "alpha",
+    )
     await check(RequestFilter(status_class="5xx", limit=1000), lambda e: 500 <= e.status < 600)
     await check(RequestFilter(status_class="err", limit=1000), lambda e: e.status == 0)
     await check(RequestFilter(errors_only=True, limit=1000), lambda e: e.is_error)
@@ -235,20 +252,36 @@ async def test_hour_and_day_tiers_hold_the_minute_rows_summed(store: EventStore)
         assert {(r.bucket, r.service, r.method, r.route) for r in rows} == set(expected)
         for row in rows:
             want = expected[(row.bucket, row.service, row.method, row.route)]
-            assert (row.requests, row.errors, row.status_classes) == (
+            mine = row.aggregate()
+            assert (mine.requests, mine.errors, mine.status_classes) == (
                 want.requests,
                 want.errors,
                 want.status_classes,
             )
-            assert (row.request_bytes, row.response_bytes) == (
+            assert (mine.request_bytes, mine.response_bytes) == (
                 want.request_bytes,
                 want.response_bytes,
             )
-            assert row.latency_sum_seconds == pytest.approx(want.latency_sum_seconds)
-            mine = LatencySketch.from_bytes(row.latency_sketch)
-            theirs = LatencySketch.from_bytes(want.latency_sketch)
-            assert mine.count == theirs.count
-            assert mine.quantiles([0.5, 0.99]) == pytest.approx(theirs.quantiles([0.5, 0.99]))
+            assert mine.latency.total == pytest.approx(want.latency.total)
+            assert mine.latency.count == want.latency.count
+            assert mine.latency.quantiles([0.5, 0.99]) == pytest.approx(
+                want.latency.quantiles([0.5, 0.99])
+            )
+    # Every measure, language-model ones included, reaches every tier.
+    reasons: dict[str, int] = {}
+    for event in events:
+        if event.finish_reason:
+            reasons[event.finish_reason] = reasons.get(event.finish_reason, 0) + 1
+    for tier in RollupTier:
+        total = Aggregate.total(
+            row.aggregate() for row in await store.rollups(start=0, end=BASE * 2, tier=tier)
+        )
+        assert total.prompt_tokens == sum(e.prompt_tokens for e in events)
+        assert total.completion_tokens == sum(e.completion_tokens for e in events)
+        assert total.streamed == sum(e.streamed for e in events)
+        assert total.cost_usd == pytest.approx(sum(e.cost_usd for e in events))
+        assert total.ttft.count == sum(e.ttft_seconds > 0 for e in events)
+        assert total.finish_reasons == reasons
     hourly = await store.rollups(
         start=BASE - day, end=BASE, service="alpha", route="/v1/predict", tier=RollupTier.HOUR
     )

@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 
 from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.bus.base import Delivery, EventBus
-from modelmonitor.events import EventBatch, decode_batch
+from modelmonitor.events import EventBatch, RequestEvent, decode_batch
 from modelmonitor.live.base import LiveState
 from modelmonitor.storage.base import EventStore, RollupTier
+from modelmonitor.telemetry import RequestMetrics
 from modelmonitor.types import Clock
 
 __all__ = ["BatchHook", "Worker", "WorkerStats"]
@@ -38,6 +39,9 @@ class WorkerStats(msgspec.Struct, kw_only=True):
     last_batch_at: float | None = None
     store_ok: bool = True
     last_error: str = ""
+    #: Committed store writes and the seconds they took (for mean write latency).
+    store_writes_total: int = 0
+    store_write_seconds_total: float = 0.0
 
 
 class Worker:
@@ -53,8 +57,14 @@ class Worker:
         retention_tiers_seconds: Mapping[RollupTier, float] | None = None,
         retention_every_seconds: float = 600.0,
         clock: Clock = time.time,
+        request_metrics: RequestMetrics | None = None,
+        observers: Sequence[Callable[[list[RequestEvent]], None]] = (),
     ) -> None:
         self._bus = bus
+        #: Prometheus counters and histograms of what this worker stored.
+        self.request_metrics = request_metrics or RequestMetrics()
+        #: Called with every committed batch's events; must return at once (export queues).
+        self._observers = list(observers)
         self._store = store
         self._live = live
         self._prefetch = prefetch
@@ -67,6 +77,9 @@ class Worker:
         self.stats = WorkerStats()
         self.hooks: list[BatchHook] = []
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=prefetch)
+
+    def add_observer(self, observe: Callable[[list[RequestEvent]], None]) -> None:
+        self._observers.append(observe)
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._pump(), name="worker-pump"))
@@ -107,7 +120,10 @@ class Worker:
         delay = 0.1
         while True:
             try:
+                began = time.perf_counter()
                 fresh = await self._store.write_batch(events)
+                self.stats.store_write_seconds_total += time.perf_counter() - began
+                self.stats.store_writes_total += 1
                 break
             except asyncio.CancelledError:
                 raise
@@ -119,6 +135,9 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.stats.store_ok = True
+        self.request_metrics.observe(events)
+        for observe in self._observers:
+            observe(events)
         for batch in batches:
             try:
                 await self._live.record(batch)

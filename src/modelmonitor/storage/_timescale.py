@@ -8,14 +8,17 @@ The schema (hypertable, continuous aggregates ``rollups``, ``rollups_hour`` and
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
+from modelmonitor.aggregate import Aggregate
 from modelmonitor.sketch import LatencySketch
 from modelmonitor.storage.base import RollupRow, RollupTier
+from modelmonitor.storage.rollups import to_row
 
 __all__ = [
     "REFRESHED_BY_POLICY_SECONDS",
@@ -29,6 +32,7 @@ __all__ = [
 #: The minute aggregate's policy refreshes the last 3 hours every minute; events
 #: older than this (less a margin) are refreshed by the writer itself.
 REFRESHED_BY_POLICY_SECONDS = 2.5 * 3600
+_REFRESH_ATTEMPTS = 40
 #: pg_advisory_xact_lock key serialising policy changes ("mmtsdb").
 _POLICY_LOCK = 0x6D6D74736462
 _counts = msgspec.json.Decoder(dict[str, int])
@@ -37,7 +41,8 @@ _COLUMNS = (
     "extract(epoch FROM bucket)::float8, service, method, route, requests, errors, "
     + ", ".join(f"status_{name}" for name in _CLASSES)
     + ", request_bytes, response_bytes, latency_sum_seconds, latency_min, latency_max,"
-    " latency_sketch::text"
+    " latency_sketch::text, prompt_tokens, completion_tokens, tokens_estimated, streamed,"
+    " cost_usd, ttft_sum, ttft_min, ttft_max, ttft_sketch::text, finish_reasons::text"
 )
 
 
@@ -80,32 +85,41 @@ async def set_compression(pool: Any, *, compress_after_seconds: float) -> None:
             )
 
 
+def _sketch(counts_json: str | None, total: Any, minimum: Any, maximum: Any) -> LatencySketch:
+    sketch = LatencySketch()
+    counts = _counts.decode(counts_json or "{}")
+    zero = counts.pop("z", 0)
+    if zero or counts:
+        sketch.absorb(
+            zero=zero,
+            bins={int(key): value for key, value in counts.items()},
+            total=float(total or 0.0),
+            minimum=None if minimum is None else float(minimum),
+            maximum=None if maximum is None else float(maximum),
+        )
+    return sketch
+
+
 def _row(record: Any) -> RollupRow:
-    classes = {
+    """A continuous aggregate's row (in :data:`_COLUMNS` order) as a rollup row."""
+    aggregate = Aggregate()
+    aggregate.requests = int(record[4])
+    aggregate.errors = int(record[5])
+    aggregate.status_classes = {
         name: int(count) for name, count in zip(_CLASSES, record[6:12], strict=True) if count
     }
-    counts = _counts.decode(record[17])
-    zero = int(counts.pop("z", 0))
-    sketch = LatencySketch.from_buckets(
-        zero=zero,
-        bins={int(key): int(value) for key, value in counts.items()},
-        total=float(record[14]),
-        minimum=float(record[15]),
-        maximum=float(record[16]),
-    )
-    return RollupRow(
-        bucket=float(record[0]),
-        service=record[1],
-        method=record[2],
-        route=record[3],
-        requests=int(record[4]),
-        errors=int(record[5]),
-        status_classes=classes,
-        request_bytes=int(record[12]),
-        response_bytes=int(record[13]),
-        latency_sum_seconds=float(record[14]),
-        latency_sketch=sketch.to_bytes(),
-    )
+    aggregate.request_bytes = int(record[12])
+    aggregate.response_bytes = int(record[13])
+    aggregate.latency = _sketch(record[17], record[14], record[15], record[16])
+    aggregate.latency.total = float(record[14])
+    aggregate.prompt_tokens = int(record[18])
+    aggregate.completion_tokens = int(record[19])
+    aggregate.tokens_estimated = int(record[20])
+    aggregate.streamed = int(record[21])
+    aggregate.cost_usd = float(record[22])
+    aggregate.ttft = _sketch(record[26], record[23], record[24], record[25])
+    aggregate.finish_reasons = _counts.decode(record[27] or "{}")
+    return to_row((float(record[0]), record[1], record[2], record[3]), aggregate)
 
 
 async def read_rollups(
@@ -137,17 +151,29 @@ async def refresh_after_write(pool: Any, *, oldest: float, newest: float, now: f
     refresh, tier by tier (minute, then hour, then day: each reads the one below)."""
     if oldest >= now - REFRESHED_BY_POLICY_SECONDS:
         return
+    import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
     for tier in RollupTier:
         start = math.floor(oldest / tier) * tier
         end = (math.floor(newest / tier) + 1) * tier
         # CALL refresh_continuous_aggregate cannot run inside a transaction block.
         # One pass over the window: batching by buckets (the default) takes a
         # statement per few buckets, minutes for days of minute buckets.
-        await pool.execute(
+        statement = (
             f"CALL refresh_continuous_aggregate('{tier.table}',"
             f" to_timestamp({start}), to_timestamp({end}),"
             """ options => '{"buckets_per_batch": 0}')"""
         )
+        for attempt in range(1, _REFRESH_ATTEMPTS + 1):
+            try:
+                await pool.execute(statement)
+                break
+            except asyncpg.exceptions.LockNotAvailableError:
+                # Another writer refreshes an overlapping window; it may have started
+                # before our commit, so refresh again once it is done.
+                if attempt == _REFRESH_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.05 * attempt)
 
 
 async def delete_before(

@@ -5,7 +5,7 @@ downsampling tiers (minute, hour, day), each with its own retention.
 only events it had not stored before, so a redelivered batch changes nothing
 (TimescaleDB computes the tiers as continuous aggregates instead).
 Series (p95 over time, error rate, ...) are computed from rollups by
-:mod:`modelmonitor.pipeline.history`, so backends stay thin.
+:mod:`modelmonitor.query.history`, so backends stay thin.
 """
 
 from __future__ import annotations
@@ -16,20 +16,44 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from modelmonitor.aggregate import Aggregate
 from modelmonitor.events import RequestEvent
 
 __all__ = [
+    "EVENT_FIELDS",
+    "MODEL_FIELDS",
     "ROLLUP_SECONDS",
     "EventStore",
     "RequestFilter",
     "RollupRow",
     "RollupTier",
     "ServiceSummary",
-    "rollup_from_row",
-    "rollup_values",
+    "event_from_row",
 ]
 
 ROLLUP_SECONDS = 60
+
+#: Every stored event column, in :class:`RequestEvent` field order.
+EVENT_FIELDS: tuple[str, ...] = RequestEvent.__struct_fields__
+#: The model-aware fields (issue 13) added after the first schema, with their Python
+#: type: stores add them to older tables with a zero default.
+MODEL_FIELDS: dict[str, type] = {
+    field.name: field.type
+    for field in msgspec.structs.fields(RequestEvent)
+    if field.name in EVENT_FIELDS[EVENT_FIELDS.index("consumer") :]
+}
+_BOOL_INDEXES = tuple(
+    index for index, field in enumerate(msgspec.structs.fields(RequestEvent)) if field.type is bool
+)
+
+
+def event_from_row(row: Sequence[Any]) -> RequestEvent:
+    """An event from a database row in :data:`EVENT_FIELDS` order (booleans stored as
+    integers come back as ``bool``)."""
+    values = list(row)
+    for index in _BOOL_INDEXES:
+        values[index] = bool(values[index])
+    return RequestEvent(*values)
 
 
 class RollupTier(IntEnum):
@@ -61,8 +85,10 @@ _TIER_TABLES = {
 
 
 class RollupRow(msgspec.Struct, kw_only=True):
-    """One service/method/route/minute aggregate. ``latency_sketch`` is a serialised
-    :class:`~modelmonitor.sketch.LatencySketch`."""
+    """One service/method/route/minute aggregate: the columns of
+    :meth:`~modelmonitor.aggregate.Aggregate.to_columns` under its key.
+    ``latency_sketch`` is a serialised :class:`~modelmonitor.sketch.LatencySketch`;
+    ``measures`` holds the measures added after the first schema (tokens, cost, ...)."""
 
     bucket: float  # start of the minute, Unix seconds
     service: str
@@ -75,44 +101,22 @@ class RollupRow(msgspec.Struct, kw_only=True):
     response_bytes: int
     latency_sum_seconds: float
     latency_sketch: bytes
+    measures: bytes = b""
 
-
-_classes_decoder = msgspec.json.Decoder(dict[str, int])
-
-
-def rollup_from_row(row: Sequence[Any]) -> RollupRow:
-    """A rollup from a database row in ``RollupRow`` field order (status classes as JSON)."""
-    return RollupRow(
-        bucket=row[0],
-        service=row[1],
-        method=row[2],
-        route=row[3],
-        requests=row[4],
-        errors=row[5],
-        status_classes=_classes_decoder.decode(row[6]),
-        request_bytes=row[7],
-        response_bytes=row[8],
-        latency_sum_seconds=row[9],
-        latency_sketch=bytes(row[10]),
-    )
-
-
-def rollup_values(row: RollupRow) -> tuple[Any, ...]:
-    """A rollup as database values in ``RollupRow`` field order (the inverse of
-    :func:`rollup_from_row`)."""
-    return (
-        row.bucket,
-        row.service,
-        row.method,
-        row.route,
-        row.requests,
-        row.errors,
-        msgspec.json.encode(row.status_classes).decode(),
-        row.request_bytes,
-        row.response_bytes,
-        row.latency_sum_seconds,
-        row.latency_sketch,
-    )
+    def aggregate(self) -> Aggregate:
+        """The row's values as an :class:`~modelmonitor.aggregate.Aggregate`."""
+        return Aggregate.from_columns(
+            (
+                self.requests,
+                self.errors,
+                self.status_classes,
+                self.request_bytes,
+                self.response_bytes,
+                self.latency_sum_seconds,
+                self.latency_sketch,
+                self.measures,
+            )
+        )
 
 
 class ServiceSummary(msgspec.Struct, kw_only=True):
@@ -126,6 +130,8 @@ class RequestFilter(msgspec.Struct, kw_only=True):
     service: str | None = None
     route: str | None = None
     method: str | None = None
+    model: str | None = None
+    consumer: str | None = None
     status_class: str | None = None  # "2xx" .. "5xx" or "err"
     errors_only: bool = False
     min_latency_seconds: float | None = None

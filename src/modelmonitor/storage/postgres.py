@@ -30,19 +30,29 @@ from typing import Any
 import msgspec
 
 from modelmonitor._tasks import cancel_and_wait
-from modelmonitor.events import RequestEvent
-from modelmonitor.pipeline.rollup import aggregate, downsample, merge_rows
+from modelmonitor.aggregate import Aggregate
+from modelmonitor.events import SQL_IS_ERROR, RequestEvent
 from modelmonitor.storage import _timescale
 from modelmonitor.storage.base import (
+    EVENT_FIELDS,
+    MODEL_FIELDS,
     ROLLUP_SECONDS,
     RequestFilter,
     RollupRow,
     RollupTier,
     ServiceSummary,
+    event_from_row,
+)
+from modelmonitor.storage.pg_migrations import Migration, apply_migrations
+from modelmonitor.storage.rollups import (
+    ROLLUP_COLUMNS,
+    RollupKey,
+    aggregate_rollups,
+    downsample,
+    merge_row,
     rollup_from_row,
     rollup_values,
 )
-from modelmonitor.storage.pg_migrations import Migration, apply_migrations
 from modelmonitor.types import Clock
 
 __all__ = ["DAY_SECONDS", "PostgresStore", "partition_name"]
@@ -52,40 +62,26 @@ log = logging.getLogger("modelmonitor.storage.postgres")
 DAY_SECONDS = 86_400
 #: pg_advisory_xact_lock key serialising partition DDL ("mmpart").
 _PARTITION_LOCK = 0x6D6D70617274
+#: The migration that created the hour and day tiers (010_rollup_tiers).
+_TIERS_MIGRATION = 10
 #: pg_advisory_xact_lock key serialising the one-time tier backfill ("mmtier").
 _BACKFILL_LOCK = 0x6D6D74696572
 _DAYS_AHEAD = 2
 _DAYS_ACCEPTED_AHEAD = 7
 
-_EVENT_FIELDS = (
-    "id",
-    "start",
-    "service",
-    "method",
-    "route",
-    "path",
-    "status",
-    "latency_seconds",
-    "ttfb_seconds",
-    "request_bytes",
-    "response_bytes",
-    "error",
-    "model",
-    "client",
-)
+_EVENT_FIELDS = EVENT_FIELDS
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
+_PG_TYPES = {str: "text", int: "int8", float: "float8", bool: "bool"}
 _STAGING = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS mm_staging ("
     ' id text COLLATE "C", start float8, service text COLLATE "C", method text, route text,'
     " path text,"
     " status int4, latency_seconds float8, ttfb_seconds float8, request_bytes int8,"
     " response_bytes int8, error text, model text, client text"
-    ") ON COMMIT DELETE ROWS"
+    + "".join(f", {name} {_PG_TYPES[kind]}" for name, kind in MODEL_FIELDS.items())
+    + ") ON COMMIT DELETE ROWS"
 )
-_ROLLUP_COLUMNS = (
-    "bucket, service, method, route, requests, errors, status_classes, request_bytes,"
-    " response_bytes, latency_sum_seconds, latency_sketch"
-)
+_ROLLUP_COLUMNS = ", ".join(ROLLUP_COLUMNS)
 _KEYS = (
     "unnest($1::float8[], $2::text[], $3::text[], $4::text[]) AS k(bucket, service, method, route)"
 )
@@ -176,14 +172,15 @@ class PostgresStore:
 
     async def _backfill_tiers(self) -> None:
         """Once per database: fill the hour and day tiers from the minute rows stored
-        before migration 002 created them (later writes update every tier)."""
+        before migration 010 created them (later writes update every tier)."""
         async with self.pool.acquire() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1)", _BACKFILL_LOCK)
             if await connection.fetchval("SELECT count(*) FROM rollup_backfill"):
                 return
             applied = await connection.fetchval(
                 "SELECT extract(epoch FROM applied_at)::float8 FROM schema_migrations"
-                " WHERE version = 2"
+                " WHERE version = $1",
+                _TIERS_MIGRATION,
             )
             # Minutes from the upgrade on were written to every tier already.
             cutover = math.floor(applied / ROLLUP_SECONDS) * ROLLUP_SECONDS
@@ -308,13 +305,13 @@ class PostgresStore:
     async def _update_rollups(
         connection: Any, events: Sequence[RequestEvent], tier: RollupTier
     ) -> None:
-        await PostgresStore._merge_into(connection, aggregate(events, seconds=tier), tier)
+        await PostgresStore._merge_into(connection, aggregate_rollups(events, seconds=tier), tier)
 
     @staticmethod
     async def _merge_into(
-        connection: Any, new: dict[tuple[float, str, str, str], RollupRow], tier: RollupTier
+        connection: Any, new: dict[RollupKey, Aggregate], tier: RollupTier
     ) -> None:
-        """Add rows into a tier's table (row locks in key order, as in write_batch)."""
+        """Add aggregates into a tier's table (row locks in key order, as in write_batch)."""
         table = tier.table
         keys = sorted(new, key=lambda key: (key[1], key[0], key[2], key[3]))
         columns = (
@@ -327,13 +324,13 @@ class PostgresStore:
         # (empty placeholders), then lock them all.
         await connection.execute(
             f"INSERT INTO {table} ({_ROLLUP_COLUMNS})"
-            f" SELECT bucket, service, method, route, 0, 0, '{{}}', 0, 0, 0, ''::bytea FROM {_KEYS}"
-            " ORDER BY service, bucket, method, route"
+            " SELECT bucket, service, method, route, 0, 0, '{}', 0, 0, 0, ''::bytea, ''::bytea"
+            f" FROM {_KEYS} ORDER BY service, bucket, method, route"
             " ON CONFLICT (service, bucket, method, route) DO NOTHING",
             *columns,
         )
         existing = await connection.fetch(
-            f"SELECT {', '.join('r.' + c.strip() for c in _ROLLUP_COLUMNS.split(','))}"
+            f"SELECT {', '.join('r.' + c for c in ROLLUP_COLUMNS)}"
             f" FROM {table} r JOIN {_KEYS} USING (bucket, service, method, route)"
             " ORDER BY r.service, r.bucket, r.method, r.route FOR UPDATE OF r",
             *columns,
@@ -341,12 +338,12 @@ class PostgresStore:
         merged: list[RollupRow] = []
         for found in existing:
             current = rollup_from_row(found)
-            row = new[(current.bucket, current.service, current.method, current.route)]
-            merged.append(merge_rows(current, row) if current.requests else row)
+            key = (current.bucket, current.service, current.method, current.route)
+            merged.append(merge_row(current, key, new[key]))
         await connection.executemany(
             f"UPDATE {table} SET requests = $5, errors = $6, status_classes = $7::jsonb,"
             " request_bytes = $8, response_bytes = $9, latency_sum_seconds = $10,"
-            " latency_sketch = $11"
+            " latency_sketch = $11, measures = $12"
             " WHERE bucket = $1 AND service = $2 AND method = $3 AND route = $4",
             [rollup_values(row) for row in merged],
         )
@@ -409,6 +406,8 @@ class PostgresStore:
             ("service", query.service),
             ("route", query.route),
             ("method", query.method),
+            ("model", query.model),
+            ("consumer", query.consumer),
         ):
             if value is not None:
                 clauses.append(f"{column} = {param(value)}")
@@ -419,7 +418,7 @@ class PostgresStore:
                 low = int(query.status_class[0]) * 100
                 clauses.append(f"status >= {param(low)} AND status < {param(low + 100)}")
         if query.errors_only:
-            clauses.append("(status >= 500 OR error <> '')")
+            clauses.append(SQL_IS_ERROR)
         if query.min_latency_seconds is not None:
             clauses.append(f"latency_seconds >= {param(query.min_latency_seconds)}")
         if query.start is not None:
@@ -434,7 +433,7 @@ class PostgresStore:
             f" ORDER BY start DESC, id DESC LIMIT {param(query.limit)}",
             *params,
         )
-        return [RequestEvent(*row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     # -- retention ----------------------------------------------------------------
 

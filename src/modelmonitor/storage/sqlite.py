@@ -16,14 +16,24 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from modelmonitor.events import RequestEvent
-from modelmonitor.pipeline.rollup import aggregate, downsample, merge_rows
+from modelmonitor.aggregate import Aggregate
+from modelmonitor.events import SQL_IS_ERROR, RequestEvent
 from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.base import (
+    EVENT_FIELDS,
+    MODEL_FIELDS,
     RequestFilter,
     RollupRow,
     RollupTier,
     ServiceSummary,
+    event_from_row,
+)
+from modelmonitor.storage.rollups import (
+    ROLLUP_COLUMNS,
+    RollupKey,
+    aggregate_rollups,
+    downsample,
+    merge_row,
     rollup_from_row,
     rollup_values,
 )
@@ -49,6 +59,7 @@ _SCHEMA = [
         model TEXT NOT NULL,
         client TEXT NOT NULL
     ) WITHOUT ROWID""",
+    # Files created before the model-aware fields get them in _add_model_columns.
     "CREATE INDEX IF NOT EXISTS events_service_start ON events (service, start)",
     "CREATE INDEX IF NOT EXISTS events_start ON events (start)",
     """CREATE TABLE IF NOT EXISTS services (
@@ -76,6 +87,7 @@ _SCHEMA.extend(
         response_bytes INTEGER NOT NULL,
         latency_sum_seconds REAL NOT NULL,
         latency_sketch BLOB NOT NULL,
+        measures BLOB NOT NULL DEFAULT x'',
         PRIMARY KEY (service, bucket, method, route)
     )""",
         f"CREATE INDEX IF NOT EXISTS {tier.table}_bucket ON {tier.table} (bucket)",
@@ -86,15 +98,32 @@ _SCHEMA.extend(
 # before they existed.
 _SCHEMA.append("CREATE TABLE IF NOT EXISTS rollup_backfill (done_at REAL NOT NULL)")
 
-_EVENT_COLUMNS = (
-    "id, start, service, method, route, path, status, latency_seconds, ttfb_seconds,"
-    " request_bytes, response_bytes, error, model, client"
+_EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+_SQLITE_TYPES = {
+    str: "TEXT NOT NULL DEFAULT ''",
+    int: "INTEGER NOT NULL DEFAULT 0",
+    float: "REAL NOT NULL DEFAULT 0",
+    bool: "INTEGER NOT NULL DEFAULT 0",
+}
+_ROLLUP_COLUMNS = ", ".join(ROLLUP_COLUMNS)
+_INSERT_EVENT = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * len(EVENT_FIELDS))})"
 )
-_ROLLUP_COLUMNS = (
-    "bucket, service, method, route, requests, errors, status_classes, request_bytes,"
-    " response_bytes, latency_sum_seconds, latency_sketch"
-)
-_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+
+def _add_model_columns(db: sqlite3.Connection) -> None:
+    """Add the model-aware columns a file created by an older version lacks."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    for name, kind in MODEL_FIELDS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE events ADD COLUMN {name} {_SQLITE_TYPES[kind]}")
+
+
+def _add_rollup_measures(db: sqlite3.Connection) -> None:
+    """Files written before rollups kept the measures blob gain its column."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(rollups)")}
+    if "measures" not in present:
+        db.execute("ALTER TABLE rollups ADD COLUMN measures BLOB NOT NULL DEFAULT x''")
 
 
 def sqlite_path(url: str) -> str:
@@ -126,6 +155,8 @@ class SQLiteStore:
 
     async def connect(self) -> None:
         await self._sqlite.open()
+        await self._run(_add_model_columns)
+        await self._run(_add_rollup_measures)
         await self._run(self._backfill_tiers)
 
     @staticmethod
@@ -214,28 +245,31 @@ class SQLiteStore:
             if event.id not in seen:
                 seen.add(event.id)  # duplicates inside one batch count once
                 fresh.append(event)
-        db.executemany(_INSERT_EVENT, [msgspec.structs.astuple(event) for event in fresh])
+        db.executemany(
+            _INSERT_EVENT,
+            [msgspec.structs.astuple(event) for event in fresh],
+        )
         return fresh
 
     @staticmethod
     def _update_rollups(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:
         for tier in RollupTier:
-            SQLiteStore._merge_into(db, aggregate(events, seconds=tier), tier)
+            SQLiteStore._merge_into(db, aggregate_rollups(events, seconds=tier), tier)
 
     @staticmethod
     def _merge_into(
-        db: sqlite3.Connection, new: dict[tuple[float, str, str, str], RollupRow], tier: RollupTier
+        db: sqlite3.Connection, new: dict[RollupKey, Aggregate], tier: RollupTier
     ) -> None:
-        for key, row in new.items():
+        marks = ",".join("?" * len(ROLLUP_COLUMNS))
+        for key, aggregate in new.items():
             found = db.execute(
                 f"SELECT {_ROLLUP_COLUMNS} FROM {tier.table}"
                 " WHERE bucket = ? AND service = ? AND method = ? AND route = ?",
                 key,
             ).fetchone()
-            merged = merge_rows(rollup_from_row(found), row) if found else row
+            merged = merge_row(rollup_from_row(found) if found else None, key, aggregate)
             db.execute(
-                f"INSERT OR REPLACE INTO {tier.table} ({_ROLLUP_COLUMNS})"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO {tier.table} ({_ROLLUP_COLUMNS}) VALUES ({marks})",
                 rollup_values(merged),
             )
 
@@ -316,6 +350,8 @@ class SQLiteStore:
             ("service", query.service),
             ("route", query.route),
             ("method", query.method),
+            ("model", query.model),
+            ("consumer", query.consumer),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -328,7 +364,7 @@ class SQLiteStore:
                 clauses.append("status >= ? AND status < ?")
                 params.extend([low, low + 100])
         if query.errors_only:
-            clauses.append("(status >= 500 OR error != '')")
+            clauses.append(SQL_IS_ERROR)
         if query.min_latency_seconds is not None:
             clauses.append("latency_seconds >= ?")
             params.append(query.min_latency_seconds)
@@ -346,7 +382,7 @@ class SQLiteStore:
         params.append(query.limit)
 
         def fetch(db: sqlite3.Connection) -> list[RequestEvent]:
-            return [RequestEvent(*row) for row in db.execute(sql, params)]
+            return [event_from_row(row) for row in db.execute(sql, params)]
 
         return await self._run(fetch)
 

@@ -11,7 +11,7 @@
 -- Where the timescaledb extension is installed in the database (CREATE EXTENSION
 -- timescaledb, which the timescale/timescaledb image does for POSTGRES_DB), raw
 -- events become a hypertable (1-day chunks) on a timestamptz copy of "start"
--- instead, so that continuous aggregates (002_rollup_tiers) can be built on it.
+-- instead, so that continuous aggregates (010_rollup_tiers) can be built on it.
 
 DO $migration$
 BEGIN

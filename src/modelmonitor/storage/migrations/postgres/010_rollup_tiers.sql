@@ -11,7 +11,8 @@
 -- so the newest events show at once. Latency sketches are built in SQL with the
 -- same logarithmic buckets as modelmonitor.sketch.LatencySketch (relative accuracy
 -- 0.005, bucket key ceil(ln(v) / ln(gamma)), "z" counting values <= 1 ns) as a
--- jsonb map key -> count, merged by summing. Raw events are compressed after an
+-- jsonb map key -> count, merged by summing; every other measure of
+-- modelmonitor.aggregate (tokens, cost, time to first token, finish reasons) too. Raw events are compressed after an
 -- age the store sets (add_compression_policy at connect).
 
 DO $migration$
@@ -54,6 +55,17 @@ BEGIN
         SFUNC = modelmonitor_sketch_merge, STYPE = jsonb, INITCOND = '{}',
         COMBINEFUNC = modelmonitor_sketch_merge, PARALLEL = SAFE
     );
+    -- Counts per label (finish reasons), the same jsonb map shape.
+    CREATE FUNCTION modelmonitor_labels_add(state jsonb, label text)
+    RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+        SELECT CASE WHEN label IS NULL OR label = '' THEN state
+            ELSE jsonb_set(state, ARRAY[label], to_jsonb(coalesce((state->>label)::bigint, 0) + 1))
+        END
+    $fn$;
+    CREATE AGGREGATE modelmonitor_labels(text) (
+        SFUNC = modelmonitor_labels_add, STYPE = jsonb, INITCOND = '{}',
+        COMBINEFUNC = modelmonitor_sketch_merge, PARALLEL = SAFE
+    );
 
     ALTER TABLE events SET (
         timescaledb.compress,
@@ -79,7 +91,17 @@ BEGIN
         sum(latency_seconds) AS latency_sum_seconds,
         min(latency_seconds) AS latency_min,
         max(latency_seconds) AS latency_max,
-        modelmonitor_sketch(latency_seconds) AS latency_sketch
+        modelmonitor_sketch(latency_seconds) AS latency_sketch,
+        sum(prompt_tokens)::bigint AS prompt_tokens,
+        sum(completion_tokens)::bigint AS completion_tokens,
+        count(*) FILTER (WHERE tokens_estimated) AS tokens_estimated,
+        count(*) FILTER (WHERE streamed) AS streamed,
+        sum(cost_usd) AS cost_usd,
+        coalesce(sum(ttft_seconds) FILTER (WHERE ttft_seconds > 0), 0) AS ttft_sum,
+        min(ttft_seconds) FILTER (WHERE ttft_seconds > 0) AS ttft_min,
+        max(ttft_seconds) FILTER (WHERE ttft_seconds > 0) AS ttft_max,
+        modelmonitor_sketch(ttft_seconds) FILTER (WHERE ttft_seconds > 0) AS ttft_sketch,
+        modelmonitor_labels(finish_reason) AS finish_reasons
     FROM events
     GROUP BY 1, 2, 3, 4
     WITH NO DATA;
@@ -95,7 +117,15 @@ BEGIN
         sum(response_bytes)::bigint AS response_bytes,
         sum(latency_sum_seconds) AS latency_sum_seconds,
         min(latency_min) AS latency_min, max(latency_max) AS latency_max,
-        modelmonitor_sketch_sum(latency_sketch) AS latency_sketch
+        modelmonitor_sketch_sum(latency_sketch) AS latency_sketch,
+        sum(prompt_tokens)::bigint AS prompt_tokens,
+        sum(completion_tokens)::bigint AS completion_tokens,
+        sum(tokens_estimated)::bigint AS tokens_estimated,
+        sum(streamed)::bigint AS streamed,
+        sum(cost_usd) AS cost_usd,
+        sum(ttft_sum) AS ttft_sum, min(ttft_min) AS ttft_min, max(ttft_max) AS ttft_max,
+        modelmonitor_sketch_sum(ttft_sketch) AS ttft_sketch,
+        modelmonitor_sketch_sum(finish_reasons) AS finish_reasons
     FROM rollups
     GROUP BY 1, 2, 3, 4
     WITH NO DATA;
@@ -111,7 +141,15 @@ BEGIN
         sum(response_bytes)::bigint AS response_bytes,
         sum(latency_sum_seconds) AS latency_sum_seconds,
         min(latency_min) AS latency_min, max(latency_max) AS latency_max,
-        modelmonitor_sketch_sum(latency_sketch) AS latency_sketch
+        modelmonitor_sketch_sum(latency_sketch) AS latency_sketch,
+        sum(prompt_tokens)::bigint AS prompt_tokens,
+        sum(completion_tokens)::bigint AS completion_tokens,
+        sum(tokens_estimated)::bigint AS tokens_estimated,
+        sum(streamed)::bigint AS streamed,
+        sum(cost_usd) AS cost_usd,
+        sum(ttft_sum) AS ttft_sum, min(ttft_min) AS ttft_min, max(ttft_max) AS ttft_max,
+        modelmonitor_sketch_sum(ttft_sketch) AS ttft_sketch,
+        modelmonitor_sketch_sum(finish_reasons) AS finish_reasons
     FROM rollups_hour
     GROUP BY 1, 2, 3, 4
     WITH NO DATA;
