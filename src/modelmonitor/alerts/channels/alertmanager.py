@@ -52,7 +52,6 @@ __all__ = [
 log = logging.getLogger("modelmonitor.alerts")
 
 _LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
-_SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie|password", re.IGNORECASE)
 
 
 class AlertmanagerConfig(ChannelConfig):
@@ -272,8 +271,4 @@ class AlertmanagerChannel(HttpChannel[AlertmanagerConfig]):
         shown = super().describe()
         for secret in ("basic_auth_password", "bearer_token"):
             shown[secret] = "***" if getattr(self.config, secret) is not None else None
-        shown["headers"] = {
-            name: "***" if _SECRET_HEADER.search(name) else value
-            for name, value in self.config.headers.items()
-        }
         return shown

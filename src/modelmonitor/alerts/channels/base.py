@@ -101,8 +101,13 @@ class NotificationChannel(abc.ABC, Generic[ConfigT]):
         return []
 
     def describe(self) -> dict[str, Any]:
-        """The config without secrets, for ``GET /api/v1/alerts/channels``."""
-        return self.config.model_dump(mode="json")
+        """The config without secrets, for ``GET /api/v1/alerts/channels``: secret
+        fields and custom header values (``Authorization: Bearer ...``) are masked."""
+        shown = self.config.model_dump(mode="json")
+        headers = shown.get("headers")
+        if isinstance(headers, dict):
+            shown["headers"] = dict.fromkeys(headers, "***")
+        return shown
 
 
 CHANNEL_TYPES: dict[str, type[NotificationChannel[Any]]] = {}
