@@ -9,7 +9,7 @@ WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tailwi
 TARGET ?=
 ARGS ?=
 
-.PHONY: run dev test test-python test-web lint typecheck bench bench-proxy bench-pipeline bench-anomaly bench-ws bench-ui services build clean
+.PHONY: run dev test test-python test-web lint typecheck bench bench-proxy bench-hostile bench-pipeline bench-anomaly bench-ws bench-ui services build clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -61,11 +61,15 @@ lint: $(STAMP)
 typecheck: lint
 
 ## bench: proxy, pipeline and anomaly benchmarks (prints ratios against same-run baselines)
-bench: bench-proxy bench-pipeline bench-ws bench-ui bench-anomaly
+bench: bench-proxy bench-hostile bench-pipeline bench-ws bench-ui bench-anomaly
 
 bench-proxy: $(STAMP)
 	@bash scripts/ensure-bench-tools.sh
 	$(PY) bench/proxy.py
+
+## bench-hostile: 100,000 distinct random paths through `modelmonitor up` (memory, latency)
+bench-hostile: $(STAMP)
+	$(PY) bench/hostile.py
 
 bench-pipeline: $(STAMP) services
 	$(PY) bench/pipeline.py

@@ -32,7 +32,7 @@ from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import ComponentHealth
 from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
-from modelmonitor.settings import Settings, parse_host_port
+from modelmonitor.settings import ConfigError, Settings, parse_host_port
 from modelmonitor.storage import EventStore, RollupTier, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
@@ -79,6 +79,8 @@ class Runtime:
     api_server: uvicorn.Server | None = None
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
+    auth_enabled: bool | None = None
+    auth_store: Any = None
     cluster_metrics: ClusterMetrics | None = None
     otlp: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -93,6 +95,8 @@ class Runtime:
             raise
 
     async def _start(self) -> None:
+        if self.parts.api:
+            await self._open_auth()
         if self.demo:
             await self._start_demo()
         if self.parts.worker or self.parts.api:
@@ -130,7 +134,9 @@ class Runtime:
         """The alert system; the engine runs where the live windows are complete: in a
         worker, or anywhere when the live state is shared (``redis://``)."""
         assert self.live is not None
-        self.alerts = AlertSystem.from_settings(self.settings, live=self.live, clock=self.clock)
+        self.alerts = AlertSystem.from_settings(
+            self.settings, live=self.live, clock=self.clock, history=self.store
+        )
         shared_live = urlsplit(self.settings.cache_url).scheme != "memory"
         await self.alerts.start(evaluate=self.parts.worker or shared_live)
         self._stack.push_async_callback(self.alerts.stop)
@@ -304,6 +310,28 @@ class Runtime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.bus.join(), timeout=10.0)
 
+    async def _open_auth(self) -> None:
+        """The auth store; refuse, before anything listens, to serve an API beyond
+        loopback with no authentication."""
+        from modelmonitor.auth.exposure import exposure_problem
+        from modelmonitor.auth.service import AuthService
+        from modelmonitor.auth.store import create_auth_store
+
+        self.auth_store = create_auth_store(self.settings.effective_database_url)
+        await self.auth_store.connect()
+        self._stack.push_async_callback(self.auth_store.close)
+        token = self.settings.admin_token
+        service = AuthService(
+            store=self.auth_store,
+            config=self.settings.auth,
+            admin_token=token.get_secret_value() if token else None,
+            clock=self.clock,
+        )
+        problem = await exposure_problem(self.settings, service)
+        if problem is not None:
+            raise ConfigError(problem)
+        self.auth_enabled = await service.enabled()
+
     async def _start_api(self) -> None:
         from modelmonitor.api.app import create_app
 
@@ -314,6 +342,7 @@ class Runtime:
             clock=self.clock,
             health_sources=[self._health],
             alert_system=self.alerts,
+            auth_store=self.auth_store,
             cluster_metrics=self.cluster_metrics,
         )
         host, port = parse_host_port(self.settings.api)
@@ -334,6 +363,8 @@ class Runtime:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            # Forwarded headers are believed only from auth.trusted_proxies, by the API.
+            proxy_headers=False,
             ws_ping_interval=20.0,
             # Snapshots go to many clients: compressing each copy costs more CPU than it saves.
             ws_per_message_deflate=False,
@@ -493,6 +524,11 @@ class Runtime:
             lines.append(f"proxy    {name}: {scheme}://{address}")
         if self.api_url:
             lines.append(f"api      {self.api_url}  (dashboard at /, OpenAPI at /docs)")
+            lines.append(
+                "auth     on: log in with a user, a token or single sign-on"
+                if self.auth_enabled
+                else "auth     off: no users yet (modelmonitor users add NAME --role admin)"
+            )
         if self.health_server is not None:
             lines.append(f"health   http://{self.settings.health_listen}/health")
         if self.demo_url is not None:

@@ -179,3 +179,27 @@ async def alert_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         async with pg.session() as session:
             await session.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await pg.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+async def auth_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The auth store over SQLite and over PostgreSQL (in a schema of its own)."""
+    from modelmonitor.auth.store import create_auth_store
+    from modelmonitor.auth.store.postgres import PostgresAuthStore
+
+    if request.param == "sqlite":
+        store = create_auth_store(f"sqlite:///{tmp_path / 'auth.db'}")
+        await store.connect()
+        yield store
+        await store.close()
+        return
+    _require("127.0.0.1:5432", "PostgreSQL")
+    schema = unique("auth_contract_")
+    pg = PostgresAuthStore(PG_ADMIN_URL, schema_name=schema)
+    await pg.connect()
+    try:
+        yield pg
+    finally:
+        async with pg.session() as session:
+            await session.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pg.close()

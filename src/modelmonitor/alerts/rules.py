@@ -183,18 +183,18 @@ class ThresholdRule(RuleBase):
 
 
 #: Evidence (score / (1 - score)) an anomaly rule needs at sensitivity 0; 1 at sensitivity 1.
-_MAX_EVIDENCE = 400.0
+_MAX_EVIDENCE = 4.0
 
 
 def score_threshold(sensitivity: float) -> float:
     """The anomaly score at which a rule of this sensitivity fires.
 
-    Sensitivity 1 fires at the detector's own alarm line (score 0.5); 0.5 (default)
-    at evidence 20 (score 0.952); 0 at evidence 400 (score 0.9975). Evidence is
-    geometric in sensitivity. Calibrated on simulated demo-like traffic sampled by
-    the tracker (10-second windows, 5 seeds): 10 hours of a day-like drift peaked at
-    evidence 6 to 13; a 2x latency regression scored 70 to 90 on p95 (p50 about 150,
-    p99 30 to 40) and a 20 % error burst 70 to 90 on the error rate.
+    A detector's evidence is ``log p / log alpha``: ``p`` the probability of so large
+    a score on normal data, ``alpha`` its alarm rate (1e-3 per point and member).
+    Sensitivity 1 fires at the detector's own alarm line (evidence 1, ``p <= 1e-3``,
+    score 0.5); 0.5 (default) at evidence 2 (``p <= 1e-6``: about one false alarm in
+    two years of a series scored every minute; score 0.667); 0 at evidence 4
+    (``p <= 1e-12``, score 0.8). Evidence is geometric in sensitivity.
     """
     evidence: float = _MAX_EVIDENCE ** (1.0 - sensitivity)
     return evidence / (1.0 + evidence)
