@@ -20,11 +20,11 @@ import pytest
 from modelmonitor.alerts.channels import AlertmanagerChannel, build_channels
 from modelmonitor.alerts.dispatch import Dispatcher
 from modelmonitor.alerts.engine import AlertEngine
-from modelmonitor.alerts.models import AlertNotice, Notification
+from modelmonitor.alerts.models import Notification
 from modelmonitor.alerts.rules import parse_rule
 from modelmonitor.alerts.store.sqlite import SQLiteAlertStore
 from modelmonitor.live.memory import MemoryLiveState
-from tests.alert_helpers import FakeChannel, Receiver, SimClock, feed, serve
+from tests.alert_helpers import FakeChannel, Receiver, SimClock, feed, sample_notification, serve
 
 BINARY = "prometheus-alertmanager"
 
@@ -126,31 +126,9 @@ async def alertmanager(tmp_path: Path) -> AsyncIterator[Alertmanager]:
             await asyncio.wait_for(process.wait(), 10)
 
 
-def _notice(status: str, started: float) -> AlertNotice:
-    return AlertNotice(
-        id="r1:iris",
-        rule_id="r1",
-        rule_name="High error rate",
-        status=status,
-        reason=status,
-        severity="critical",
-        service="iris",
-        metric="error_rate",
-        comparator=">",
-        threshold=0.05,
-        value=0.5,
-        window="1m",
-        labels={"service": "iris", "rule": "High error rate", "severity": "critical", "team": "ml"},
-        starts_at=started,
-        ends_at=time.time() if status == "resolved" else None,
-    )
-
-
 def _notification(status: str, started: float) -> Notification:
-    notice = _notice(status, started)
-    return Notification(
-        id="n", service="iris", status=status, created_at=time.time(), alerts=[notice]
-    )
+    labels = {"service": "iris", "rule": "High error rate", "severity": "critical", "team": "ml"}
+    return sample_notification(status, labels=labels, started=started)
 
 
 async def _wait(predicate: Any, seconds: float = 15.0) -> None:

@@ -5,53 +5,25 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from modelmonitor.alerts.channels import ChannelConfigError, build_channels
 from modelmonitor.alerts.dispatch import Dispatcher
-from modelmonitor.alerts.models import AlertNotice, Notification
+from modelmonitor.alerts.models import Notification
 from modelmonitor.alerts.store.sqlite import SQLiteAlertStore
-from tests.alert_helpers import Receiver, serve
+from tests.alert_helpers import Receiver, sample_notification
 
 SECRET = "s3cr3t-Token-42"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    found = Receiver()
-    async with serve(found.app()) as url:
-        found.url = url
-        yield found
 
 
 def hostport(receiver: Receiver) -> str:
     return str(urlsplit(receiver.url).netloc)
 
 
-def notification(status: str = "firing", severity: str = "critical") -> Notification:
-    notice = AlertNotice(
-        id="r1:iris",
-        rule_id="r1",
-        rule_name="High error rate",
-        status=status,
-        reason=status,
-        severity=severity,
-        service="iris",
-        metric="error_rate",
-        comparator=">",
-        threshold=0.05,
-        value=0.5,
-        window="1m",
-        starts_at=time.time() - 60,
-        ends_at=time.time() if status == "resolved" else None,
-    )
-    return Notification(
-        id=f"n-{status}", service="iris", status=status, created_at=time.time(), alerts=[notice]
-    )
+def notification(status: str = "firing") -> Notification:
+    return sample_notification(status, notification_id=f"n-{status}")
 
 
 async def test_one_channel_reaches_ntfy_json_form_and_mattermost(
