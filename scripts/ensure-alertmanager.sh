@@ -4,8 +4,8 @@
 set -euo pipefail
 if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
   echo "installing Debian's prometheus-alertmanager for the Alertmanager channel tests"
-  apt-get update -qq
-  # The package's own service is not wanted: policy-rc.d keeps it from starting.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    prometheus-alertmanager >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  # Without systemd the package's own service does not start; the tests run their own.
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends prometheus-alertmanager >/dev/null
 fi
