@@ -32,18 +32,21 @@ run: $(STAMP) $(WEB_DIST)
 dev: $(STAMP) $(WEB_STAMP)
 	$(VENV)/bin/modelmonitor up --demo $(ARGS) & cd web && npm run dev; kill %1
 
-## services: start PostgreSQL, Redis and RabbitMQ when they are not running
+## services: start PostgreSQL, Redis and RabbitMQ when they are not running (TimescaleDB built in)
 services:
 	@bash scripts/services.sh
 	@bash scripts/ensure-prometheus.sh
+	@bash scripts/ensure-timescaledb.sh
 
 ## test: every test (Python, dashboard components, browser end to end)
 test: $(STAMP) services $(WEB_DIST)
+	@bash scripts/ensure-alertmanager.sh
 	$(MAKE) lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(MAKE) test-web
 
 test-python: $(STAMP) services
+	@bash scripts/ensure-alertmanager.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-web: $(STAMP) $(WEB_DIST)

@@ -34,7 +34,7 @@ from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
 from modelmonitor.quality.store import QualityStore, create_quality_store
 from modelmonitor.settings import ConfigError, Settings, parse_host_port
-from modelmonitor.storage import EventStore, create_store
+from modelmonitor.storage import EventStore, RollupTier, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
 
@@ -103,7 +103,10 @@ class Runtime:
         if self.demo:
             await self._start_demo()
         if self.parts.worker or self.parts.api:
-            self.store = create_store(self.settings.effective_database_url)
+            self.store = create_store(
+                self.settings.effective_database_url,
+                compress_after_seconds=self.settings.timescale_compress_after,
+            )
             await self.store.connect()
             self._stack.push_async_callback(self.store.close)
             self.live = create_live(self.settings.cache_url, clock=self.clock)
@@ -195,6 +198,10 @@ class Runtime:
             live=self.live,
             retention_raw_seconds=self.settings.retention_raw,
             retention_rollups_seconds=self.settings.retention_rollups,
+            retention_tiers_seconds={
+                RollupTier.HOUR: self.settings.retention_rollups_hour,
+                RollupTier.DAY: self.settings.retention_rollups_day,
+            },
             clock=self.clock,
         )
         await self.worker.start()

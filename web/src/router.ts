@@ -28,7 +28,7 @@ export const router = createRouter({ history: createWebHistory(), routes })
 
 /** Where a navigation may go: the login page when signed out, the overview when the
  * role is too low (the API refuses anyway; this only spares a page of errors). */
-export async function authorize(to: RouteLocationNormalized): Promise<true | RouteLocationRaw> {
+export async function authorize(to: Pick<RouteLocationNormalized, 'meta' | 'fullPath'>): Promise<true | RouteLocationRaw> {
   if (to.meta.public) return true
   try {
     await loadAuthState()

@@ -1,7 +1,7 @@
 """Every write through the API lands in the audit log (pure ASGI middleware).
 
-For each unsafe request under ``/api/v1`` it records who (the guard's principal,
-or ``anonymous``), the route's name as the action, the target from the path,
+For each unsafe request under ``/api/v1`` by an authenticated principal (refused
+ones included) it records who, the route's name as the action, the target from the path,
 the outcome, the source address, and masked before/after summaries: *after* is
 the JSON answer, *before* is read by a loader registered for the route (the
 rule, silence or channel as it was). Routes that audit themselves in more
@@ -101,6 +101,10 @@ class AuditTrailMiddleware:
     ) -> None:
         auth: AuthService = self.fastapi.state.auth
         principal: Principal | None = scope.get("state", {}).get("principal")
+        if principal is None or route is None:
+            # Anonymous calls change nothing (they get 401), and recording them would
+            # let anyone grow the log; failed logins are recorded by the login itself.
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = client_info(
             peer=(scope.get("client") or ("", 0))[0],
@@ -108,11 +112,7 @@ class AuditTrailMiddleware:
             headers=headers,
             trusted=auth.trusted_networks,
         )
-        actor = Actor(
-            name=principal.name if principal else "anonymous",
-            role=principal.role.label if principal else "",
-            source=client.address,
-        )
+        actor = Actor(name=principal.name, role=principal.role.label, source=client.address)
         after = None
         if 200 <= status < 300 and body:
             try:
@@ -120,7 +120,7 @@ class AuditTrailMiddleware:
             except ValueError:
                 after = None
         outcome = "ok" if 200 <= status < 400 else ("denied" if status in (401, 403) else "error")
-        name = route.name if route is not None else "unknown"
+        name = route.name
         target = "/".join(str(v) for v in params.values()) or scope["path"]
         try:
             await record(

@@ -142,7 +142,8 @@ class Guard:
         principal = await principal_of(connection)
         if principal is None:
             if self.login_redirect:
-                raise LoginRedirect(connection.url.path)
+                query = connection.url.query
+                raise LoginRedirect(connection.url.path + (f"?{query}" if query else ""))
             _deny(connection, 401, "authentication required: log in or send a bearer token")
         assert principal is not None
         if principal.role < self.role:

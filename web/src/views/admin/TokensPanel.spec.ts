@@ -9,7 +9,7 @@ describe('TokensPanel', () => {
 
   it('shows a new token once, and lists tokens without secrets', async () => {
     const listed: (typeof info)[] = []
-    const fetch = vi.fn(async (url: string, init?: RequestInit) => {
+    const fetch = vi.fn(async (_url: string, init?: RequestInit) => {
       if (init?.method === 'POST') {
         expect(JSON.parse(String(init.body))).toEqual({ name: 'grafana', role: 'viewer', expires_in: '90d' })
         listed.push(info)
