@@ -85,6 +85,7 @@ class Runtime:
     auth_enabled: bool | None = None
     auth_store: Any = None
     cluster_metrics: ClusterMetrics | None = None
+    catalog: Any = None
     otlp: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -269,7 +270,7 @@ class Runtime:
 
         assert self.bus is not None
         settings = self.settings
-        services = settings.effective_services
+        services = await self._open_catalog()
         if not services:
             raise RuntimeError(
                 "nothing to proxy: give --target URL, --demo, or services in --config"
@@ -303,6 +304,53 @@ class Runtime:
         self._stack.push_async_callback(self.shipper.stop)
         await self.proxy.start()
         self._stack.push_async_callback(self.proxy.stop)
+        if self.catalog is not None and settings.catalog_poll_seconds > 0:
+            watching = asyncio.create_task(self._watch_catalog(services), name="service-catalog")
+            self._stack.push_async_callback(cancel_and_wait, [watching])
+
+    async def _open_catalog(self) -> list[Any]:
+        """The services to proxy: those declared, plus those added through the API (the
+        catalog in the store). A store that cannot be read leaves the declared ones."""
+        from modelmonitor.alerts.store import create_alert_store
+        from modelmonitor.alerts.store.sql import SqlAlertStore
+        from modelmonitor.catalog import ServiceCatalog
+
+        declared = self.settings.effective_services
+        if self.settings.catalog_poll_seconds <= 0:
+            return declared
+        store = create_alert_store(self.settings.effective_database_url)
+        try:
+            await store.connect()
+        except _store_errors() as exc:
+            log.warning("service catalog unavailable, serving the declared services: %s", exc)
+            return declared
+        self._stack.push_async_callback(store.close)
+        assert isinstance(store, SqlAlertStore)
+        self.catalog = catalog = ServiceCatalog(store, declared=declared)
+        try:
+            return list(await catalog.services())
+        except _store_errors() as exc:
+            log.warning("service catalog unreadable, serving the declared services: %s", exc)
+            return declared
+
+    async def _watch_catalog(self, applied: list[Any]) -> None:
+        """Apply the catalog's changes to the running proxy (in the background)."""
+        assert self.catalog is not None and self.proxy is not None
+        while True:
+            await asyncio.sleep(self.settings.catalog_poll_seconds)
+            try:
+                services = await self.catalog.services()
+            except _store_errors() as exc:
+                log.warning("service catalog unreadable, keeping the current services: %s", exc)
+                continue
+            if services == applied:
+                continue
+            try:
+                await self.proxy.apply(services)
+            except OSError as exc:
+                log.error("cannot apply the service catalog, keeping the current one: %s", exc)
+                continue
+            applied = services
 
     def _local_bus_url(self) -> str:
         """The bus between this process and its proxy process: a Unix socket in a
@@ -569,6 +617,18 @@ class Runtime:
             f"cache={_redact(self.settings.cache_url)}"
         )
         return lines
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What a store may raise when it is unreachable or broken (driver errors included)."""
+    import sqlite3
+
+    errors: tuple[type[BaseException], ...] = (OSError, RuntimeError, sqlite3.Error)
+    try:
+        import asyncpg  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return errors
+    return (*errors, asyncpg.PostgresError)
 
 
 def _redact(url: str) -> str:

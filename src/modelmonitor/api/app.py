@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 
 from modelmonitor import __version__
+from modelmonitor.alerts.store.sql import SqlAlertStore
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import install_openapi
 from modelmonitor.api.audit_trail import AuditTrailMiddleware, alert_loaders
@@ -25,6 +26,7 @@ from modelmonitor.api.routes import (
     anomalies,
     audit,
     auth,
+    catalog,
     drift,
     health,
     metrics,
@@ -43,6 +45,7 @@ from modelmonitor.auth.network import HostPolicy
 from modelmonitor.auth.roles import Role
 from modelmonitor.auth.service import AuthService
 from modelmonitor.auth.store import AuthStore, create_auth_store
+from modelmonitor.catalog import ServiceCatalog
 from modelmonitor.live import LiveState, create_live
 from modelmonitor.quality.alerting import install_drift_alerts
 from modelmonitor.quality.store import QualityStore, create_quality_store
@@ -125,7 +128,10 @@ def create_app(
                 install_drift_alerts(own_alerts, app.state.quality, settings)
                 await own_alerts.start(evaluate=True)
                 stack.push_async_callback(own_alerts.stop)
-            context.extras["alerts"] = alert_system or own_alerts
+            context.extras["alerts"] = alerts_in_use = alert_system or own_alerts
+            catalog_store = alerts_in_use.store
+            assert isinstance(catalog_store, SqlAlertStore)
+            app.state.catalog = ServiceCatalog(catalog_store, declared=settings.effective_services)
             app.state.context = context
             hub = SnapshotHub(context)
             app.state.hub = hub
@@ -147,7 +153,8 @@ def create_app(
     _include_routes(app)
     _mount_dashboard(app, static_dir)
     check_routes(app)
-    app.add_middleware(AuditTrailMiddleware, fastapi=app, loaders=alert_loaders())
+    loaders = {**alert_loaders(), **catalog.catalog_loaders()}
+    app.add_middleware(AuditTrailMiddleware, fastapi=app, loaders=loaders)
     host, _ = parse_host_port(settings.api)
     policy = HostPolicy(
         bind_host=host,
@@ -170,7 +177,7 @@ def _include_routes(app: FastAPI) -> None:
     app.include_router(
         prometheus.router, dependencies=[Depends(Guard(Role.METRICS))], responses=denied
     )
-    for module in (users, tokens, audit):
+    for module in (users, tokens, audit, catalog):
         app.include_router(module.router, responses=denied)
     app.include_router(ws_router, dependencies=viewer)
     _api_docs(app)
