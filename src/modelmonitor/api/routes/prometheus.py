@@ -161,6 +161,22 @@ async def alert_families(alerts: AlertSystem) -> list[Metric]:
     for service, count in sorted(counts.items()):
         firing.add_metric([service], count)
     families.append(firing)
+    tracker = alerts.tracker
+    if tracker.holding:  # this process feeds the anomaly detectors
+        families.append(
+            GaugeMetricFamily(
+                "modelmonitor_anomaly_detectors",
+                "Anomaly detectors fed by this process.",
+                value=len(tracker.series()),
+            )
+        )
+        families.append(
+            GaugeMetricFamily(
+                "modelmonitor_anomaly_state_bytes",
+                "Serialised size of the anomaly detectors' states at the last save.",
+                value=tracker.state_bytes,
+            )
+        )
     return families
 
 
