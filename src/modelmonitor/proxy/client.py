@@ -348,12 +348,9 @@ class ClientConnection(asyncio.Protocol):
             exchange.inspect = service.hooks(method, path.decode("utf-8", "replace"), exchange.t0)
         if has_body and service.json_field and not exchange.model:
             exchange.json_prefix = bytearray()
-        if not parser.should_keep_alive():
-            exchange.close_client = True
-        if method_bytes == _HEAD:
-            exchange.is_head = True
-        if self.http10:
-            exchange.http10 = True
+        exchange.close_client = not parser.should_keep_alive()
+        exchange.is_head = method_bytes == _HEAD
+        exchange.http10 = self.http10 == 1
         service.in_flight += 1
         # Start it now, or queue it behind the one being answered (inline: per request).
         self.reading = exchange
