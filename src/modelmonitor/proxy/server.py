@@ -356,14 +356,14 @@ class ProxyServer:
                     continue
                 if connection.stop_reading:
                     pass
-                elif (
-                    connection.awaiting_head
-                    and connection.head_size
-                    and now - connection.head_started >= limits.header_timeout_seconds
-                ):
-                    detail = f"request head not received within {limits.header_timeout_seconds:g}s"
-                    connection.timed_out(Refusal.HEADER_TIMEOUT, 408, detail)
-                    continue
+                elif connection.awaiting_head and connection.head_size:
+                    if not connection.head_started:
+                        connection.head_started = now  # reset when the head is complete
+                    elif now - connection.head_started >= limits.header_timeout_seconds:
+                        timeout = limits.header_timeout_seconds
+                        detail = f"request head not received within {timeout:g}s"
+                        connection.timed_out(Refusal.HEADER_TIMEOUT, 408, detail)
+                        continue
                 if (
                     connection.write_paused
                     and now - connection.paused_at >= limits.write_timeout_seconds

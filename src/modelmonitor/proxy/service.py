@@ -77,6 +77,7 @@ class Listener:
         "ids",
         "max_head_bytes",
         "max_headers",
+        "max_parts",
         "max_url_bytes",
         "model_headers",
         "prefixed",
@@ -116,6 +117,8 @@ class Listener:
         self.max_head_bytes = limits.max_head_bytes
         self.max_url_bytes = limits.max_url_bytes
         self.max_headers = limits.max_headers
+        #: The same as a length of ``ClientConnection.parts`` (four per forwarded field).
+        self.max_parts = 5 + 4 * limits.max_headers
         #: Requests and responses refused at the edge, per kind (shared by the server).
         self.edge = edge or EdgeCounters()
 
