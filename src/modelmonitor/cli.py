@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_anomaly_commands(commands)
+    from modelmonitor.quality.cli import add_drift_commands
+
+    add_drift_commands(commands)
     return parser
 
 

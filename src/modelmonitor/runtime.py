@@ -32,8 +32,9 @@ from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import ComponentHealth
 from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
+from modelmonitor.quality.store import QualityStore, create_quality_store
 from modelmonitor.settings import ConfigError, Settings, parse_host_port
-from modelmonitor.storage import EventStore, create_store
+from modelmonitor.storage import EventStore, RollupTier, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
 
@@ -76,6 +77,8 @@ class Runtime:
     capture: Any = None
     worker: Any = None
     alerts: AlertSystem | None = None
+    quality_store: QualityStore | None = None
+    quality: Any = None
     api_server: uvicorn.Server | None = None
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
@@ -100,7 +103,10 @@ class Runtime:
         if self.demo:
             await self._start_demo()
         if self.parts.worker or self.parts.api:
-            self.store = create_store(self.settings.effective_database_url)
+            self.store = create_store(
+                self.settings.effective_database_url,
+                compress_after_seconds=self.settings.timescale_compress_after,
+            )
             await self.store.connect()
             self._stack.push_async_callback(self.store.close)
             self.live = create_live(self.settings.cache_url, clock=self.clock)
@@ -109,6 +115,9 @@ class Runtime:
             self.cluster_metrics = create_cluster(self.settings.cache_url)
             await self.cluster_metrics.connect()
             self._stack.push_async_callback(self.cluster_metrics.close)
+            self.quality_store = create_quality_store(self.settings.effective_database_url)
+            await self.quality_store.connect()
+            self._stack.push_async_callback(self.quality_store.close)
             await self._start_alerts()
         split = self.proxy_process and self.parts.proxy and self.parts.worker
         if self.parts.proxy or self.parts.worker:
@@ -134,6 +143,10 @@ class Runtime:
         self.alerts = AlertSystem.from_settings(
             self.settings, live=self.live, clock=self.clock, history=self.store
         )
+        if self.quality_store is not None:
+            from modelmonitor.quality.alerting import install_drift_alerts
+
+            install_drift_alerts(self.alerts, self.quality_store, self.settings)
         shared_live = urlsplit(self.settings.cache_url).scheme != "memory"
         await self.alerts.start(evaluate=self.parts.worker or shared_live)
         self._stack.push_async_callback(self.alerts.stop)
@@ -185,6 +198,10 @@ class Runtime:
             live=self.live,
             retention_raw_seconds=self.settings.retention_raw,
             retention_rollups_seconds=self.settings.retention_rollups,
+            retention_tiers_seconds={
+                RollupTier.HOUR: self.settings.retention_rollups_hour,
+                RollupTier.DAY: self.settings.retention_rollups_day,
+            },
             clock=self.clock,
         )
         await self.worker.start()
@@ -195,6 +212,25 @@ class Runtime:
         shipping = asyncio.create_task(self._ship_request_metrics(), name="request-metrics")
         self._stack.push_async_callback(cancel_and_wait, [shipping])
         self._stack.push_async_callback(self.worker.stop)
+        await self._start_quality()
+
+    async def _start_quality(self) -> None:
+        """Profile sampled payloads in the worker, for services that opted in."""
+        from modelmonitor.quality.processor import QualityProcessor
+
+        assert self.worker is not None and self.quality_store is not None
+        sampling = {s.name: s.sampling for s in self.settings.effective_services}
+        self.quality = QualityProcessor(
+            store=self.quality_store,
+            services=sampling,
+            profile_retention_seconds=self.settings.retention_rollups,
+            bucket_seconds=self.settings.quality_bucket_seconds,
+            clock=self.clock,
+        )
+        if self.quality.enabled:
+            self.worker.hooks.append(self.quality)
+            await self.quality.start()
+            self._stack.push_async_callback(self.quality.stop)
 
     async def _start_otlp(self, worker: Any) -> None:
         from modelmonitor.telemetry._otlp import OtlpExporter
@@ -337,6 +373,7 @@ class Runtime:
             alert_system=self.alerts,
             auth_store=self.auth_store,
             cluster_metrics=self.cluster_metrics,
+            quality_store=self.quality_store,
         )
         host, port = parse_host_port(self.settings.api)
         self.api_server = await self._serve(app, host, port)

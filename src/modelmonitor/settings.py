@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from modelmonitor.quality.config import DriftConfig, SamplingConfig
 from modelmonitor.timeparse import parse_duration
 
 __all__ = [
@@ -233,6 +234,9 @@ class ServiceConfig(BaseModel):
     #: W3C trace context: continue the caller's ``traceparent`` (or start a trace) and
     #: forward the proxy's own span as the parent. Opt-in: it changes a request header.
     propagate_trace: bool = False
+    #: Opt-in payload sampling for data quality and drift (docs/drift.md).
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
     def _check(self) -> ServiceConfig:
@@ -388,14 +392,21 @@ class Settings(BaseSettings):
     # Pipeline and API.
     ws_interval_seconds: Duration = 1.0
     retention_raw: Duration = parse_duration("7d")
+    #: Retention of the minute rollup tier (the name predates the tiers).
     retention_rollups: Duration = parse_duration("90d")
+    retention_rollups_hour: Duration = parse_duration("400d")
+    retention_rollups_day: Duration = parse_duration("1825d")
+    #: TimescaleDB only: compress raw-event chunks older than this (0 = never).
+    timescale_compress_after: Duration = parse_duration("7d")
+    #: Sampled payloads are profiled per bucket of this length (drift windows merge them).
+    quality_bucket_seconds: Duration = Field(default=60.0, ge=1.0, le=3600.0)
     max_history_points: int = Field(default=1_000, ge=10, le=100_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Alert rules from the config file (validated by the alerting package).
     alert_rules: list[dict[str, Any]] = Field(default_factory=list)
-    #: Channel name -> settings with a ``type`` (email, slack, webhook); validated by
-    #: the alerting package. See docs/alerting.md.
+    #: Channel name -> settings with a ``type`` (email, slack, webhook, alertmanager,
+    #: apprise); validated by the alerting package. See docs/alerting.md.
     notification_channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     alert_evaluation_interval_seconds: Duration = Field(default=5.0, gt=0, le=300)
     #: Anomaly detection: one point per series every step, from the 1-minute window.

@@ -1,6 +1,7 @@
 """Fixtures for the contract suites: one URL per backend, each isolated and cleaned up.
 
-PostgreSQL gets a fresh database per test, RabbitMQ a vhost per session and a
+PostgreSQL gets a fresh database per test (TimescaleDB too, with the extension
+created in it), RabbitMQ a vhost per session and a
 queue per test, Redis a key prefix per test. A backend whose service does not
 answer is skipped (``make services`` starts them).
 """
@@ -69,6 +70,43 @@ async def drop_database(url: str) -> None:
 async def postgres_url() -> AsyncIterator[str]:
     _require("127.0.0.1:5432", "PostgreSQL")
     url = await create_database()
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+#: Where `make services` builds TimescaleDB from (scripts/ensure-timescaledb.sh).
+TIMESCALE_SOURCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "vendor" / "timescaledb"
+
+
+@pytest.fixture
+async def timescale_url() -> AsyncIterator[str]:
+    """A fresh database with ``CREATE EXTENSION timescaledb``."""
+    import asyncpg
+
+    _require("127.0.0.1:5432", "PostgreSQL")
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        available = await admin.fetchval(
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+        )
+        preloaded = "timescaledb" in await admin.fetchval("SHOW shared_preload_libraries")
+    finally:
+        await admin.close()
+    if not (available and preloaded):
+        if not TIMESCALE_SOURCE.is_dir():
+            pytest.skip(
+                f"TimescaleDB is not installed and {TIMESCALE_SOURCE} (its vendored source)"
+                " is absent, so `make services` could not build it"
+            )
+        pytest.fail("TimescaleDB is not installed: run scripts/ensure-timescaledb.sh")
+    url = await create_database()
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    finally:
+        await connection.close()
     try:
         yield url
     finally:

@@ -15,6 +15,7 @@ declare module 'vue-router' {
 export const routes: RouteRecordRaw[] = [
   { path: '/', name: 'overview', component: OverviewView, meta: { title: 'Overview' } },
   { path: '/services/:name', name: 'service', component: () => import('./views/ServiceView.vue'), meta: { title: 'Service' } },
+  { path: '/services/:name/data', name: 'service-data', component: () => import('./views/DataView.vue'), meta: { title: 'Data quality' } },
   { path: '/alerts', name: 'alerts', component: () => import('./views/AlertsView.vue'), meta: { title: 'Alerts' } },
   { path: '/system', name: 'system', component: () => import('./views/SystemView.vue'), meta: { title: 'System' } },
   { path: '/login', name: 'login', component: () => import('./views/LoginView.vue'), meta: { title: 'Sign in', public: true } },

@@ -15,13 +15,22 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from modelmonitor.timeparse import parse_duration
 
 __all__ = [
     "ANOMALY_METRICS",
     "COMPARATORS",
+    "DRIFT_METRICS",
     "METRICS",
     "RULE_KINDS",
     "WINDOW_SECONDS",
@@ -29,6 +38,7 @@ __all__ = [
     "AnomalyMetric",
     "AnomalyRule",
     "Comparator",
+    "DriftRule",
     "Metric",
     "RuleError",
     "Severity",
@@ -254,8 +264,53 @@ class AnomalyRule(RuleBase):
         return math.ceil(parse_duration(self.learning_period) / step_seconds)
 
 
+DriftMetric = Literal["drift_score", "feature_drift", "missing_rate", "prediction_share"]
+DRIFT_METRICS: tuple[str, ...] = DriftMetric.__args__  # type: ignore[attr-defined]
+
+
+class DriftRule(RuleBase):
+    """Fires on data quality and drift of sampled payloads (docs/drift.md).
+
+    ``drift_score``: share of drifted features and outputs; ``feature_drift``: the
+    Jensen-Shannon distance of ``feature`` (the largest of any when unset);
+    ``missing_rate``: of ``feature`` (the largest when unset); ``prediction_share``:
+    share of predictions equal to ``value``. Computed over the last ``window``
+    against the service's reference (or ``reference``).
+    """
+
+    kind: Literal["drift"] = "drift"
+    metric: DriftMetric
+    feature: str | None = Field(default=None, max_length=200)
+    #: The predicted class for ``prediction_share``.
+    value: str | None = Field(default=None, max_length=200, validate_default=True)
+    comparator: Comparator = ">"
+    threshold: float
+    window: Duration = 3600.0
+    reference: str | None = Field(default=None, max_length=200)
+    #: Rows (sampled requests) the window needs before the condition may hold.
+    min_rows: int = Field(default=30, ge=0)
+
+    @field_validator("value")
+    @classmethod
+    def _value_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("metric") == "prediction_share" and value is None:
+            raise ValueError("prediction_share needs value: the predicted class to watch")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _long_enough(cls, value: float) -> float:
+        if value < 60:
+            raise ValueError("window must be at least 1m")
+        return value
+
+
 #: Rule kind -> model.
-RULE_KINDS: dict[str, type[RuleBase]] = {"threshold": ThresholdRule, "anomaly": AnomalyRule}
+RULE_KINDS: dict[str, type[RuleBase]] = {
+    "threshold": ThresholdRule,
+    "anomaly": AnomalyRule,
+    "drift": DriftRule,
+}
 
 #: Any rule (a kind's model); typed as the base so new kinds fit.
 AlertRule = RuleBase

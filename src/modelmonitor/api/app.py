@@ -25,6 +25,7 @@ from modelmonitor.api.routes import (
     anomalies,
     audit,
     auth,
+    drift,
     health,
     metrics,
     oidc,
@@ -43,6 +44,8 @@ from modelmonitor.auth.roles import Role
 from modelmonitor.auth.service import AuthService
 from modelmonitor.auth.store import AuthStore, create_auth_store
 from modelmonitor.live import LiveState, create_live
+from modelmonitor.quality.alerting import install_drift_alerts
+from modelmonitor.quality.store import QualityStore, create_quality_store
 from modelmonitor.settings import Settings, parse_host_port
 from modelmonitor.storage import EventStore, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster
@@ -65,6 +68,7 @@ def create_app(
     alert_system: AlertSystem | None = None,
     auth_store: AuthStore | None = None,
     cluster_metrics: ClusterMetrics | None = None,
+    quality_store: QualityStore | None = None,
 ) -> FastAPI:
     """Build the API. Store, live state, the alert system and the auth store are opened
     here unless given (``modelmonitor up`` shares its own with the worker)."""
@@ -109,10 +113,16 @@ def create_app(
                 context.cluster_metrics = create_cluster(settings.cache_url)
                 await context.cluster_metrics.connect()
                 stack.push_async_callback(context.cluster_metrics.close)
+            if quality_store is None:
+                own_quality = create_quality_store(settings.effective_database_url)
+                await own_quality.connect()
+                stack.push_async_callback(own_quality.close)
+            app.state.quality = quality_store or own_quality
             if alert_system is None:
                 own_alerts = AlertSystem.from_settings(
                     settings, live=own_live, clock=clock, history=own_store
                 )
+                install_drift_alerts(own_alerts, app.state.quality, settings)
                 await own_alerts.start(evaluate=True)
                 stack.push_async_callback(own_alerts.stop)
             context.extras["alerts"] = alert_system or own_alerts
@@ -155,7 +165,7 @@ def _include_routes(app: FastAPI) -> None:
     app.include_router(health.router)  # /health is public; /api/v1/health guards itself
     app.include_router(auth.router)  # login and state are public; logout guards itself
     app.include_router(oidc.router)  # public: the way in
-    for module in (services, metrics, anomalies, requests, alerts):
+    for module in (services, metrics, anomalies, requests, alerts, drift):
         app.include_router(module.router, dependencies=viewer, responses=denied)
     app.include_router(
         prometheus.router, dependencies=[Depends(Guard(Role.METRICS))], responses=denied

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 
@@ -17,7 +17,7 @@ from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.bus.base import Delivery, EventBus
 from modelmonitor.events import EventBatch, RequestEvent, decode_batch
 from modelmonitor.live.base import LiveState
-from modelmonitor.storage.base import EventStore
+from modelmonitor.storage.base import EventStore, RollupTier
 from modelmonitor.telemetry import RequestMetrics
 from modelmonitor.types import Clock
 
@@ -54,6 +54,7 @@ class Worker:
         prefetch: int = 32,
         retention_raw_seconds: float | None = None,
         retention_rollups_seconds: float | None = None,
+        retention_tiers_seconds: Mapping[RollupTier, float] | None = None,
         retention_every_seconds: float = 600.0,
         clock: Clock = time.time,
         request_metrics: RequestMetrics | None = None,
@@ -68,6 +69,8 @@ class Worker:
         self._live = live
         self._prefetch = prefetch
         self._retention = (retention_raw_seconds, retention_rollups_seconds)
+        #: The hour and day tiers' retention (0 or absent keeps them).
+        self._tier_retention = dict(retention_tiers_seconds or {})
         self._retention_every = retention_every_seconds
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,7 +84,7 @@ class Worker:
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._pump(), name="worker-pump"))
         self._tasks.append(asyncio.create_task(self._process(), name="worker-process"))
-        if any(self._retention):
+        if any(self._retention) or any(self._tier_retention.values()):
             self._tasks.append(asyncio.create_task(self._retain(), name="worker-retention"))
 
     async def stop(self) -> None:
@@ -162,6 +165,11 @@ class Worker:
                 deleted = await self._store.delete_before(
                     raw_before=now - raw if raw else 0.0,
                     rollups_before=now - rollups if rollups else 0.0,
+                    tiers_before={
+                        tier: now - seconds
+                        for tier, seconds in self._tier_retention.items()
+                        if seconds
+                    },
                 )
                 if any(deleted):
                     log.info("retention removed %d events and %d rollup rows", *deleted)

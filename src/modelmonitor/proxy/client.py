@@ -342,6 +342,8 @@ class ClientConnection(asyncio.Protocol):
             exchange.chunked_request = rare.transfer_encoding is not None
             exchange.expect_continue = rare.expect
             exchange.model = rare.model
+        if service.hooks is not None:
+            exchange.inspect = service.hooks(method, path.decode("utf-8", "replace"), exchange.t0)
         if has_body and service.json_field and not exchange.model:
             exchange.json_prefix = bytearray()
         if not parser.should_keep_alive():
@@ -475,6 +477,8 @@ class ClientConnection(asyncio.Protocol):
         if exchange is None or exchange.done:
             return
         exchange.request_bytes += len(body)
+        if exchange.inspect is not None:
+            exchange.inspect.request_body(body)
         prefix = exchange.json_prefix
         if prefix is not None and len(prefix) < JSON_PREFIX_BYTES:
             prefix += body[: JSON_PREFIX_BYTES - len(prefix)]
@@ -674,24 +678,25 @@ class ClientConnection(asyncio.Protocol):
         )
         if route is OTHER:
             routes.folded += 1
-        listener.capture.append(
-            RequestEvent(
-                listener.ids(),
-                time() - (now - exchange.t0),
-                service.name,
-                exchange.method,
-                route,
-                path,
-                exchange.status,
-                now - exchange.t0,
-                exchange.ttfb if exchange.ttfb > 0 else 0.0,
-                exchange.request_bytes,
-                exchange.response_bytes,
-                error,
-                model,
-                self.peer,
-            )
+        event = RequestEvent(
+            listener.ids(),
+            time() - (now - exchange.t0),
+            service.name,
+            exchange.method,
+            route,
+            path,
+            exchange.status,
+            now - exchange.t0,
+            exchange.ttfb if exchange.ttfb > 0 else 0.0,
+            exchange.request_bytes,
+            exchange.response_bytes,
+            error,
+            model,
+            self.peer,
         )
+        if exchange.inspect is not None:
+            event = exchange.inspect.finish(event)
+        listener.capture.append(event)
 
     def _reject(self, kind: Refusal, status: int, detail: str) -> None:
         """Refuse what the client is sending: count it, answer in turn, then close."""
