@@ -63,7 +63,7 @@ typecheck: lint
 ## bench: proxy, pipeline and anomaly benchmarks (prints ratios against same-run baselines)
 bench: bench-proxy bench-hostile bench-pipeline bench-ws bench-ui bench-anomaly bench-sampling
 
-bench-proxy: $(STAMP)
+bench-proxy: $(STAMP) services
 	@bash scripts/ensure-bench-tools.sh
 	$(PY) bench/proxy.py
 

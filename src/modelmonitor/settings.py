@@ -291,6 +291,16 @@ class OIDCConfig(BaseModel):
     #: Label of the dashboard's sign-in button.
     display_name: str = "single sign-on"
 
+    @model_validator(mode="after")
+    def _check(self) -> OIDCConfig:
+        import importlib.util
+
+        if not all(importlib.util.find_spec(name) for name in ("authlib", "joserfc")):
+            raise ValueError(
+                "OIDC needs authlib and joserfc: pip install 'modelmonitor[production]'"
+            )
+        return self
+
 
 class AuthConfig(BaseModel):
     """Who may use the API and dashboard, and how they prove it. See docs/security.md."""
