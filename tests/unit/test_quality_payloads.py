@@ -36,6 +36,11 @@ def test_builtin_patterns_scrub_text(name: str) -> None:
     assert "contact:" in out and "thanks" in out
 
 
+def test_short_emails_are_found_too() -> None:
+    assert Redactor().text("a@b.io") == "[email]"
+    assert Redactor().value({"to": "x@y.co"}) == {"to": "[email]"}
+
+
 def test_not_everything_is_a_secret() -> None:
     redactor = Redactor()
     # A 16-digit number that fails the Luhn check is no card; short numbers are no phones.
