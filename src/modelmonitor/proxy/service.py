@@ -8,7 +8,7 @@ from modelmonitor.events import EventIdFactory
 from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.edge import EdgeCounters
 from modelmonitor.proxy.routes import RouteTemplater
-from modelmonitor.proxy.sampling import HookStarter, SampleSink, sampling_hooks
+from modelmonitor.proxy.sampling import SampleSink, Starter, sampling_hooks, with_sampling
 from modelmonitor.proxy.upstream import UpstreamTarget
 from modelmonitor.settings import ProxyLimits, ServiceConfig
 
@@ -58,11 +58,12 @@ class Service:
         self.timeout = config.timeout_seconds
         self.in_flight = 0
         #: Starts a request's body hook (payload sampling), or ``None``.
-        self.hooks: HookStarter | None = None
+        self.hooks: Starter | None = None
 
     def sample_into(self, sink: SampleSink) -> None:
-        """Copy sampled bodies of this service into ``sink`` (when its config samples)."""
-        self.hooks = sampling_hooks(self.config.sampling, sink)
+        """Copy sampled bodies of this service into ``sink`` (when its config samples),
+        after any body hook the service already runs."""
+        self.hooks = with_sampling(self.hooks, sampling_hooks(self.config.sampling, sink))
 
 
 class Listener:
