@@ -27,6 +27,7 @@ from modelmonitor.api.routes import (
 from modelmonitor.api.ws import SnapshotHub
 from modelmonitor.api.ws import router as ws_router
 from modelmonitor.live import LiveState, create_live
+from modelmonitor.query.snapshots import ReadModel
 from modelmonitor.settings import Settings
 from modelmonitor.storage import EventStore, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster
@@ -63,12 +64,25 @@ def create_app(
             if live is None:
                 await own_live.connect()
                 stack.push_async_callback(own_live.close)
+            if alert_system is None:
+                own_alerts = AlertSystem.from_settings(settings, live=own_live, clock=clock)
+                await own_alerts.start(evaluate=True)
+                stack.push_async_callback(own_alerts.stop)
+            running_alerts = alert_system or own_alerts
             context = ApiContext(
                 settings=settings,
                 store=own_store,
                 live=own_live,
+                read=ReadModel(
+                    settings=settings,
+                    store=own_store,
+                    live=own_live,
+                    anomalies=running_alerts.store,
+                    clock=clock,
+                ),
                 clock=clock,
                 started_at=clock(),
+                alerts=running_alerts,
                 health_sources=list(health_sources or []),
             )
             if cluster_metrics is not None:
@@ -77,11 +91,6 @@ def create_app(
                 context.cluster_metrics = create_cluster(settings.cache_url)
                 await context.cluster_metrics.connect()
                 stack.push_async_callback(context.cluster_metrics.close)
-            if alert_system is None:
-                own_alerts = AlertSystem.from_settings(settings, live=own_live, clock=clock)
-                await own_alerts.start(evaluate=True)
-                stack.push_async_callback(own_alerts.stop)
-            context.extras["alerts"] = alert_system or own_alerts
             app.state.context = context
             hub = SnapshotHub(context)
             app.state.hub = hub

@@ -102,10 +102,37 @@ export interface LiveSnapshot {
   services: ServiceLive[]
 }
 
-export interface LiveMessage {
-  type: 'snapshot'
-  data: LiveSnapshot
+/** The figures of one window that the overview shows. */
+export interface OverviewWindow {
+  requests: number
+  errors: number
+  rps: number
+  error_rate: number
+  status_classes: Record<string, number>
+  p50_seconds: number | null
+  p95_seconds: number | null
+  p99_seconds: number | null
 }
+
+/** One service as the overview feed carries it (a full `ServiceLive` is one too). */
+export interface ServiceOverview {
+  service: string
+  status: ServiceStatus
+  in_flight: number
+  last_seen: number | null
+  windows: Partial<Record<WindowName, OverviewWindow>>
+  anomalies?: ServiceLive['anomalies']
+}
+
+export interface OverviewSnapshot {
+  at: number
+  services: ServiceOverview[]
+}
+
+export type LiveMessage =
+  | { type: 'snapshot'; data: LiveSnapshot }
+  | { type: 'overview'; data: OverviewSnapshot }
+  | { type: 'error'; detail: string }
 
 export type HistoricalMetric =
   | 'requests'

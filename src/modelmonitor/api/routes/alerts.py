@@ -1,7 +1,7 @@
 """``/api/v1/alerts``: current alerts, history, rules, silences, channels and deliveries.
 
 Thin views over :mod:`modelmonitor.alerts.service`; the alert system is built by
-the composition root and found in ``context.extras["alerts"]``.
+the composition root and found in ``context.alerts``.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ class ChannelList(msgspec.Struct, kw_only=True):
 
 
 def _system(context: ApiContext) -> AlertSystem:
-    system = context.extras.get("alerts")
-    if not isinstance(system, AlertSystem):
+    system = context.alerts
+    if system is None:
         raise HTTPException(status_code=503, detail="alerting is not running in this process")
     return system
 

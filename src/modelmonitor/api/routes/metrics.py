@@ -13,14 +13,8 @@ from fastapi.responses import Response
 
 from modelmonitor.api._openapi import schema_response
 from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, parse_range
-from modelmonitor.api.routes.anomalies import (
-    HISTORY_TO_ANOMALY,
-    AnomalySeries,
-    add_live_anomalies,
-    anomaly_series,
-)
-from modelmonitor.live.base import WINDOWS, LiveSnapshot, ServiceLive, WindowStats
-from modelmonitor.live.windows import service_status
+from modelmonitor.live.base import LiveSnapshot
+from modelmonitor.query.anomalies import HISTORY_TO_ANOMALY, AnomalySeries, anomaly_series
 from modelmonitor.query.history import (
     METRICS,
     RouteSummary,
@@ -57,26 +51,6 @@ class RouteList(msgspec.Struct, kw_only=True):
     routes: list[RouteSummary]
 
 
-async def realtime_snapshot(context: ApiContext, service: str | None) -> LiveSnapshot:
-    """The live snapshot, with configured services that saw no traffic listed as idle."""
-    snapshot = await context.live.snapshot(service=service)
-    present = {entry.service for entry in snapshot.services}
-    configured = [s.name for s in context.settings.effective_services]
-    missing = [name for name in configured if name not in present and service in (None, name)]
-    for name in missing:
-        windows = {label: WindowStats(window_seconds=seconds) for label, seconds in WINDOWS.items()}
-        snapshot.services.append(
-            ServiceLive(
-                service=name,
-                status=service_status(windows["1m"], last_seen=None, now=snapshot.at),
-                windows=windows,
-            )
-        )
-    snapshot.services.sort(key=lambda entry: entry.service)
-    await add_live_anomalies(context, snapshot)
-    return snapshot
-
-
 @router.get(
     "/metrics/realtime",
     responses=schema_response(LiveSnapshot),
@@ -88,7 +62,7 @@ async def realtime(
 ) -> object:
     if service is not None:
         await context.require_service(service)
-    return json_response(await realtime_snapshot(context, service))
+    return json_response(await context.read.snapshot(service))
 
 
 def _time_range(context: ApiContext, start: str, end: str) -> tuple[float, float, bool]:
@@ -159,8 +133,18 @@ async def historical(
     )
     if anomaly:
         tracked = sorted({HISTORY_TO_ANOMALY[m] for m in metrics if m in HISTORY_TO_ANOMALY})
-        result.anomalies = await anomaly_series(
-            context, service=service, metrics=tracked, start=start_at, end=end_at
+        reader = context.read.anomalies
+        result.anomalies = (
+            await anomaly_series(
+                reader,
+                service=service,
+                metrics=tracked,
+                start=start_at,
+                end=end_at,
+                limit=context.settings.max_history_points,
+            )
+            if reader is not None
+            else []
         )
     if format == "csv":
         return _csv(result)

@@ -15,7 +15,6 @@ from fastapi.responses import Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from modelmonitor.api.deps import Context
-from modelmonitor.api.routes.metrics import realtime_snapshot
 from modelmonitor.live.base import LiveSnapshot
 from modelmonitor.telemetry import encode, gauge, request_families
 
@@ -112,7 +111,7 @@ def proxy_families(snapshot: LiveSnapshot) -> Iterator[Metric]:
     responses={200: {"content": {"text/plain": {}, "application/openmetrics-text": {}}}},
 )
 async def prometheus_metrics(context: Context, request: Request) -> Response:
-    snapshot = await realtime_snapshot(context, None)
+    snapshot = await context.read.snapshot()
     families: list[Metric] = [*live_families(snapshot), *proxy_families(snapshot)]
     if context.cluster_metrics is not None:
         families.extend(request_families(await context.cluster_metrics.read()))
