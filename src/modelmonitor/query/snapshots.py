@@ -33,9 +33,22 @@ __all__ = [
     "service_only",
 ]
 
-#: The windows the overview shows: the 10 s window's figures, the 1 min rate (its
-#: sparkline) and the 5 min request count.
-OVERVIEW_WINDOWS = ("10s", "1m", "5m")
+#: What the overview shows of each window: the 10 s window's figures, the 1 min rate
+#: (its sparkline) and the 5 min request count.
+OVERVIEW_WINDOWS: dict[str, tuple[str, ...]] = {
+    "10s": (
+        "requests",
+        "errors",
+        "rps",
+        "error_rate",
+        "status_classes",
+        "p50_seconds",
+        "p95_seconds",
+        "p99_seconds",
+    ),
+    "1m": ("rps",),
+    "5m": ("requests",),
+}
 
 
 class FeedView(enum.Enum):
@@ -46,30 +59,23 @@ class FeedView(enum.Enum):
     SERVICE = "service"  #: one service, complete
 
 
-class OverviewWindow(msgspec.Struct, kw_only=True):
-    """The figures of one window the overview shows."""
+class OverviewWindow(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The figures of one window the overview shows; figures it does not show of that
+    window are left out (the 1 min window only carries ``rps``, the 5 min one only
+    ``requests``)."""
 
-    requests: int
-    errors: int
-    rps: float
-    error_rate: float
-    status_classes: dict[str, int]
-    p50_seconds: float | None
-    p95_seconds: float | None
-    p99_seconds: float | None
+    requests: int | None = None
+    errors: int | None = None
+    rps: float | None = None
+    error_rate: float | None = None
+    status_classes: dict[str, int] | None = None
+    p50_seconds: float | None = None
+    p95_seconds: float | None = None
+    p99_seconds: float | None = None
 
     @classmethod
-    def of(cls, stats: WindowStats) -> OverviewWindow:
-        return cls(
-            requests=stats.requests,
-            errors=stats.errors,
-            rps=stats.rps,
-            error_rate=stats.error_rate,
-            status_classes=stats.status_classes,
-            p50_seconds=stats.p50_seconds,
-            p95_seconds=stats.p95_seconds,
-            p99_seconds=stats.p99_seconds,
-        )
+    def of(cls, stats: WindowStats, fields: tuple[str, ...]) -> OverviewWindow:
+        return cls(**{name: getattr(stats, name) for name in fields})
 
 
 class ServiceOverview(msgspec.Struct, kw_only=True):
@@ -98,8 +104,8 @@ def overview(snapshot: LiveSnapshot) -> OverviewSnapshot:
                 in_flight=entry.in_flight,
                 last_seen=entry.last_seen,
                 windows={
-                    name: OverviewWindow.of(entry.windows[name])
-                    for name in OVERVIEW_WINDOWS
+                    name: OverviewWindow.of(entry.windows[name], fields)
+                    for name, fields in OVERVIEW_WINDOWS.items()
                     if name in entry.windows
                 },
             )

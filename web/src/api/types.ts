@@ -102,16 +102,16 @@ export interface LiveSnapshot {
   services: ServiceLive[]
 }
 
-/** The figures of one window that the overview shows. */
+/** The figures of one window that the overview shows (10 s: all; 1 min: rps; 5 min: requests). */
 export interface OverviewWindow {
-  requests: number
-  errors: number
-  rps: number
-  error_rate: number
-  status_classes: Record<string, number>
-  p50_seconds: number | null
-  p95_seconds: number | null
-  p99_seconds: number | null
+  requests?: number
+  errors?: number
+  rps?: number
+  error_rate?: number
+  status_classes?: Record<string, number>
+  p50_seconds?: number | null
+  p95_seconds?: number | null
+  p99_seconds?: number | null
 }
 
 /** One service as the overview feed carries it (a full `ServiceLive` is one too). */
