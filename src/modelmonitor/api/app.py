@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from modelmonitor import __version__
+from modelmonitor._tasks import TaskHealth
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import install_openapi
 from modelmonitor.api.deps import ApiContext, ComponentHealth
@@ -94,6 +95,7 @@ def create_app(
             app.state.context = context
             hub = SnapshotHub(context)
             app.state.hub = hub
+            context.health_sources.append(lambda: {"websocket": _component(hub.health())})
             hub.start()
             stack.push_async_callback(hub.stop)
             yield
@@ -111,6 +113,10 @@ def create_app(
     app.include_router(ws_router)
     _mount_dashboard(app, static_dir)
     return app
+
+
+def _component(health: TaskHealth) -> ComponentHealth:
+    return ComponentHealth(status=health.status, detail=health.detail)
 
 
 def _mount_dashboard(app: FastAPI, static_dir: Path) -> None:

@@ -23,7 +23,7 @@ import logging
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from modelmonitor._tasks import cancel_and_wait
+from modelmonitor._tasks import Supervisor, TaskHealth
 from modelmonitor.api.deps import ApiContext
 from modelmonitor.live.base import LiveSnapshot
 from modelmonitor.query.snapshots import FeedView, overview, service_only
@@ -71,17 +71,24 @@ class SnapshotHub:
     def __init__(self, context: ApiContext) -> None:
         self._context = context
         self._clients: set[_Client] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._supervisor = Supervisor("websocket")
 
     @property
     def clients(self) -> int:
         return len(self._clients)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ws-hub")
+        self._supervisor.spawn("feed", self._run)
 
     async def stop(self) -> None:
-        await cancel_and_wait([self._task])
+        await self._supervisor.stop()
+
+    def health(self) -> TaskHealth:
+        """The feed loop's health (down: no client gets pushes)."""
+        tasks = self._supervisor.health()
+        if tasks.status != "ok":
+            return tasks
+        return TaskHealth(status="ok", detail=f"{len(self._clients)} clients")
 
     def add(self, subscription: Subscription) -> _Client:
         client = _Client(subscription)

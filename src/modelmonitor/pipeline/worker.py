@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from modelmonitor._tasks import cancel_and_wait
+from modelmonitor._tasks import Supervisor, TaskHealth
 from modelmonitor.bus.base import Delivery, EventBus
 from modelmonitor.events import EventBatch, decode_batch
 from modelmonitor.live.base import LiveState
@@ -21,12 +20,9 @@ from modelmonitor.storage.base import EventStore
 from modelmonitor.telemetry import RequestMetrics
 from modelmonitor.types import Clock
 
-__all__ = ["BatchHook", "Worker", "WorkerStats"]
+__all__ = ["Worker", "WorkerStats"]
 
 log = logging.getLogger("modelmonitor.worker")
-
-#: Called after each stored batch (alerting hooks in here); must not raise.
-BatchHook = Callable[[EventBatch], Awaitable[None]]
 
 
 class WorkerStats(msgspec.Struct, kw_only=True):
@@ -67,20 +63,28 @@ class Worker:
         self._retention = (retention_raw_seconds, retention_rollups_seconds)
         self._retention_every = retention_every_seconds
         self._clock = clock
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor("worker")
         self.stats = WorkerStats()
-        self.hooks: list[BatchHook] = []
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=prefetch)
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._pump(), name="worker-pump"))
-        self._tasks.append(asyncio.create_task(self._process(), name="worker-process"))
+        self._supervisor.spawn("pump", self._pump)
+        self._supervisor.spawn("process", self._process)
         if any(self._retention):
-            self._tasks.append(asyncio.create_task(self._retain(), name="worker-retention"))
+            self._supervisor.spawn("retention", self._retain)
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
+        await self._supervisor.stop()
+
+    def health(self) -> TaskHealth:
+        """Down while a loop is down (the consumer died, say), degraded while the store
+        fails or just after a loop was restarted."""
+        tasks = self._supervisor.health()
+        if tasks.status != "ok":
+            return tasks
+        if not self.stats.store_ok:
+            return TaskHealth(status="degraded", detail=self.stats.last_error)
+        return TaskHealth(status="ok", detail=f"{self.stats.events_stored_total} events stored")
 
     async def _pump(self) -> None:
         async for delivery in self._bus.consume(prefetch=self._prefetch):
@@ -139,12 +143,6 @@ class Worker:
         self.stats.events_stored_total += fresh
         self.stats.duplicates_total += len(events) - fresh
         self.stats.last_batch_at = self._clock()
-        for batch in batches:
-            for hook in self.hooks:
-                try:
-                    await hook(batch)
-                except Exception:  # a hook must never stop ingestion
-                    log.exception("batch hook %r failed", hook)
 
     async def _retain(self) -> None:
         raw, rollups = self._retention
