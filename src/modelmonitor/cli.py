@@ -95,6 +95,7 @@ def _run_parts(args: argparse.Namespace, *, proxy: bool, worker: bool, api: bool
         parts=Parts(proxy=proxy, worker=worker, api=api),
         demo=demo,
         demo_port=getattr(args, "demo_port", 8080),
+        proxy_process=proxy and worker and not getattr(args, "single_process", False),
     )
     _install_loop()
     asyncio.run(run_until_signalled(runtime, ready="ModelMonitor is running; Ctrl-C stops it"))
@@ -197,10 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modelmonitor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    up = commands.add_parser("up", help="run proxy, worker and API in one process")
+    up = commands.add_parser(
+        "up", help="run proxy, worker and API (the proxy in a process of its own)"
+    )
     _add_settings_flags(up, proxy=True, api=True)
     up.add_argument("--demo", action="store_true", help="also start the bundled demo model API")
     up.add_argument("--demo-port", type=int, default=8080, help="the demo model API's port")
+    up.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run the proxy in the same process and event loop as the pipeline (slower)",
+    )
     up.set_defaults(handler=_cmd_up)
 
     for name, helptext, proxy, api, handler in (

@@ -87,6 +87,11 @@ class RequestEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
     finish_reason: str = ""
     streamed: bool = False
     cost_usd: float = 0.0
+    # W3C trace context (hex), set when the service propagates traces: the proxy's span
+    # is ``span_id`` in trace ``trace_id``, a child of the caller's ``parent_span_id``.
+    trace_id: str = ""
+    span_id: str = ""
+    parent_span_id: str = ""
 
     @property
     def is_error(self) -> bool:
@@ -111,6 +116,9 @@ class ProxyStats(msgspec.Struct, array_like=True, frozen=True, gc=False):
     in_flight: dict[str, int] = {}
     bus_state: str = "connected"
     spooled: int = 0
+    #: Refusals at the proxy's edge per kind, and ``routes_folded`` (requests past a
+    #: service's route cap), since the proxy started.
+    edge: dict[str, int] = {}
 
 
 class EventBatch(msgspec.Struct, array_like=True, frozen=True, gc=False):

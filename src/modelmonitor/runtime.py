@@ -1,8 +1,10 @@
 """The composition root: builds backends from URLs and runs proxy, worker and API.
 
 Only this module chooses adapters; every other package depends on the contracts.
-``modelmonitor up`` runs all parts in one process; ``proxy``, ``worker`` and
-``api`` run one part each around shared production backends.
+``modelmonitor up`` runs all parts on one machine: with ``proxy_process`` the proxy
+runs in a child process (:mod:`modelmonitor.proxy_process`) fed to this process's
+worker over a ``unix://`` bus, else everything shares one event loop. ``proxy``,
+``worker`` and ``api`` run one part each around shared production backends.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ from modelmonitor.types import Clock
 if TYPE_CHECKING:  # built lazily: a lone API process never imports the proxy or the worker
     from modelmonitor.pipeline.worker import Worker
     from modelmonitor.proxy import CaptureBuffer, ProxyServer, Shipper
+    from modelmonitor.proxy_process import ProxyProcess
 
 __all__ = ["Parts", "Runtime", "run_until_signalled"]
 
@@ -64,6 +69,8 @@ class Runtime:
     demo: bool = False
     demo_port: int = 8080
     clock: Clock = time.time
+    #: Run the proxy in a child process (only when this runtime runs proxy and worker).
+    proxy_process: bool = False
 
     bus: EventBus | None = None
     store: EventStore | None = None
@@ -72,11 +79,13 @@ class Runtime:
     shipper: Shipper | None = None
     capture: CaptureBuffer | None = None
     worker: Worker | None = None
+    proxy_child: ProxyProcess | None = None
     alerts: AlertSystem | None = None
     api_server: uvicorn.Server | None = None
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
     cluster_metrics: ClusterMetrics | None = None
+    otlp: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -102,13 +111,16 @@ class Runtime:
             await self.cluster_metrics.connect()
             self._stack.push_async_callback(self.cluster_metrics.close)
             await self._start_alerts()
+        split = self.proxy_process and self.parts.proxy and self.parts.worker
         if self.parts.proxy or self.parts.worker:
-            self.bus = create_bus(self.settings.broker_url)
+            self.bus = create_bus(self._local_bus_url() if split else self.settings.broker_url)
             await self.bus.connect()
             self._stack.push_async_callback(self.bus.close)
         if self.parts.worker:
             await self._start_worker()
-        if self.parts.proxy:
+        if split:
+            await self._start_proxy_process()
+        elif self.parts.proxy:
             await self._start_proxy()
         if self.parts.api:
             await self._start_api()
@@ -175,11 +187,31 @@ class Runtime:
             clock=self.clock,
         )
         await self.worker.start()
+        if self.settings.otlp is not None:
+            await self._start_otlp(self.worker)
         # Stopped in reverse: the worker, then the shipping loop, then one last flush.
         self._stack.push_async_callback(self._flush_request_metrics)
         shipping = asyncio.create_task(self._ship_request_metrics(), name="request-metrics")
         self._stack.push_async_callback(cancel_and_wait, [shipping])
         self._stack.push_async_callback(self.worker.stop)
+
+    async def _start_otlp(self, worker: Any) -> None:
+        from modelmonitor.telemetry._otlp import OtlpExporter
+
+        config = self.settings.otlp
+        assert config is not None
+        exporter = OtlpExporter(
+            config.endpoint,
+            headers=config.headers,
+            service_name=config.service_name,
+            traces=config.traces,
+            metrics=config.metrics,
+            metrics_interval_seconds=config.metrics_interval_seconds,
+        )
+        worker.add_observer(exporter.submit)
+        await exporter.start(worker.request_metrics.snapshot)
+        self.otlp = exporter
+        self._stack.push_async_callback(exporter.stop)
 
     async def _flush_request_metrics(self) -> None:
         if self.worker is not None and self.cluster_metrics is not None:
@@ -226,6 +258,7 @@ class Runtime:
             batch_max_events=settings.batch_max_events,
             flush_interval_seconds=settings.flush_interval_seconds,
             in_flight=self.proxy.in_flight,
+            edge=self.proxy.edge_counts,
             spool=spool,
         )
         await self.shipper.start()
@@ -234,11 +267,38 @@ class Runtime:
         await self.proxy.start()
         self._stack.push_async_callback(self.proxy.stop)
 
-    async def _drain_pipeline(self) -> None:
-        """With the in-process bus, let the worker store what the shipper flushed."""
-        from modelmonitor.bus.memory import MemoryBus
+    def _local_bus_url(self) -> str:
+        """The bus between this process and its proxy process: a Unix socket in a
+        private directory, unless a broker is configured (then both use it)."""
+        if not self.settings.broker_url.startswith("memory:"):
+            return self.settings.broker_url
+        directory = tempfile.mkdtemp(prefix="modelmonitor-")  # mode 0700
+        self._stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        return f"unix://{directory}/bus.sock"
 
-        if isinstance(self.bus, MemoryBus) and self.worker is not None:
+    async def _start_proxy_process(self) -> None:
+        from modelmonitor.proxy_process import ProxyProcess
+
+        assert self.bus is not None
+        if not self.settings.effective_services:
+            raise RuntimeError(
+                "nothing to proxy: give --target URL, --demo, or services in --config"
+            )
+        # The child needs the proxy's settings only: no channel secrets, no rules.
+        child_settings = self.settings.model_copy(
+            update={"broker_url": self.bus.url, "notification_channels": {}, "alert_rules": []}
+        )
+        self.proxy_child = ProxyProcess(child_settings)
+        await self.proxy_child.start()
+        self._stack.push_async_callback(self._drain_pipeline)
+        self._stack.push_async_callback(self.proxy_child.stop)
+
+    async def _drain_pipeline(self) -> None:
+        """With a bus held in this process, let the worker store what the shipper flushed."""
+        from modelmonitor.bus.memory import MemoryBus
+        from modelmonitor.bus.unix import UnixBus
+
+        if isinstance(self.bus, MemoryBus | UnixBus) and self.worker is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.bus.join(), timeout=10.0)
 
@@ -310,6 +370,9 @@ class Runtime:
 
     @property
     def proxy_addresses(self) -> dict[str, str]:
+        if self.proxy_child is not None:
+            child: dict[str, str] = self.proxy_child.addresses
+            return child
         if self.proxy is None:
             return {}
         addresses: dict[str, str] = self.proxy.addresses
@@ -349,13 +412,19 @@ class Runtime:
 
     def _part_families(self) -> list[Any]:
         """This process's own Prometheus families (a lone proxy or worker)."""
-        from modelmonitor.telemetry._parts import proxy_part_families, worker_part_families
+        from modelmonitor.telemetry._parts import (
+            otlp_part_families,
+            proxy_part_families,
+            worker_part_families,
+        )
 
         families: list[Any] = []
         if self.proxy is not None and self.capture is not None:
             families.extend(proxy_part_families(self.proxy, self.capture, self.shipper))
         if self.worker is not None:
             families.extend(worker_part_families(self.worker, now=self.clock()))
+        if self.otlp is not None:
+            families.extend(otlp_part_families(self.otlp.stats))
         return families
 
     def _health(self) -> dict[str, ComponentHealth]:
@@ -387,18 +456,22 @@ class Runtime:
                 status="degraded" if tracker.last_error else "ok",
                 detail=tracker.last_error or detail,
             )
+        if self.proxy_child is not None:
+            state = self.proxy_child.state
+            restarted = f", restarted {state.restarts}x" if state.restarts else ""
+            components["proxy"] = ComponentHealth(
+                status="ok" if state.running else "down",
+                detail=f"proxy process {state.pid}{restarted}"
+                if state.running
+                else f"proxy process exited with code {state.last_exit}; starting it again",
+            )
         if self.capture is not None:
             fill = self.capture.size / self.capture.capacity
             components["proxy"] = ComponentHealth(
                 status="degraded" if fill > 0.9 else "ok",
                 detail=f"buffer {self.capture.size}/{self.capture.capacity}, "
                 f"{self.capture.dropped_total} dropped"
-                + (
-                    f", {self.proxy.open_tunnels} open tunnels, "
-                    f"{self.proxy.unrouted_total} unrouted (404)"
-                    if self.proxy
-                    else ""
-                ),
+                + (f", {self.proxy.health_detail()}" if self.proxy else ""),
             )
         return components
 
@@ -418,7 +491,7 @@ class Runtime:
         if self.demo_url is not None:
             lines.append(f"demo     model API at {self.demo_url}")
         lines.append(
-            f"backends broker={_redact(self.settings.broker_url)} "
+            f"backends broker={_redact(self.bus.url if self.bus else self.settings.broker_url)} "
             f"database={_redact(self.settings.effective_database_url)} "
             f"cache={_redact(self.settings.cache_url)}"
         )

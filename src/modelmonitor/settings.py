@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     FilePath,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
@@ -178,6 +179,29 @@ class ProxyLimits(BaseModel):
         return self
 
 
+class OtlpConfig(BaseModel):
+    """Export a span per request and the request metrics to an OpenTelemetry collector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``http(s)://host:4318`` (OTLP/HTTP, protobuf) or ``grpc(s)://host:4317`` (OTLP/gRPC).
+    endpoint: str
+    #: Sent with every export (an API key for a hosted collector): kept out of logs.
+    headers: dict[str, str] = Field(default_factory=dict)
+    service_name: str = "modelmonitor"
+    traces: bool = True
+    metrics: bool = True
+    metrics_interval_seconds: Duration = Field(default=10.0, gt=0)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https", "grpc", "grpcs") or not parts.netloc:
+            raise ValueError("must be http(s)://host:port or grpc(s)://host:port")
+        return value
+
+
 class ServiceConfig(BaseModel):
     """One monitored model API."""
 
@@ -202,6 +226,9 @@ class ServiceConfig(BaseModel):
     preserve_host: bool = False
     forwarded_headers: bool = True
     tls: TLSConfig = Field(default_factory=TLSConfig)
+    #: W3C trace context: continue the caller's ``traceparent`` (or start a trace) and
+    #: forward the proxy's own span as the parent. Opt-in: it changes a request header.
+    propagate_trace: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> ServiceConfig:
@@ -272,6 +299,8 @@ class Settings(BaseSettings):
     anomaly_learning_period: int = Field(default=600, ge=10, le=100_000)
     #: How long scored points are kept (for the historical API).
     anomaly_retention: Duration = Field(default=parse_duration("7d"), gt=0)
+    #: OpenTelemetry export (from the workers): None turns it off.
+    otlp: OtlpConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

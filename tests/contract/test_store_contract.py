@@ -61,6 +61,17 @@ def make_events(
                 error="upstream_connect" if status == 0 else "",
                 model="m1" if i % 4 else "",
                 client="127.0.0.1",
+                consumer=f"team-{i % 3}" if i % 5 else "",
+                model_version=str(i % 2 + 1) if i % 4 else "",
+                protocol="openai" if i % 4 else "",
+                task="chat" if i % 4 else "",
+                prompt_tokens=rng.randint(0, 4000) if i % 4 else 0,
+                completion_tokens=rng.randint(0, 900) if i % 4 else 0,
+                tokens_estimated=i % 8 == 1,
+                ttft_seconds=rng.random() / 10 if i % 4 else 0.0,
+                finish_reason=rng.choice(["stop", "length", ""]) if i % 4 else "",
+                streamed=i % 2 == 1,
+                cost_usd=rng.random() / 100 if i % 4 else 0.0,
             )
         )
     return events
@@ -187,6 +198,11 @@ async def test_recent_requests_filters(store: EventStore) -> None:
     await check(
         RequestFilter(route="/v1/predict", method="POST", limit=1000),
         lambda e: e.route == "/v1/predict" and e.method == "POST",
+    )
+    await check(RequestFilter(model="m1", limit=1000), lambda e: e.model == "m1")
+    await check(
+        RequestFilter(consumer="team-2", service="alpha", limit=1000),
+        lambda e: e.consumer == "team-2" and e.service == "alpha",
     )
     await check(RequestFilter(status_class="5xx", limit=1000), lambda e: 500 <= e.status < 600)
     await check(RequestFilter(status_class="err", limit=1000), lambda e: e.status == 0)

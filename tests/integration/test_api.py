@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import math
 import time
@@ -10,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 import websockets
 
@@ -152,6 +155,48 @@ async def test_csv_export(pipeline: Runtime) -> None:
     lines = response.text.strip().splitlines()
     assert lines[0] == "timestamp,requests_count,p99_seconds"
     assert sum(float(line.split(",")[1]) for line in lines[1:]) == 120
+
+
+async def test_request_log_carries_model_fields_as_json_and_csv(pipeline: Runtime) -> None:
+    base = make_events(30, start=time.time() - 60, spread=50)
+    events = [
+        msgspec.structs.replace(
+            event,
+            model=f"gpt-{i % 2}",
+            consumer=f"team-{i % 3}",
+            model_version="2024-08",
+            protocol="openai",
+            task="chat",
+            prompt_tokens=100 + i,
+            completion_tokens=7 * i,
+            tokens_estimated=i % 4 == 0,
+            ttft_seconds=0.05,
+            finish_reason="length" if i % 5 == 0 else "stop",
+            streamed=i % 2 == 0,
+            cost_usd=0.001 * i,
+        )
+        for i, event in enumerate(base)
+    ]
+    await publish(pipeline, events)
+    await stored(pipeline, 30)
+    async with httpx.AsyncClient(base_url=pipeline.api_url) as client:
+        params = {"consumer": "team-1", "model": "gpt-1", "limit": 100}
+        page = (await client.get("/api/v1/requests", params=params)).json()
+        text = (await client.get("/api/v1/requests", params={**params, "format": "csv"})).text
+    expected = sorted(
+        (e for e in events if e.consumer == "team-1" and e.model == "gpt-1"),
+        key=lambda e: (e.start, e.id),
+        reverse=True,
+    )
+    assert expected
+    assert page["requests"] == [msgspec.structs.asdict(e) for e in expected]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [row["id"] for row in rows] == [e.id for e in expected]
+    for row, event in zip(rows, expected, strict=True):
+        assert int(row["completion_tokens"]) == event.completion_tokens
+        assert row["tokens_estimated"] == str(int(event.tokens_estimated))
+        assert float(row["cost_usd"]) == event.cost_usd
+        assert row["finish_reason"] == event.finish_reason
 
 
 @pytest.mark.parametrize(

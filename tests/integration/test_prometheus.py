@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ import pytest
 from modelmonitor.runtime import Parts, Runtime
 from modelmonitor.settings import load_settings
 from modelmonitor.telemetry import LATENCY_BUCKETS_SECONDS
-from tests.integration.prometheus_support import running_prometheus
+from tests.integration.prometheus_support import Prometheus, running_prometheus
 from tests.integration.proxy_upstreams import Request, Upstream, running_upstream
 from tests.integration.services_support import Backends
 
@@ -227,6 +228,7 @@ async def test_production_proxies_and_workers_are_summed_by_prometheus(
                 'modelmonitor_proxy_captured_events_total{job="proxy"}',
                 lambda v: v == 100,
             )
+            await asyncio.to_thread(grafana_queries_return_data, prometheus)
             # A worker restarts: its own counters start over, the cluster view does not.
             await workers[0].stop()
             started.remove(workers[0])
@@ -241,6 +243,34 @@ async def test_production_proxies_and_workers_are_summed_by_prometheus(
     finally:
         for part in reversed(started):
             await part.stop()
+
+
+GRAFANA_DASHBOARDS = Path(__file__).parents[2] / "deploy" / "grafana" / "dashboards"
+#: What Grafana puts in place of its variables, for a query sent straight to Prometheus.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__range": "5m",
+    "$__interval": "15s",
+    "$service": ".*",
+}
+
+
+def grafana_queries_return_data(prometheus: Prometheus) -> None:
+    """Every panel query of every bundled dashboard parses and returns data."""
+    empty: list[str] = []
+    checked = 0
+    for path in sorted(GRAFANA_DASHBOARDS.glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"]
+                for variable, value in GRAFANA_VARIABLES.items():
+                    expr = expr.replace(variable, value)
+                assert "$" not in expr, expr
+                checked += 1
+                if not prometheus.query(expr):
+                    empty.append(f"{path.name} / {panel['title']}: {expr}")
+    assert checked >= 30
+    assert not empty, "queries without data:\n" + "\n".join(empty)
 
 
 def health_address(runtime: Runtime) -> str:

@@ -77,6 +77,8 @@ class ProxyStatus(msgspec.Struct, kw_only=True):
     in_flight: dict[str, int]
     bus_state: str
     spooled: int
+    #: Edge refusals per kind and ``routes_folded`` (see ``ProxyStats.edge``).
+    edge: dict[str, int] = msgspec.field(default_factory=dict)
 
     @classmethod
     def from_stats(cls, stats: ProxyStats) -> ProxyStatus:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 
 import msgspec
 
 from modelmonitor._tasks import Supervisor, TaskHealth
 from modelmonitor.bus.base import Delivery, EventBus
-from modelmonitor.events import EventBatch, decode_batch
+from modelmonitor.events import EventBatch, RequestEvent, decode_batch
 from modelmonitor.live.base import LiveState
 from modelmonitor.storage.base import EventStore
 from modelmonitor.telemetry import RequestMetrics
@@ -53,10 +54,13 @@ class Worker:
         retention_every_seconds: float = 600.0,
         clock: Clock = time.time,
         request_metrics: RequestMetrics | None = None,
+        observers: Sequence[Callable[[list[RequestEvent]], None]] = (),
     ) -> None:
         self._bus = bus
         #: Prometheus counters and histograms of what this worker stored.
         self.request_metrics = request_metrics or RequestMetrics()
+        #: Called with every committed batch's events; must return at once (export queues).
+        self._observers = list(observers)
         self._store = store
         self._live = live
         self._prefetch = prefetch
@@ -66,6 +70,9 @@ class Worker:
         self._supervisor = Supervisor("worker")
         self.stats = WorkerStats()
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=prefetch)
+
+    def add_observer(self, observe: Callable[[list[RequestEvent]], None]) -> None:
+        self._observers.append(observe)
 
     async def start(self) -> None:
         self._supervisor.spawn("pump", self._pump)
@@ -131,6 +138,8 @@ class Worker:
                 delay = min(delay * 2, 5.0)
         self.stats.store_ok = True
         self.request_metrics.observe(events)
+        for observe in self._observers:
+            observe(events)
         for batch in batches:
             try:
                 await self._live.record(batch)

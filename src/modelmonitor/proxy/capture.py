@@ -148,6 +148,7 @@ class Shipper:
         batch_max_events: int = 2000,
         flush_interval_seconds: float = 0.1,
         in_flight: Callable[[], dict[str, int]] = dict,
+        edge: Callable[[], dict[str, int]] = dict,
         heartbeat_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
         publish_timeout_seconds: float = 10.0,
@@ -159,6 +160,7 @@ class Shipper:
         self._batch_max = max(1, batch_max_events)
         self._interval = max(0.001, flush_interval_seconds)
         self._in_flight = in_flight
+        self._edge = edge
         self._heartbeat = heartbeat_seconds
         self._max_backoff = max_backoff_seconds
         self._publish_timeout = publish_timeout_seconds
@@ -211,6 +213,7 @@ class Shipper:
             in_flight=self._in_flight(),
             bus_state=self.bus_state,
             spooled=self._spool.spooled if self._spool is not None else 0,
+            edge=self._edge(),
         )
 
     async def _run(self) -> None:

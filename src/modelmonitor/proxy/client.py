@@ -30,15 +30,18 @@ from modelmonitor.proxy.http import (
     transfer_codings,
 )
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
+from modelmonitor.proxy.routes import MAX_CACHED_PATH, OTHER
 from modelmonitor.proxy.tunnel import Tunnel
 
 if TYPE_CHECKING:
     from modelmonitor.proxy.service import Listener, Service
 
-__all__ = ["PENDING_LIMIT", "ClientConnection"]
+__all__ = ["LINGER_SECONDS", "PENDING_LIMIT", "ClientConnection"]
 
 #: Body bytes buffered per request while no upstream connection is ready.
 PENDING_LIMIT = 256 * 1024
+#: How long a refused connection keeps draining the client's bytes before closing.
+LINGER_SECONDS = 2.0
 
 # Module-level aliases: the hot path compares header actions by identity, and
 # tests read-block reasons as plain ints (IntFlag arithmetic runs in Python).
@@ -59,6 +62,7 @@ _SEEN_HOST = int(Forwarded.HOST)
 _RESUMABLE = int(ReadBlock.UPSTREAM_FULL | ReadBlock.WAITING)
 
 _HEAD = b"HEAD"
+_NO_ROUTE = ("", "")
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
 _NO_LIST: list[bytes] = []
 _CHUNKED = [b"chunked"]
@@ -118,6 +122,7 @@ class ClientConnection(asyncio.Protocol):
         "hop",
         "host",
         "http10",
+        "linger_until",
         "listener",
         "models",
         "parser",
@@ -177,6 +182,8 @@ class ClientConnection(asyncio.Protocol):
         self.paused_at = 0.0
         self.closed = False
         self.stop_reading = False
+        #: ``monotonic()`` deadline of a lingering close (0: none).
+        self.linger_until = 0.0
         self.peer = ""
         self.peer_bytes = b""
 
@@ -654,13 +661,22 @@ class ClientConnection(asyncio.Protocol):
         listener = self.listener
         now = perf_counter()
         path = exchange.path.decode("utf-8", "replace")
+        routes = service.routes
+        # The route, and the path with emails and keys masked (cached unless long).
+        route, path = (
+            (routes.describe if len(path) <= MAX_CACHED_PATH else routes.describe_uncached)(path)
+            if path
+            else _NO_ROUTE
+        )
+        if route is OTHER:
+            routes.folded += 1
         listener.capture.append(
             RequestEvent(
                 listener.ids(),
                 time() - (now - exchange.t0),
                 service.name,
                 exchange.method,
-                service.template(path) if path else "",
+                route,
                 path,
                 exchange.status,
                 now - exchange.t0,
@@ -708,9 +724,20 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.transport.close()
+        if self.closed:
+            return
+        self.closed = True
+        transport = self.transport
+        if self.stop_reading and transport.can_write_eof():
+            # The client may still be sending what was refused: end our side after
+            # the answer and keep reading (and discarding) for a moment, so its unread
+            # bytes do not become a reset that destroys the answer (nginx's lingering
+            # close). The server's sweeper closes the connection at ``linger_until``.
+            transport.write_eof()
+            transport.resume_reading()
+            self.linger_until = monotonic() + LINGER_SECONDS
+        else:
+            transport.close()
 
     def block(self, reason: ReadBlock) -> None:
         """Stop reading from the client for ``reason``."""

@@ -125,6 +125,8 @@ class ProxyServer:
                 for connection in list(listener.connections):
                     if connection.current is None:
                         connection.close()
+                    if connection.linger_until:
+                        connection.transport.abort()
             if not any(listener.connections for listener in listeners):
                 break
             await asyncio.sleep(0.02)
@@ -187,6 +189,32 @@ class ProxyServer:
         """Requests and responses refused at the edge since start, per kind."""
         return self.edge.as_dict()
 
+    def routes(self) -> dict[str, tuple[int, int]]:
+        """Per service: distinct routes so far, and requests folded into ``{other}``."""
+        return {s.name: (s.routes.routes, s.routes.folded) for s in self.services}
+
+    def edge_counts(self) -> dict[str, int]:
+        """Refusals per kind plus ``routes_folded`` (requests past a service's route
+        cap): what the proxy reports with its stats."""
+        counts = self.edge.as_dict()
+        folded = sum(service.routes.folded for service in self.services)
+        if folded:
+            counts["routes_folded"] = folded
+        return counts
+
+    def health_detail(self) -> str:
+        """One line for the proxy's health: tunnels, unrouted, refusals, route caps."""
+        refused = self.refusals()
+        parts = [f"{self.open_tunnels} open tunnels", f"{self.unrouted_total} unrouted (404)"]
+        if refused:
+            kinds = ", ".join(f"{kind} {count}" for kind, count in refused.items())
+            parts.append(f"{sum(refused.values())} refused at the edge ({kinds})")
+        for name, (routes, folded) in self.routes().items():
+            if folded:
+                cap = self.limits.max_routes_per_service
+                parts.append(f"{name}: {routes}/{cap} routes, {folded} requests in {{other}}")
+        return ", ".join(parts)
+
     # -- timeouts ----------------------------------------------------------
     # One coarse timer for every connection keeps timers off the hot path: the
     # connections count their reads and writes (or stamp the rare events), and
@@ -217,6 +245,10 @@ class ProxyServer:
         for _, _, listener in self._plan:
             for connection in list(listener.connections):
                 alive.add(connection)
+                if connection.linger_until:
+                    if now >= connection.linger_until:
+                        connection.transport.abort()
+                    continue
                 if connection.stop_reading:
                     pass
                 elif (

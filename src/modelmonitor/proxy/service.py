@@ -29,6 +29,7 @@ class Service:
         "model_header",
         "name",
         "preserve_host",
+        "routes",
         "template",
         "timeout",
         "upstream",
@@ -40,7 +41,11 @@ class Service:
         limits = limits or ProxyLimits()
         self.config = config
         self.name = config.name
-        self.template = RouteTemplater(config.route_patterns).template
+        #: Route templates, capped at ``limits.max_routes_per_service``.
+        self.routes = RouteTemplater(
+            config.route_patterns, max_routes=limits.max_routes_per_service
+        )
+        self.template = self.routes.template
         self.upstream = UpstreamTarget(
             config, max_idle=max_idle, max_head_bytes=limits.max_upstream_head_bytes
         )

@@ -9,7 +9,7 @@ Series (p95 over time, error rate, ...) are computed from rollups by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -17,14 +17,39 @@ from modelmonitor.aggregate import Aggregate
 from modelmonitor.events import RequestEvent
 
 __all__ = [
+    "EVENT_FIELDS",
+    "MODEL_FIELDS",
     "ROLLUP_SECONDS",
     "EventStore",
     "RequestFilter",
     "RollupRow",
     "ServiceSummary",
+    "event_from_row",
 ]
 
 ROLLUP_SECONDS = 60
+
+#: Every stored event column, in :class:`RequestEvent` field order.
+EVENT_FIELDS: tuple[str, ...] = RequestEvent.__struct_fields__
+#: The model-aware fields (issue 13) added after the first schema, with their Python
+#: type: stores add them to older tables with a zero default.
+MODEL_FIELDS: dict[str, type] = {
+    field.name: field.type
+    for field in msgspec.structs.fields(RequestEvent)
+    if field.name in EVENT_FIELDS[EVENT_FIELDS.index("consumer") :]
+}
+_BOOL_INDEXES = tuple(
+    index for index, field in enumerate(msgspec.structs.fields(RequestEvent)) if field.type is bool
+)
+
+
+def event_from_row(row: Sequence[Any]) -> RequestEvent:
+    """An event from a database row in :data:`EVENT_FIELDS` order (booleans stored as
+    integers come back as ``bool``)."""
+    values = list(row)
+    for index in _BOOL_INDEXES:
+        values[index] = bool(values[index])
+    return RequestEvent(*values)
 
 
 class RollupRow(msgspec.Struct, kw_only=True):
@@ -73,6 +98,8 @@ class RequestFilter(msgspec.Struct, kw_only=True):
     service: str | None = None
     route: str | None = None
     method: str | None = None
+    model: str | None = None
+    consumer: str | None = None
     status_class: str | None = None  # "2xx" .. "5xx" or "err"
     errors_only: bool = False
     min_latency_seconds: float | None = None

@@ -26,7 +26,14 @@ import msgspec
 
 from modelmonitor._tasks import Supervisor
 from modelmonitor.events import SQL_IS_ERROR, RequestEvent
-from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary
+from modelmonitor.storage.base import (
+    EVENT_FIELDS,
+    MODEL_FIELDS,
+    RequestFilter,
+    RollupRow,
+    ServiceSummary,
+    event_from_row,
+)
 from modelmonitor.storage.pg_migrations import Migration, apply_migrations
 from modelmonitor.storage.rollups import (
     ROLLUP_COLUMNS,
@@ -47,30 +54,17 @@ _PARTITION_LOCK = 0x6D6D70617274
 _DAYS_AHEAD = 2
 _DAYS_ACCEPTED_AHEAD = 7
 
-_EVENT_FIELDS = (
-    "id",
-    "start",
-    "service",
-    "method",
-    "route",
-    "path",
-    "status",
-    "latency_seconds",
-    "ttfb_seconds",
-    "request_bytes",
-    "response_bytes",
-    "error",
-    "model",
-    "client",
-)
+_EVENT_FIELDS = EVENT_FIELDS
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
+_PG_TYPES = {str: "text", int: "int8", float: "float8", bool: "bool"}
 _STAGING = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS mm_staging ("
     ' id text COLLATE "C", start float8, service text COLLATE "C", method text, route text,'
     " path text,"
     " status int4, latency_seconds float8, ttfb_seconds float8, request_bytes int8,"
     " response_bytes int8, error text, model text, client text"
-    ") ON COMMIT DELETE ROWS"
+    + "".join(f", {name} {_PG_TYPES[kind]}" for name, kind in MODEL_FIELDS.items())
+    + ") ON COMMIT DELETE ROWS"
 )
 _ROLLUP_COLUMNS = ", ".join(ROLLUP_COLUMNS)
 _KEYS = (
@@ -209,8 +203,7 @@ class PostgresStore:
         if not days <= self._known_days | self._outside:
             await self._ensure_partitions(days)
             self._outside.update(days - self._known_days)
-        stored = len(_EVENT_FIELDS)  # the events table's columns
-        records = [msgspec.structs.astuple(event)[:stored] for event in unique.values()]
+        records = [msgspec.structs.astuple(event) for event in unique.values()]
         async with self.pool.acquire() as connection, connection.transaction():
             await connection.copy_records_to_table(
                 "mm_staging", records=records, columns=_EVENT_FIELDS
@@ -321,6 +314,8 @@ class PostgresStore:
             ("service", query.service),
             ("route", query.route),
             ("method", query.method),
+            ("model", query.model),
+            ("consumer", query.consumer),
         ):
             if value is not None:
                 clauses.append(f"{column} = {param(value)}")
@@ -346,7 +341,7 @@ class PostgresStore:
             f" ORDER BY start DESC, id DESC LIMIT {param(query.limit)}",
             *params,
         )
-        return [RequestEvent(*row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     # -- retention ----------------------------------------------------------------
 

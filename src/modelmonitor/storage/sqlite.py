@@ -16,7 +16,14 @@ import msgspec
 
 from modelmonitor.events import SQL_IS_ERROR, RequestEvent
 from modelmonitor.storage._sqlite_thread import SQLiteThread
-from modelmonitor.storage.base import RequestFilter, RollupRow, ServiceSummary
+from modelmonitor.storage.base import (
+    EVENT_FIELDS,
+    MODEL_FIELDS,
+    RequestFilter,
+    RollupRow,
+    ServiceSummary,
+    event_from_row,
+)
 from modelmonitor.storage.rollups import (
     ROLLUP_COLUMNS,
     aggregate_rollups,
@@ -46,6 +53,7 @@ _SCHEMA = [
         model TEXT NOT NULL,
         client TEXT NOT NULL
     ) WITHOUT ROWID""",
+    # Files created before the model-aware fields get them in _add_model_columns.
     "CREATE INDEX IF NOT EXISTS events_service_start ON events (service, start)",
     "CREATE INDEX IF NOT EXISTS events_start ON events (start)",
     """CREATE TABLE IF NOT EXISTS rollups (
@@ -72,13 +80,25 @@ _SCHEMA = [
     )""",
 ]
 
-_EVENT_COLUMNS = (
-    "id, start, service, method, route, path, status, latency_seconds, ttfb_seconds,"
-    " request_bytes, response_bytes, error, model, client"
-)
+_EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+_SQLITE_TYPES = {
+    str: "TEXT NOT NULL DEFAULT ''",
+    int: "INTEGER NOT NULL DEFAULT 0",
+    float: "REAL NOT NULL DEFAULT 0",
+    bool: "INTEGER NOT NULL DEFAULT 0",
+}
 _ROLLUP_COLUMNS = ", ".join(ROLLUP_COLUMNS)
-_STORED_EVENT_FIELDS = 14  # the events table's columns (the model-aware ones come later)
-_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_EVENT = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * len(EVENT_FIELDS))})"
+)
+
+
+def _add_model_columns(db: sqlite3.Connection) -> None:
+    """Add the model-aware columns a file created by an older version lacks."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    for name, kind in MODEL_FIELDS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE events ADD COLUMN {name} {_SQLITE_TYPES[kind]}")
 
 
 def _add_rollup_measures(db: sqlite3.Connection) -> None:
@@ -117,6 +137,7 @@ class SQLiteStore:
 
     async def connect(self) -> None:
         await self._sqlite.open()
+        await self._run(_add_model_columns)
         await self._run(_add_rollup_measures)
 
     async def close(self) -> None:
@@ -151,7 +172,7 @@ class SQLiteStore:
         Ids are unique per proxy, so a batch is almost always new: try it whole
         first and look for duplicates only when that fails (a redelivery).
         """
-        rows = [msgspec.structs.astuple(event)[:_STORED_EVENT_FIELDS] for event in events]
+        rows = [msgspec.structs.astuple(event) for event in events]
         db.execute("SAVEPOINT fresh_batch")
         try:
             db.executemany(_INSERT_EVENT, rows)
@@ -178,7 +199,7 @@ class SQLiteStore:
                 fresh.append(event)
         db.executemany(
             _INSERT_EVENT,
-            [msgspec.structs.astuple(event)[:_STORED_EVENT_FIELDS] for event in fresh],
+            [msgspec.structs.astuple(event) for event in fresh],
         )
         return fresh
 
@@ -265,6 +286,8 @@ class SQLiteStore:
             ("service", query.service),
             ("route", query.route),
             ("method", query.method),
+            ("model", query.model),
+            ("consumer", query.consumer),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -295,7 +318,7 @@ class SQLiteStore:
         params.append(query.limit)
 
         def fetch(db: sqlite3.Connection) -> list[RequestEvent]:
-            return [RequestEvent(*row) for row in db.execute(sql, params)]
+            return [event_from_row(row) for row in db.execute(sql, params)]
 
         return await self._run(fetch)
 

@@ -14,6 +14,8 @@ export interface ProxyStats {
   in_flight: Record<string, number>
   bus_state: string
   spooled: number
+  /** Edge refusals per kind and `routes_folded` (requests past a service's route cap). */
+  edge?: Record<string, number>
 }
 
 export interface ComponentHealth {
@@ -219,6 +221,17 @@ export interface RequestRecord {
   error: string | null
   model: string | null
   client: string | null
+  consumer: string
+  model_version: string
+  protocol: string
+  task: string
+  prompt_tokens: number
+  completion_tokens: number
+  tokens_estimated: boolean
+  ttft_seconds: number
+  finish_reason: string
+  streamed: boolean
+  cost_usd: number
 }
 
 export interface RequestsResponse {

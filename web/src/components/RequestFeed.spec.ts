@@ -18,6 +18,17 @@ const base: RequestRecord = {
   error: '',
   model: 'small',
   client: '127.0.0.1',
+  consumer: '',
+  model_version: '',
+  protocol: '',
+  task: '',
+  prompt_tokens: 0,
+  completion_tokens: 0,
+  tokens_estimated: false,
+  ttft_seconds: 0,
+  finish_reason: '',
+  streamed: false,
+  cost_usd: 0,
 }
 
 describe('RequestFeed', () => {

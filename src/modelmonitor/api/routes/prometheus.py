@@ -14,11 +14,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import Context
 from modelmonitor.live.base import LiveSnapshot
 from modelmonitor.telemetry import encode, gauge, request_families
 
-__all__ = ["live_families", "proxy_families", "router"]
+__all__ = ["alert_families", "live_families", "proxy_families", "router"]
 
 router = APIRouter(tags=["metrics"])
 
@@ -104,6 +105,50 @@ def proxy_families(snapshot: LiveSnapshot) -> Iterator[Metric]:
     yield from (captured, dropped, buffered, capacity, spooled)
 
 
+async def alert_families(alerts: AlertSystem) -> list[Metric]:
+    """Evaluations and notification outcomes of this API's alert system, and firing alerts."""
+    engine = alerts.engine
+    families: list[Metric] = [
+        CounterMetricFamily(
+            "modelmonitor_alert_rounds", "Alert evaluation rounds.", value=engine.rounds_total
+        ),
+        CounterMetricFamily(
+            "modelmonitor_alert_evaluations",
+            "Rule evaluations (one rule on one service).",
+            value=engine.totals.evaluated,
+        ),
+        CounterMetricFamily(
+            "modelmonitor_alert_transitions",
+            "Alert state changes (pending, firing, resolved).",
+            value=engine.totals.transitions,
+        ),
+        CounterMetricFamily(
+            "modelmonitor_alert_evaluation_errors",
+            "Rule evaluations that failed.",
+            value=engine.totals.errors,
+        ),
+    ]
+    outcomes = CounterMetricFamily(
+        "modelmonitor_notifications",
+        "Notifications finished, by channel and outcome (delivered, failed, refused, skipped).",
+        labels=["channel", "outcome"],
+    )
+    for (channel, outcome), count in sorted(alerts.dispatcher.outcomes.items()):
+        outcomes.add_metric([channel, outcome], count)
+    families.append(outcomes)
+    firing = GaugeMetricFamily(
+        "modelmonitor_alerts_firing", "Alerts firing now.", labels=["service"]
+    )
+    counts: dict[str, int] = {}
+    for state in await alerts.store.list_states():
+        if state.status == "firing":
+            counts[state.service] = counts.get(state.service, 0) + 1
+    for service, count in sorted(counts.items()):
+        firing.add_metric([service], count)
+    families.append(firing)
+    return families
+
+
 @router.get(
     "/metrics",
     response_class=Response,
@@ -115,5 +160,7 @@ async def prometheus_metrics(context: Context, request: Request) -> Response:
     families: list[Metric] = [*live_families(snapshot), *proxy_families(snapshot)]
     if context.cluster_metrics is not None:
         families.extend(request_families(await context.cluster_metrics.read()))
+    if context.alerts is not None:
+        families.extend(await alert_families(context.alerts))
     body, content_type = encode(families, request.headers.get("accept"))
     return Response(body, media_type=content_type)

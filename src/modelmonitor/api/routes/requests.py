@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import base64
+import csv
+import io
 from typing import Annotated, Literal
 
 import msgspec
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from modelmonitor.api._openapi import schema_response
 from modelmonitor.api.deps import Context, invalid, json_response
 from modelmonitor.events import RequestEvent
-from modelmonitor.storage.base import RequestFilter
+from modelmonitor.storage.base import EVENT_FIELDS, RequestFilter
 from modelmonitor.timeparse import parse_time
 
 __all__ = ["router"]
@@ -34,6 +37,22 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     error: str
     model: str
     client: str
+    consumer: str
+    model_version: str
+    protocol: str
+    task: str
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_estimated: bool
+    ttft_seconds: float
+    finish_reason: str
+    streamed: bool
+    cost_usd: float
+    #: W3C trace context, when the service propagates traces ("" otherwise): the
+    #: proxy's span and its parent (the caller's span).
+    trace_id: str = ""
+    span_id: str = ""
+    parent_span_id: str = ""
 
 
 class RequestPage(msgspec.Struct, kw_only=True):
@@ -58,12 +77,18 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         invalid("cursor", "not a cursor returned by this endpoint")
 
 
-@router.get("/requests", responses=schema_response(RequestPage), summary="Recent requests")
+@router.get(
+    "/requests",
+    responses=schema_response(RequestPage),
+    summary="Recent requests (JSON, or CSV with format=csv)",
+)
 async def recent_requests(
     context: Context,
     service: str | None = None,
     route: str | None = None,
     method: str | None = None,
+    model: str | None = None,
+    consumer: str | None = None,
     status_class: Literal["1xx", "2xx", "3xx", "4xx", "5xx", "err"] | None = None,
     errors_only: bool = False,
     min_latency_ms: Annotated[float | None, Query(ge=0)] = None,
@@ -71,6 +96,7 @@ async def recent_requests(
     end: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
+    format: Literal["json", "csv"] = "json",
 ) -> object:
     now = context.clock()
     bounds: dict[str, float | None] = {"start": None, "end": None}
@@ -86,6 +112,8 @@ async def recent_requests(
         service=service,
         route=route,
         method=method.upper() if method else None,
+        model=model,
+        consumer=consumer,
         status_class=status_class,
         errors_only=errors_only,
         min_latency_seconds=min_latency_ms / 1000.0 if min_latency_ms is not None else None,
@@ -97,4 +125,21 @@ async def recent_requests(
     events = await context.store.recent_requests(query)
     page = events[:limit]
     next_cursor = encode_cursor(page[-1].start, page[-1].id) if len(events) > limit else None
+    if format == "csv":
+        return _csv(page, next_cursor)
     return json_response(RequestPage(requests=[_record(e) for e in page], next_cursor=next_cursor))
+
+
+def _csv(events: list[RequestEvent], next_cursor: str | None) -> Response:
+    """The page as CSV, one column per event field; the next cursor travels in a header."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EVENT_FIELDS)
+    for event in events:
+        writer.writerow(
+            [int(v) if isinstance(v, bool) else v for v in msgspec.structs.astuple(event)]
+        )
+    headers = {"Content-Disposition": 'attachment; filename="requests.csv"'}
+    if next_cursor is not None:
+        headers["X-Next-Cursor"] = next_cursor
+    return Response(content=out.getvalue(), media_type="text/csv", headers=headers)
