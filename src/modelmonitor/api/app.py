@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from modelmonitor import __version__
 from modelmonitor._tasks import TaskHealth
 from modelmonitor.alerts.system import AlertSystem
-from modelmonitor.api._openapi import install_openapi
+from modelmonitor.api._openapi import MethodNotAllowed, install_openapi
 from modelmonitor.api.deps import ApiContext, ComponentHealth
 from modelmonitor.api.routes import (
     alerts,
@@ -107,6 +107,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_openapi(app)
+    app.add_middleware(MethodNotAllowed, api=app)
     routers = (health, services, metrics, anomalies, requests, prometheus, alerts)
     for module in routers:
         app.include_router(module.router)

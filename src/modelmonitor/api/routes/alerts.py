@@ -19,7 +19,7 @@ from modelmonitor.alerts.rules import AnomalyRule, RuleBase, RuleError, Threshol
 from modelmonitor.alerts.service import AlertView, ChannelView, NotFoundError
 from modelmonitor.alerts.silences import Silence
 from modelmonitor.alerts.system import AlertSystem
-from modelmonitor.api._openapi import schema_response
+from modelmonitor.api._openapi import DURATION_PATTERN, TIME_PATTERN, schema_response
 from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, not_found
 from modelmonitor.timeparse import parse_duration, parse_time
 
@@ -104,7 +104,7 @@ def _time(name: str, text: str | None, now: float) -> float | None:
 @router.get("", responses=schema_response(AlertList), summary="Firing, pending, recently resolved")
 async def current_alerts(
     context: Context,
-    resolved_within: str = "1h",
+    resolved_within: Annotated[str, Query(pattern=DURATION_PATTERN)] = "1h",
     service_name: str | None = Query(None, alias="service"),
 ) -> object:
     try:
@@ -120,8 +120,8 @@ async def current_alerts(
 @router.get("/history", responses=schema_response(HistoryList), summary="Alert state changes")
 async def alert_history(
     context: Context,
-    start: str | None = None,
-    end: str | None = None,
+    start: Annotated[str | None, Query(pattern=TIME_PATTERN)] = None,
+    end: Annotated[str | None, Query(pattern=TIME_PATTERN)] = None,
     service_name: str | None = Query(None, alias="service"),
     rule_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,

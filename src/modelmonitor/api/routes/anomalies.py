@@ -9,7 +9,7 @@ import msgspec
 from fastapi import APIRouter, Query
 
 from modelmonitor.alerts.rules import ANOMALY_METRICS
-from modelmonitor.api._openapi import schema_response
+from modelmonitor.api._openapi import TIME_PATTERN, list_pattern, schema_response
 from modelmonitor.api.deps import Context, invalid, json_response, parse_range
 from modelmonitor.query.anomalies import AnomalySeries, anomaly_series
 
@@ -35,10 +35,18 @@ async def anomalies(
     context: Context,
     service: Annotated[str, Query(min_length=1)],
     metric: Annotated[
-        str | None, Query(description=f"Comma-separated; any of {', '.join(ANOMALY_METRICS)}")
+        str | None,
+        Query(
+            description=f"Comma-separated; any of {', '.join(ANOMALY_METRICS)}",
+            pattern=list_pattern(ANOMALY_METRICS),
+        ),
     ] = None,
-    start: Annotated[str, Query(description="ISO-8601, -1h, now or Unix seconds")] = "-1h",
-    end: Annotated[str, Query(description="ISO-8601, -5m, now or Unix seconds")] = "now",
+    start: Annotated[
+        str, Query(description="ISO-8601, -1h, now or Unix seconds", pattern=TIME_PATTERN)
+    ] = "-1h",
+    end: Annotated[
+        str, Query(description="ISO-8601, -5m, now or Unix seconds", pattern=TIME_PATTERN)
+    ] = "now",
 ) -> object:
     metrics = list(ANOMALY_METRICS)
     if metric is not None:

@@ -11,7 +11,12 @@ import msgspec
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from modelmonitor.api._openapi import schema_response
+from modelmonitor.api._openapi import (
+    POSITIVE_DURATION,
+    TIME_PATTERN,
+    list_pattern,
+    schema_response,
+)
 from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, parse_range
 from modelmonitor.live.base import LiveSnapshot
 from modelmonitor.query.anomalies import HISTORY_TO_ANOMALY, AnomalySeries, anomaly_series
@@ -58,7 +63,7 @@ class RouteList(msgspec.Struct, kw_only=True):
 )
 async def realtime(
     context: Context,
-    service: Annotated[str | None, Query(description="Only this service")] = None,
+    service: Annotated[str | None, Query(min_length=1, description="Only this service")] = None,
 ) -> object:
     if service is not None:
         await context.require_service(service)
@@ -82,13 +87,24 @@ def _time_range(context: ApiContext, start: str, end: str) -> tuple[float, float
 async def historical(
     context: Context,
     service: Annotated[str, Query(min_length=1)],
-    route: str | None = None,
+    route: Annotated[str | None, Query(min_length=1)] = None,
     metric: Annotated[
-        str, Query(description=f"Comma-separated; any of {', '.join(METRICS)}")
+        str,
+        Query(
+            description=f"Comma-separated; any of {', '.join(METRICS)}",
+            pattern=list_pattern(METRICS),
+        ),
     ] = DEFAULT_METRICS,
-    start: Annotated[str, Query(description="ISO-8601, -1h, now or Unix seconds")] = "-1h",
-    end: Annotated[str, Query(description="ISO-8601, -5m, now or Unix seconds")] = "now",
-    step: Annotated[str | None, Query(description="60s, 5m, 1h...; chosen when absent")] = None,
+    start: Annotated[
+        str, Query(description="ISO-8601, -1h, now or Unix seconds", pattern=TIME_PATTERN)
+    ] = "-1h",
+    end: Annotated[
+        str, Query(description="ISO-8601, -5m, now or Unix seconds", pattern=TIME_PATTERN)
+    ] = "now",
+    step: Annotated[
+        str | None,
+        Query(description="60s, 5m, 1h...; chosen when absent", pattern=POSITIVE_DURATION),
+    ] = None,
     format: Literal["json", "csv"] = "json",
     anomaly: Annotated[
         bool, Query(description="Add anomaly scores and expected bands (JSON only)")
@@ -176,8 +192,8 @@ def _csv(result: HistoricalSeries) -> Response:
 async def routes(
     context: Context,
     service: Annotated[str, Query(min_length=1)],
-    start: str = "-1h",
-    end: str = "now",
+    start: Annotated[str, Query(pattern=TIME_PATTERN)] = "-1h",
+    end: Annotated[str, Query(pattern=TIME_PATTERN)] = "now",
 ) -> object:
     start_at, end_at, _ = _time_range(context, start, end)
     await context.require_service(service)
