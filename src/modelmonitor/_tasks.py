@@ -20,6 +20,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from modelmonitor.types import HealthStatus
+
 __all__ = ["Restart", "Supervisor", "TaskHealth", "cancel_and_wait"]
 
 log = logging.getLogger("modelmonitor.tasks")
@@ -47,13 +49,18 @@ class Status(enum.Enum):
 
 
 _RANK = {Status.OK: 0, Status.DEGRADED: 1, Status.DOWN: 2}
+_STATUS_NAMES: dict[Status, HealthStatus] = {
+    Status.OK: "ok",
+    Status.DEGRADED: "degraded",
+    Status.DOWN: "down",
+}
 
 
 @dataclass(frozen=True)
 class TaskHealth:
     """A component's background work as health shows it."""
 
-    status: str  # "ok" | "degraded" | "down"
+    status: HealthStatus
     detail: str = ""
 
 
@@ -152,7 +159,7 @@ class Supervisor:
                 status = Status.OK
             if _RANK[status] > _RANK[worst]:
                 worst = status
-        return TaskHealth(status=worst.value, detail="; ".join(details))
+        return TaskHealth(status=_STATUS_NAMES[worst], detail="; ".join(details))
 
     @property
     def failures(self) -> int:

@@ -19,6 +19,7 @@ __all__ = [
     "MethodNotAllowed",
     "install_openapi",
     "list_pattern",
+    "register_schemas",
     "schema_response",
 ]
 
@@ -50,6 +51,15 @@ class ErrorBody(msgspec.Struct):
     """An error: a message, or FastAPI's list of validation problems naming the field."""
 
     detail: str | list[dict[str, Any]]
+
+
+def register_schemas(*types: Any) -> None:
+    """Add msgspec types no route returns (the WebSocket feed's messages) to the
+    schema's components, so the dashboard's generated types include them."""
+    _, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}"
+    )
+    _registered.update(components)
 
 
 def schema_response(tp: Any, description: str = "Successful response") -> dict[int | str, Any]:

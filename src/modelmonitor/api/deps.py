@@ -16,7 +16,7 @@ from modelmonitor.settings import Settings
 from modelmonitor.storage.base import EventStore
 from modelmonitor.telemetry import ClusterMetrics
 from modelmonitor.timeparse import parse_time
-from modelmonitor.types import Clock
+from modelmonitor.types import Clock, HealthStatus
 
 __all__ = [
     "ApiContext",
@@ -30,7 +30,7 @@ __all__ = [
 
 
 class ComponentHealth(msgspec.Struct, kw_only=True):
-    status: str  # "ok" | "degraded" | "down"
+    status: HealthStatus
     detail: str = ""
 
 

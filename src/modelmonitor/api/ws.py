@@ -24,14 +24,17 @@ import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from modelmonitor._tasks import Supervisor, TaskHealth
+from modelmonitor.api._openapi import register_schemas
 from modelmonitor.api.deps import ApiContext
 from modelmonitor.live.base import LiveSnapshot
-from modelmonitor.query.snapshots import FeedView, overview, service_only
+from modelmonitor.query.snapshots import FeedView, OverviewSnapshot, overview, service_only
 
 __all__ = ["SnapshotHub", "Subscription", "router", "subscription"]
 
 log = logging.getLogger("modelmonitor.api.ws")
 router = APIRouter(tags=["live"])
+# The feed's message bodies, for the dashboard's types generated from /openapi.json.
+register_schemas(LiveSnapshot, OverviewSnapshot)
 _encoder = msgspec.json.Encoder()
 
 

@@ -20,7 +20,7 @@ from modelmonitor.live.windows import service_status
 from modelmonitor.query.anomalies import AnomalyPoints, add_live_anomalies
 from modelmonitor.settings import Settings
 from modelmonitor.storage.base import EventStore
-from modelmonitor.types import Clock
+from modelmonitor.types import Clock, ServiceStatus
 
 __all__ = [
     "OVERVIEW_WINDOWS",
@@ -82,7 +82,7 @@ class ServiceOverview(msgspec.Struct, kw_only=True):
     """One service on the overview: its state and :data:`OVERVIEW_WINDOWS`."""
 
     service: str
-    status: str
+    status: ServiceStatus
     in_flight: int
     last_seen: float | None
     windows: dict[str, OverviewWindow]

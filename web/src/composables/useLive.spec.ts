@@ -64,6 +64,7 @@ const snap = (at: number, rps = 5): LiveSnapshot => ({
           p95_seconds: 0.03,
           p99_seconds: 0.04,
           mean_seconds: 0.012,
+          llm: null,
         },
       },
     },

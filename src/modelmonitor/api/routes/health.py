@@ -11,12 +11,13 @@ from modelmonitor import __version__
 from modelmonitor.api._openapi import schema_response
 from modelmonitor.api.deps import ComponentHealth, Context, json_response
 from modelmonitor.live.base import ProxyStatus
+from modelmonitor.types import HealthStatus
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
 
-_RANK = {"ok": 0, "degraded": 1, "down": 2}
+_RANK: dict[HealthStatus, int] = {"ok": 0, "degraded": 1, "down": 2}
 
 
 class BufferHealth(msgspec.Struct, kw_only=True):
@@ -26,7 +27,7 @@ class BufferHealth(msgspec.Struct, kw_only=True):
 
 
 class Health(msgspec.Struct, kw_only=True):
-    status: str
+    status: HealthStatus
     version: str
     uptime_seconds: float
     components: dict[str, ComponentHealth]
