@@ -18,6 +18,7 @@ __all__ = [
     "SQL_IS_ERROR",
     "EventBatch",
     "EventIdFactory",
+    "PayloadSample",
     "ProxyStats",
     "RequestEvent",
     "decode_batch",
@@ -121,11 +122,26 @@ class ProxyStats(msgspec.Struct, array_like=True, frozen=True, gc=False):
     edge: dict[str, int] = {}
 
 
+class PayloadSample(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """The first bytes of a sampled request's and response's bodies (opt-in per service).
+
+    Unredacted: the worker redacts before anything is stored or logged.
+    """
+
+    event_id: str
+    request: bytes
+    response: bytes
+    request_truncated: bool = False
+    response_truncated: bool = False
+
+
 class EventBatch(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """What travels on the bus: a proxy's events and its stats."""
+    """What travels on the bus: a proxy's events and its stats (and sampled bodies)."""
 
     stats: ProxyStats
     events: list[RequestEvent]
+    #: Added after the first release: batches without it decode with none.
+    samples: list[PayloadSample] = []
 
 
 _encoder = msgspec.msgpack.Encoder()

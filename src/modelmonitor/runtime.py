@@ -32,8 +32,9 @@ from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import ComponentHealth
 from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
-from modelmonitor.settings import Settings, parse_host_port
-from modelmonitor.storage import EventStore, create_store
+from modelmonitor.quality.store import QualityStore, create_quality_store
+from modelmonitor.settings import ConfigError, Settings, parse_host_port
+from modelmonitor.storage import EventStore, RollupTier, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
 
@@ -81,9 +82,13 @@ class Runtime:
     worker: Worker | None = None
     proxy_child: ProxyProcess | None = None
     alerts: AlertSystem | None = None
+    quality_store: QualityStore | None = None
+    quality: Any = None
     api_server: uvicorn.Server | None = None
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
+    auth_enabled: bool | None = None
+    auth_store: Any = None
     cluster_metrics: ClusterMetrics | None = None
     otlp: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -98,10 +103,15 @@ class Runtime:
             raise
 
     async def _start(self) -> None:
+        if self.parts.api:
+            await self._open_auth()
         if self.demo:
             await self._start_demo()
         if self.parts.worker or self.parts.api:
-            self.store = create_store(self.settings.effective_database_url)
+            self.store = create_store(
+                self.settings.effective_database_url,
+                compress_after_seconds=self.settings.timescale_compress_after,
+            )
             await self.store.connect()
             self._stack.push_async_callback(self.store.close)
             self.live = create_live(self.settings.cache_url, clock=self.clock)
@@ -110,6 +120,9 @@ class Runtime:
             self.cluster_metrics = create_cluster(self.settings.cache_url)
             await self.cluster_metrics.connect()
             self._stack.push_async_callback(self.cluster_metrics.close)
+            self.quality_store = create_quality_store(self.settings.effective_database_url)
+            await self.quality_store.connect()
+            self._stack.push_async_callback(self.quality_store.close)
             await self._start_alerts()
         split = self.proxy_process and self.parts.proxy and self.parts.worker
         if self.parts.proxy or self.parts.worker:
@@ -132,7 +145,13 @@ class Runtime:
         """The alert system; the engine runs where the live windows are complete: in a
         worker, or anywhere when the live state is shared (``redis://``)."""
         assert self.live is not None
-        self.alerts = AlertSystem.from_settings(self.settings, live=self.live, clock=self.clock)
+        self.alerts = AlertSystem.from_settings(
+            self.settings, live=self.live, clock=self.clock, history=self.store
+        )
+        if self.quality_store is not None:
+            from modelmonitor.quality.alerting import install_drift_alerts
+
+            install_drift_alerts(self.alerts, self.quality_store, self.settings)
         shared_live = urlsplit(self.settings.cache_url).scheme != "memory"
         await self.alerts.start(evaluate=self.parts.worker or shared_live)
         self._stack.push_async_callback(self.alerts.stop)
@@ -184,6 +203,10 @@ class Runtime:
             live=self.live,
             retention_raw_seconds=self.settings.retention_raw,
             retention_rollups_seconds=self.settings.retention_rollups,
+            retention_tiers_seconds={
+                RollupTier.HOUR: self.settings.retention_rollups_hour,
+                RollupTier.DAY: self.settings.retention_rollups_day,
+            },
             clock=self.clock,
         )
         await self.worker.start()
@@ -194,6 +217,25 @@ class Runtime:
         shipping = asyncio.create_task(self._ship_request_metrics(), name="request-metrics")
         self._stack.push_async_callback(cancel_and_wait, [shipping])
         self._stack.push_async_callback(self.worker.stop)
+        await self._start_quality()
+
+    async def _start_quality(self) -> None:
+        """Profile sampled payloads in the worker, for services that opted in."""
+        from modelmonitor.quality.processor import QualityProcessor
+
+        assert self.worker is not None and self.quality_store is not None
+        sampling = {s.name: s.sampling for s in self.settings.effective_services}
+        self.quality = QualityProcessor(
+            store=self.quality_store,
+            services=sampling,
+            profile_retention_seconds=self.settings.retention_rollups,
+            bucket_seconds=self.settings.quality_bucket_seconds,
+            clock=self.clock,
+        )
+        if self.quality.enabled:
+            self.worker.hooks.append(self.quality)
+            await self.quality.start()
+            self._stack.push_async_callback(self.quality.stop)
 
     async def _start_otlp(self, worker: Any) -> None:
         from modelmonitor.telemetry._otlp import OtlpExporter
@@ -302,6 +344,28 @@ class Runtime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.bus.join(), timeout=10.0)
 
+    async def _open_auth(self) -> None:
+        """The auth store; refuse, before anything listens, to serve an API beyond
+        loopback with no authentication."""
+        from modelmonitor.auth.exposure import exposure_problem
+        from modelmonitor.auth.service import AuthService
+        from modelmonitor.auth.store import create_auth_store
+
+        self.auth_store = create_auth_store(self.settings.effective_database_url)
+        await self.auth_store.connect()
+        self._stack.push_async_callback(self.auth_store.close)
+        token = self.settings.admin_token
+        service = AuthService(
+            store=self.auth_store,
+            config=self.settings.auth,
+            admin_token=token.get_secret_value() if token else None,
+            clock=self.clock,
+        )
+        problem = await exposure_problem(self.settings, service)
+        if problem is not None:
+            raise ConfigError(problem)
+        self.auth_enabled = await service.enabled()
+
     async def _start_api(self) -> None:
         from modelmonitor.api.app import create_app
 
@@ -312,7 +376,9 @@ class Runtime:
             clock=self.clock,
             health_sources=[self._health],
             alert_system=self.alerts,
+            auth_store=self.auth_store,
             cluster_metrics=self.cluster_metrics,
+            quality_store=self.quality_store,
         )
         host, port = parse_host_port(self.settings.api)
         self.api_server = await self._serve(app, host, port)
@@ -332,6 +398,8 @@ class Runtime:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            # Forwarded headers are believed only from auth.trusted_proxies, by the API.
+            proxy_headers=False,
             ws_ping_interval=20.0,
             # Snapshots go to many clients: compressing each copy costs more CPU than it saves.
             ws_per_message_deflate=False,
@@ -486,6 +554,11 @@ class Runtime:
             lines.append(f"proxy    {name}: {scheme}://{address}")
         if self.api_url:
             lines.append(f"api      {self.api_url}  (dashboard at /, OpenAPI at /docs)")
+            lines.append(
+                "auth     on: log in with a user, a token or single sign-on"
+                if self.auth_enabled
+                else "auth     off: no users yet (modelmonitor users add NAME --role admin)"
+            )
         if self.health_server is not None:
             lines.append(f"health   http://{self.settings.health_listen}/health")
         if self.demo_url is not None:

@@ -23,9 +23,10 @@ from modelmonitor.alerts.engine import AlertEngine
 from modelmonitor.alerts.evaluators import AnomalyEvaluator
 from modelmonitor.alerts.rules import RuleBase, RuleError, parse_rule
 from modelmonitor.alerts.store import AlertStore, create_alert_store
-from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig
+from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig, window_for
 from modelmonitor.live.base import LiveState
 from modelmonitor.settings import ConfigError, Settings
+from modelmonitor.storage.base import EventStore
 from modelmonitor.types import Clock
 
 __all__ = ["AlertSystem", "config_rules", "validate_alerting"]
@@ -103,6 +104,7 @@ class AlertSystem:
         rules: list[RuleBase] | None = None,
         own_store: bool = True,
         anomaly: TrackerConfig | None = None,
+        history: EventStore | None = None,
     ) -> None:
         self.store = store
         self.channels = channels
@@ -122,6 +124,7 @@ class AlertSystem:
             clock=clock,
             config=anomaly,
             configured_services=configured_services,
+            history=history,
         )
         self.engine.evaluators["anomaly"] = AnomalyEvaluator(
             store, step_seconds=self.tracker.config.step_seconds
@@ -137,6 +140,7 @@ class AlertSystem:
         live: LiveState,
         clock: Clock = time.time,
         store: AlertStore | None = None,
+        history: EventStore | None = None,
     ) -> AlertSystem:
         """Validate the alerting settings (raises :class:`ConfigError`) and build."""
         rules, channels = validate_alerting(settings, now=clock())
@@ -151,9 +155,11 @@ class AlertSystem:
             own_store=store is None,
             anomaly=TrackerConfig(
                 step_seconds=settings.anomaly_step_seconds,
+                window_seconds=window_for(settings.anomaly_step_seconds),
                 learning_period=settings.anomaly_learning_period,
                 retention_seconds=settings.anomaly_retention,
             ),
+            history=history,
         )
 
     @property

@@ -20,6 +20,8 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from modelmonitor.demo.tabular import add_invocations_route
+
 __all__ = ["Chaos", "create_demo_app"]
 
 
@@ -144,6 +146,8 @@ def create_demo_app(*, seed: int | None = None, base_latency_ms: float = 12.0) -
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
+
+    add_invocations_route(app, behave=behave)
 
     @app.get("/admin/chaos")
     async def get_chaos() -> Chaos:

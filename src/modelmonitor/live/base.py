@@ -50,6 +50,9 @@ class LiveAnomaly(msgspec.Struct, kw_only=True):
     upper: float
     at: float
     anomalous: bool
+    #: The detector member that fired ("" when none did) and "new_normal" on re-learning.
+    member: str = ""
+    event: str = ""
 
 
 class ServiceLive(msgspec.Struct, kw_only=True):

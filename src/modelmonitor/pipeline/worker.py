@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 
@@ -17,13 +17,16 @@ from modelmonitor._tasks import Supervisor, TaskHealth
 from modelmonitor.bus.base import Delivery, EventBus
 from modelmonitor.events import EventBatch, RequestEvent, decode_batch
 from modelmonitor.live.base import LiveState
-from modelmonitor.storage.base import EventStore
+from modelmonitor.storage.base import EventStore, RollupTier
 from modelmonitor.telemetry import RequestMetrics
 from modelmonitor.types import Clock
 
-__all__ = ["Worker", "WorkerStats"]
+__all__ = ["BatchHook", "Worker", "WorkerStats"]
 
 log = logging.getLogger("modelmonitor.worker")
+
+#: Called after each stored batch (payload sampling and drift hook in here); must not raise.
+BatchHook = Callable[[EventBatch], Awaitable[None]]
 
 
 class WorkerStats(msgspec.Struct, kw_only=True):
@@ -51,6 +54,7 @@ class Worker:
         prefetch: int = 32,
         retention_raw_seconds: float | None = None,
         retention_rollups_seconds: float | None = None,
+        retention_tiers_seconds: Mapping[RollupTier, float] | None = None,
         retention_every_seconds: float = 600.0,
         clock: Clock = time.time,
         request_metrics: RequestMetrics | None = None,
@@ -65,10 +69,13 @@ class Worker:
         self._live = live
         self._prefetch = prefetch
         self._retention = (retention_raw_seconds, retention_rollups_seconds)
+        #: The hour and day tiers' retention (0 or absent keeps them).
+        self._tier_retention = dict(retention_tiers_seconds or {})
         self._retention_every = retention_every_seconds
         self._clock = clock
         self._supervisor = Supervisor("worker")
         self.stats = WorkerStats()
+        self.hooks: list[BatchHook] = []
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=prefetch)
 
     def add_observer(self, observe: Callable[[list[RequestEvent]], None]) -> None:
@@ -77,7 +84,7 @@ class Worker:
     async def start(self) -> None:
         self._supervisor.spawn("pump", self._pump)
         self._supervisor.spawn("process", self._process)
-        if any(self._retention):
+        if any(self._retention) or any(self._tier_retention.values()):
             self._supervisor.spawn("retention", self._retain)
 
     async def stop(self) -> None:
@@ -152,6 +159,12 @@ class Worker:
         self.stats.events_stored_total += fresh
         self.stats.duplicates_total += len(events) - fresh
         self.stats.last_batch_at = self._clock()
+        for batch in batches:
+            for hook in self.hooks:
+                try:
+                    await hook(batch)
+                except Exception:  # a hook must never stop ingestion
+                    log.exception("batch hook %r failed", hook)
 
     async def _retain(self) -> None:
         raw, rollups = self._retention
@@ -161,6 +174,11 @@ class Worker:
                 deleted = await self._store.delete_before(
                     raw_before=now - raw if raw else 0.0,
                     rollups_before=now - rollups if rollups else 0.0,
+                    tiers_before={
+                        tier: now - seconds
+                        for tier, seconds in self._tier_retention.items()
+                        if seconds
+                    },
                 )
                 if any(deleted):
                     log.info("retention removed %d events and %d rollup rows", *deleted)

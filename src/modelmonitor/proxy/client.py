@@ -166,7 +166,9 @@ class ClientConnection(asyncio.Protocol):
         self.held = b""
         self.http10 = -1  # unknown until the first request
         self.awaiting_head = True
-        #: Bytes of the head being received, and ``monotonic()`` at its first byte.
+        #: Bytes received since the last body piece: the head being received, or chunk
+        #: lines and trailer fields (bounded like a head); ``monotonic()`` at the
+        #: first byte of a head.
         self.head_size = 0
         self.head_started = 0.0
         #: Bumped on every read; the server closes connections idle for too long.
@@ -215,10 +217,9 @@ class ClientConnection(asyncio.Protocol):
         if self.stop_reading:
             return
         self.activity += 1
-        if self.awaiting_head:
-            if not self.head_size:
-                self.head_started = monotonic()  # the header deadline is total
-            self.head_size += len(data)
+        if self.awaiting_head and not self.head_size:
+            self.head_started = monotonic()  # the header deadline is total
+        self.head_size += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -233,8 +234,9 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._reject(*_parser_refusal(exc))
             return
-        if self.awaiting_head and self.head_size > self.listener.max_head_bytes:
-            self._reject(Refusal.HEAD_TOO_LARGE, 431, "request head too large")
+        if self.head_size > self.listener.max_head_bytes:
+            what = "request head" if self.awaiting_head else "chunk lines or trailer fields"
+            self._reject(Refusal.HEAD_TOO_LARGE, 431, f"{what} too large")
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -340,6 +342,8 @@ class ClientConnection(asyncio.Protocol):
             exchange.chunked_request = rare.transfer_encoding is not None
             exchange.expect_continue = rare.expect
             exchange.model = rare.model
+        if service.hooks is not None:
+            exchange.inspect = service.hooks(method, path.decode("utf-8", "replace"), exchange.t0)
         if has_body and service.json_field and not exchange.model:
             exchange.json_prefix = bytearray()
         if not parser.should_keep_alive():
@@ -468,10 +472,13 @@ class ClientConnection(asyncio.Protocol):
         return b"".join(parts)
 
     def on_body(self, body: bytes) -> None:
+        self.head_size = 0
         exchange = self.reading
         if exchange is None or exchange.done:
             return
         exchange.request_bytes += len(body)
+        if exchange.inspect is not None:
+            exchange.inspect.request_body(body)
         prefix = exchange.json_prefix
         if prefix is not None and len(prefix) < JSON_PREFIX_BYTES:
             prefix += body[: JSON_PREFIX_BYTES - len(prefix)]
@@ -488,6 +495,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.awaiting_head = True
+        self.head_size = 0
         end = LAST_CHUNK
         if self.header_count:  # trailer fields came after a chunked body
             end = self._take_trailers()
@@ -670,24 +678,25 @@ class ClientConnection(asyncio.Protocol):
         )
         if route is OTHER:
             routes.folded += 1
-        listener.capture.append(
-            RequestEvent(
-                listener.ids(),
-                time() - (now - exchange.t0),
-                service.name,
-                exchange.method,
-                route,
-                path,
-                exchange.status,
-                now - exchange.t0,
-                exchange.ttfb if exchange.ttfb > 0 else 0.0,
-                exchange.request_bytes,
-                exchange.response_bytes,
-                error,
-                model,
-                self.peer,
-            )
+        event = RequestEvent(
+            listener.ids(),
+            time() - (now - exchange.t0),
+            service.name,
+            exchange.method,
+            route,
+            path,
+            exchange.status,
+            now - exchange.t0,
+            exchange.ttfb if exchange.ttfb > 0 else 0.0,
+            exchange.request_bytes,
+            exchange.response_bytes,
+            error,
+            model,
+            self.peer,
         )
+        if exchange.inspect is not None:
+            event = exchange.inspect.finish(event)
+        listener.capture.append(event)
 
     def _reject(self, kind: Refusal, status: int, detail: str) -> None:
         """Refuse what the client is sending: count it, answer in turn, then close."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from modelmonitor.proxy.client import ClientConnection
+    from modelmonitor.proxy.sampling import SamplingHook
     from modelmonitor.proxy.service import Service
     from modelmonitor.proxy.upstream import UpstreamConnection
 
@@ -40,6 +41,7 @@ class Exchange:
         "head",
         "head_sent",
         "http10",
+        "inspect",
         "is_head",
         "json_prefix",
         "keep_alive",
@@ -86,6 +88,8 @@ class Exchange:
         self.request_bytes = 0
         self.response_bytes = 0
         self.model = ""
+        #: The body hook of this exchange (payload sampling), if any.
+        self.inspect: SamplingHook | None = None
         self.json_prefix: bytearray | None = None
         self.chunked_request = False
         self.chunked_response = False

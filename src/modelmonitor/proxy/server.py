@@ -20,6 +20,7 @@ from modelmonitor.events import EventIdFactory
 from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.client import ClientConnection
 from modelmonitor.proxy.edge import EdgeCounters, Refusal
+from modelmonitor.proxy.sampling import SampleSink
 from modelmonitor.proxy.service import Listener, Service
 from modelmonitor.proxy.upstream import UpstreamConnection
 from modelmonitor.settings import ProxyLimits, ServiceConfig, parse_host_port
@@ -59,6 +60,10 @@ class ProxyServer:
         self.services = [
             Service(config, max_idle=max_idle_per_service, limits=limits) for config in services
         ]
+        if any(config.sampling.enabled for config in services):
+            capture.samples = SampleSink()
+            for service in self.services:
+                service.sample_into(capture.samples)
         # The main port, then one listener per distinct own ``listen`` (port 0 included).
         groups: dict[tuple[bool, str], list[Service]] = {(False, listen): []}
         for service in self.services:

@@ -8,6 +8,7 @@ from modelmonitor.events import EventIdFactory
 from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.edge import EdgeCounters
 from modelmonitor.proxy.routes import RouteTemplater
+from modelmonitor.proxy.sampling import HookStarter, SampleSink, sampling_hooks
 from modelmonitor.proxy.upstream import UpstreamTarget
 from modelmonitor.settings import ProxyLimits, ServiceConfig
 
@@ -24,6 +25,7 @@ class Service:
     __slots__ = (
         "config",
         "forwarded",
+        "hooks",
         "in_flight",
         "json_field",
         "model_header",
@@ -55,6 +57,12 @@ class Service:
         self.forwarded = config.forwarded_headers
         self.timeout = config.timeout_seconds
         self.in_flight = 0
+        #: Starts a request's body hook (payload sampling), or ``None``.
+        self.hooks: HookStarter | None = None
+
+    def sample_into(self, sink: SampleSink) -> None:
+        """Copy sampled bodies of this service into ``sink`` (when its config samples)."""
+        self.hooks = sampling_hooks(self.config.sampling, sink)
 
 
 class Listener:

@@ -19,7 +19,12 @@ export type WindowName = '1s' | '10s' | '1m' | '5m'
 export type WindowStats = Schemas['WindowStats']
 export type RouteLive = Schemas['RouteLive']
 /** The newest anomaly score of one metric, with the band it was judged against. */
-export type LiveAnomaly = Schemas['LiveAnomaly']
+export type LiveAnomaly = Omit<Schemas['LiveAnomaly'], 'member' | 'event'> & {
+  /** The detector member that fired ('' when none did). */
+  member?: string
+  /** 'new_normal' where the detector re-learned after a lasting shift. */
+  event?: string
+}
 
 /** Anomaly-tracked metrics (backend names). */
 export type AnomalyMetric = 'latency_p50' | 'latency_p95' | 'latency_p99' | 'error_rate' | 'throughput'
@@ -98,6 +103,20 @@ export interface AnomalySeries {
   unit: string
   step_seconds: number
   points: AnomalyRow[]
+  /** Anomaly starts and new-normal points, never thinned. */
+  events?: AnomalyEvent[]
+}
+
+/** The start of an anomaly or a new normal: the member that fired and the band then. */
+export interface AnomalyEvent {
+  at: number
+  kind: 'anomaly' | 'new_normal'
+  member: string
+  value: number
+  score: number
+  expected: number
+  lower: number
+  upper: number
 }
 
 export interface RouteStats {

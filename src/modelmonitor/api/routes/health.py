@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter
@@ -10,6 +11,8 @@ from fastapi import APIRouter
 from modelmonitor import __version__
 from modelmonitor.api._openapi import schema_response
 from modelmonitor.api.deps import ComponentHealth, Context, json_response
+from modelmonitor.api.guard import MaybePrincipal, Viewer, auth_responses
+from modelmonitor.auth.roles import Role
 from modelmonitor.live.base import ProxyStatus
 from modelmonitor.types import HealthStatus
 
@@ -78,12 +81,46 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0]
 
 
-@router.get("/health", responses=schema_response(Health), summary="System health")
-async def health(context: Context) -> object:
+class Liveness(msgspec.Struct, kw_only=True):
+    status: str
+
+
+def _content(tp: Any) -> dict[str, Any]:
+    return {"content": schema_response(tp)[200]["content"]}
+
+
+def _either(*types: Any) -> dict[int | str, Any]:
+    schemas = [schema_response(tp)[200]["content"]["application/json"]["schema"] for tp in types]
+    # anyOf, not oneOf: a full Health answer also has the liveness answer's one field.
+    content = {"application/json": {"schema": {"anyOf": schemas}}}
+    return {
+        200: {"description": "Health (status only, unless a viewer asks)", "content": content},
+        503: {"description": "A component is down", "content": content},
+    }
+
+
+@router.get(
+    "/health",
+    responses=_either(Health, Liveness),
+    summary="System health (status only, unless a viewer asks)",
+)
+async def health(context: Context, principal: MaybePrincipal) -> object:
+    result = await _health(context)
+    status_code = 503 if result.status == "down" else 200
+    if principal is None or principal.role < Role.VIEWER:
+        return json_response(Liveness(status=result.status), status_code=status_code)
+    return json_response(result, status_code=status_code)
+
+
+@router.get(
+    "/api/v1/health",
+    responses={
+        **schema_response(Health),
+        503: {"description": "A component is down", **_content(Health)},
+        **auth_responses(),
+    },
+    summary="System health",
+)
+async def api_health(context: Context, principal: Viewer) -> object:
     result = await _health(context)
     return json_response(result, status_code=503 if result.status == "down" else 200)
-
-
-@router.get("/api/v1/health", responses=schema_response(Health), summary="System health")
-async def api_health(context: Context) -> object:
-    return await health(context)

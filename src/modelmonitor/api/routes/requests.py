@@ -8,11 +8,11 @@ import io
 from typing import Annotated, Literal
 
 import msgspec
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from modelmonitor.api._openapi import TIME_PATTERN, schema_response
-from modelmonitor.api.deps import Context, invalid, json_response
+from modelmonitor.api.deps import ApiContext, Context, invalid, json_response
 from modelmonitor.events import RequestEvent
 from modelmonitor.storage.base import EVENT_FIELDS, RequestFilter
 from modelmonitor.timeparse import parse_time
@@ -77,13 +77,43 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         invalid("cursor", "not a cursor returned by this endpoint")
 
 
+async def _sampled_requests(
+    context: ApiContext,
+    request: Request,
+    service: str | None,
+    contains: str | None,
+    start: str | None,
+    end: str | None,
+    limit: int,
+    cursor: str | None,
+) -> object:
+    """The request log restricted to sampled requests (answered from the quality store)."""
+    from modelmonitor.api.routes.drift import quality_store, sample_page
+
+    if service is not None:
+        await context.require_service(service)
+    page, next_cursor = await sample_page(
+        context,
+        quality_store(request),
+        service=service,
+        contains=contains,
+        start=start,
+        end=end,
+        limit=limit,
+        cursor=cursor,
+    )
+    records = [_record(sample.event) for sample in page]
+    return json_response(RequestPage(requests=records, next_cursor=next_cursor))
+
+
 @router.get(
     "/requests",
-    responses=schema_response(RequestPage),
+    responses=schema_response(RequestPage, csv=True),
     summary="Recent requests (JSON, or CSV with format=csv)",
 )
 async def recent_requests(
     context: Context,
+    request: Request,
     service: Annotated[str | None, Query(min_length=1)] = None,
     route: Annotated[str | None, Query(min_length=1)] = None,
     method: Annotated[str | None, Query(pattern=r"^[A-Za-z]+$")] = None,
@@ -97,7 +127,15 @@ async def recent_requests(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]+$")] = None,
     format: Literal["json", "csv"] = "json",
+    sampled: Annotated[bool, Query(description="only requests whose bodies were sampled")] = False,
+    sample_contains: Annotated[
+        str | None, Query(max_length=200, description="sampled (redacted) bodies containing this")
+    ] = None,
 ) -> object:
+    if sampled or sample_contains:
+        return await _sampled_requests(
+            context, request, service, sample_contains, start, end, min(limit, 500), cursor
+        )
     now = context.clock()
     bounds: dict[str, float | None] = {"start": None, "end": None}
     for name, text in (("start", start), ("end", end)):
