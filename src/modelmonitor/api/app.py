@@ -15,8 +15,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 
 from modelmonitor import __version__
-from modelmonitor.alerts.store.sql import SqlAlertStore
 from modelmonitor._tasks import TaskHealth
+from modelmonitor.alerts.store.sql import SqlAlertStore
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import MethodNotAllowed, install_openapi
 from modelmonitor.api.audit_trail import AuditTrailMiddleware, alert_loaders
