@@ -145,7 +145,10 @@ class MethodNotAllowed:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            allowed = next((m for regex, m in self._table() if regex.match(path)), None)
+            # Templates may overlap (``/services/{name}`` and ``/services/test``): a
+            # method is allowed when any template the path matches documents it.
+            matching = [m for regex, m in self._table() if regex.match(path)]
+            allowed = frozenset().union(*matching) if matching else None
             if allowed is not None and scope["method"] not in allowed:
                 body = msgspec.json.encode({"detail": "Method Not Allowed"})
                 await send(
