@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from modelmonitor.proxy.client import ClientConnection
     from modelmonitor.proxy.sampling import BodyHooks
     from modelmonitor.proxy.service import Service
+    from modelmonitor.proxy.tracecontext import Trace
     from modelmonitor.proxy.upstream import UpstreamConnection
 
 __all__ = ["REPLAY_LIMIT", "Exchange", "ReadBlock"]
@@ -60,6 +61,7 @@ class Exchange:
         "service",
         "status",
         "t0",
+        "trace",
         "ttfb",
         "upgrade",
         "upstream",
@@ -73,6 +75,7 @@ class Exchange:
         path: bytes,
         head: bytes,
         t0: float,
+        trace: Trace | None = None,
     ) -> None:
         self.client = client
         self.service = service
@@ -90,6 +93,8 @@ class Exchange:
         self.model = ""
         #: The body hook of this exchange (payload sampling), if any.
         self.inspect: BodyHooks | None = None
+        #: The proxy's span, when the service propagates W3C trace context.
+        self.trace = trace
         self.json_prefix: bytearray | None = None
         self.chunked_request = False
         self.chunked_response = False

@@ -9,6 +9,7 @@ from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.edge import EdgeCounters
 from modelmonitor.proxy.routes import RouteTemplater
 from modelmonitor.proxy.sampling import SampleSink, Starter, sampling_hooks, with_sampling
+from modelmonitor.proxy.tracecontext import TRACEPARENT
 from modelmonitor.proxy.upstream import UpstreamTarget
 from modelmonitor.settings import ProxyLimits, ServiceConfig
 
@@ -31,6 +32,7 @@ class Service:
         "model_header",
         "name",
         "preserve_host",
+        "propagate_trace",
         "routes",
         "template",
         "timeout",
@@ -55,6 +57,7 @@ class Service:
         self.json_field = config.model_json_field or ""
         self.preserve_host = config.preserve_host
         self.forwarded = config.forwarded_headers
+        self.propagate_trace = config.propagate_trace
         self.timeout = config.timeout_seconds
         self.in_flight = 0
         #: Starts a request's body hook (payload sampling), or ``None``.
@@ -139,8 +142,12 @@ class Listener:
         prefixed.sort(key=lambda item: -len(item[0]))
         self.default = default
         self.prefixed = prefixed
-        #: Lower-case model header names of this listener's services.
-        self.model_headers = frozenset(service.model_header for service in services)
+        #: Lower-case names of headers read (and forwarded): model headers, and
+        #: ``traceparent`` when a service continues traces.
+        watched = {service.model_header for service in services}
+        if any(service.propagate_trace for service in services):
+            watched.add(TRACEPARENT)
+        self.model_headers = frozenset(watched)
 
     @property
     def services(self) -> list[Service]:
