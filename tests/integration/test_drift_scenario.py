@@ -144,3 +144,55 @@ async def test_only_the_shifted_features_drift_and_only_after_the_shift(
         assert set(result.report.top_features) >= SHIFTED | {"channel"}
         evaluation = await evaluator.evaluate(rule, service="wine", now=now)
         assert evaluation.active and evaluation.value is not None and evaluation.value > 0
+
+
+async def test_default_reference_is_the_newest_model_versions_first_hours(
+    store: QualityStore,
+) -> None:
+    processor = QualityProcessor(store=store, services={"wine": SamplingConfig(rate=1.0)})
+    ids = EventIdFactory()
+
+    def exchange(at: float, version: str, value: float) -> tuple[RequestEvent, PayloadSample]:
+        event = RequestEvent(
+            ids(),
+            at,
+            "wine",
+            "POST",
+            "/invocations",
+            "/invocations",
+            200,
+            0.01,
+            0.01,
+            1,
+            1,
+            model="wine-clf",
+            model_version=version,
+        )
+        body = json.dumps({"instances": [{"x": value}]}).encode()
+        return event, PayloadSample(event.id, body, b'{"predictions": [1]}')
+
+    pairs = [exchange(T0 + i * 60, "1", 1.0) for i in range(5)]
+    pairs += [exchange(T0 + 10 * HOUR + i * 60, "2", 5.0) for i in range(5)]
+    await processor(EventBatch(proxy_stats(), [e for e, _ in pairs], [s for _, s in pairs]))
+    await processor.flush()
+    refs = {r.name: r.source for r in await store.references("wine")}
+    assert refs == {
+        "version-wine-clf_1": {"kind": "version", "version": "wine-clf@1", "start": T0},
+        "version-wine-clf_2": {"kind": "version", "version": "wine-clf@2", "start": T0 + 10 * HOUR},
+    }
+    now = T0 + 11 * HOUR
+    result = await drift_report(
+        store, service="wine", reference=None, start=now - HOUR, end=now, config=CONFIG, now=now
+    )
+    assert result.reference == "version-wine-clf_2" and result.report.reference_rows == 5
+    older = await drift_report(
+        store,
+        service="wine",
+        reference="version-wine-clf_1",
+        start=now - 2 * HOUR,
+        end=now,
+        config=CONFIG,
+        now=now,
+    )
+    assert older.report.reference_rows == 5 and older.reference_source["end"] == T0 + 4 * HOUR
+    assert [f.name for f in older.report.features if f.drifted] == ["x"]

@@ -36,6 +36,11 @@ def test_builtin_patterns_scrub_text(name: str) -> None:
     assert "contact:" in out and "thanks" in out
 
 
+def test_short_emails_are_found_too() -> None:
+    assert Redactor().text("a@b.io") == "[email]"
+    assert Redactor().value({"to": "x@y.co"}) == {"to": "[email]"}
+
+
 def test_not_everything_is_a_secret() -> None:
     redactor = Redactor()
     # A 16-digit number that fails the Luhn check is no card; short numbers are no phones.
@@ -216,3 +221,23 @@ def test_llm_exchange() -> None:
 )
 def test_language(text: str, tag: str) -> None:
     assert detect_language(text) == tag
+
+
+def test_sampling_settings_fail_fast_naming_the_field() -> None:
+    from modelmonitor.settings import ConfigError, load_settings
+
+    service = {"name": "s", "upstream": "http://127.0.0.1:1"}
+    for sampling, words in (
+        ({"rate": 1.5}, "services.0.sampling.rate"),
+        ({"redact_patterns": ["(unclosed"]}, "services.0.sampling.redact_patterns"),
+        ({"redact": ["ssn"]}, "services.0.sampling.redact.0"),
+        ({"max_body_bytes": 1}, "services.0.sampling.max_body_bytes"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            load_settings(services=[{**service, "sampling": sampling}])
+        assert words in str(caught.value), str(caught.value)
+    settings = load_settings(
+        services=[{**service, "sampling": {"rate": 0.5}, "drift": {"window": "2h"}}]
+    )
+    assert settings.services[0].sampling.enabled and settings.services[0].drift.window == 7200.0
+    assert not load_settings(services=[service]).services[0].sampling.enabled

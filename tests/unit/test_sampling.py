@@ -109,3 +109,32 @@ async def test_shipper_sends_each_sample_with_its_event() -> None:
     got = {s.event_id: s.request for b in received for s in b.samples}
     assert got == {sent[i].id: f"req{i}".encode() for i in range(0, 10, 2)}
     assert len(buffer.samples) == 0
+
+
+def test_sampling_runs_after_a_hook_the_service_already_has() -> None:
+    from modelmonitor.proxy.sampling import with_sampling
+
+    seen: list[str] = []
+
+    class Meter:
+        def request_body(self, chunk: bytes) -> None:
+            seen.append("meter request")
+
+        def response_body(self, chunk: bytes) -> None:
+            seen.append("meter response")
+
+        def finish(self, event: RequestEvent) -> RequestEvent:
+            return msgspec.structs.replace(event, model="measured")
+
+    sink = SampleSink()
+    sampling = sampling_hooks(SamplingConfig(rate=1.0), sink)
+    both = with_sampling(lambda method, path, t0: Meter(), sampling)
+    assert both is not None
+    hook = both("POST", "/p", 0.0)
+    hook.request_body(b"{}")
+    hook.response_body(b"[1]")
+    finished = hook.finish(event())
+    assert finished.model == "measured" and seen == ["meter request", "meter response"]
+    [sample] = sink.pop_for([finished])
+    assert (sample.request, sample.response) == (b"{}", b"[1]")
+    assert with_sampling(None, sampling) is sampling and with_sampling(None, None) is None

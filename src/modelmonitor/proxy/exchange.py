@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from modelmonitor.proxy.client import ClientConnection
-    from modelmonitor.proxy.sampling import SamplingHook
+    from modelmonitor.proxy.sampling import BodyHooks
     from modelmonitor.proxy.service import Service
     from modelmonitor.proxy.upstream import UpstreamConnection
 
@@ -89,7 +89,7 @@ class Exchange:
         self.response_bytes = 0
         self.model = ""
         #: The body hook of this exchange (payload sampling), if any.
-        self.inspect: SamplingHook | None = None
+        self.inspect: BodyHooks | None = None
         self.json_prefix: bytearray | None = None
         self.chunked_request = False
         self.chunked_response = False

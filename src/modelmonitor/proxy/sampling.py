@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from modelmonitor.events import PayloadSample, RequestEvent
 from modelmonitor.quality.config import SamplingConfig
 
-__all__ = ["HookStarter", "SampleSink", "SamplingHook", "sampling_hooks"]
+__all__ = [
+    "BodyHooks",
+    "HookStarter",
+    "SampleSink",
+    "SamplingHook",
+    "sampling_hooks",
+    "with_sampling",
+]
 
 #: ``(method, path, t0) -> hook or None`` (the body-inspection hook factory's shape).
 HookStarter = Callable[[str, str, float], "SamplingHook | None"]
@@ -113,6 +121,53 @@ class SamplingHook:
             )
         )
         return event
+
+
+class BodyHooks(Protocol):
+    """What the proxy calls on an exchange's hook (sampling, protocol measurements)."""
+
+    def request_body(self, chunk: bytes) -> None: ...
+
+    def response_body(self, chunk: bytes) -> None: ...
+
+    def finish(self, event: RequestEvent) -> RequestEvent: ...
+
+
+class _Both:
+    """Two hooks on one exchange, fed in order."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: BodyHooks, second: BodyHooks) -> None:
+        self.first, self.second = first, second
+
+    def request_body(self, chunk: bytes) -> None:
+        self.first.request_body(chunk)
+        self.second.request_body(chunk)
+
+    def response_body(self, chunk: bytes) -> None:
+        self.first.response_body(chunk)
+        self.second.response_body(chunk)
+
+    def finish(self, event: RequestEvent) -> RequestEvent:
+        return self.second.finish(self.first.finish(event))
+
+
+Starter = Callable[[str, str, float], Any]
+
+
+def with_sampling(existing: Starter | None, sampling: Starter | None) -> Starter | None:
+    """A hook starter running ``existing`` (if any) and then ``sampling`` (if any)."""
+    if existing is None or sampling is None:
+        return existing or sampling
+
+    def start(method: str, path: str, t0: float) -> Any:
+        first, second = existing(method, path, t0), sampling(method, path, t0)
+        if first is None or second is None:
+            return first or second
+        return _Both(first, second)
+
+    return start
 
 
 def sampling_hooks(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,10 +24,10 @@ from modelmonitor.quality.extract import extract_predictions, extract_rows, mapp
 from modelmonitor.quality.llm import extract_llm
 from modelmonitor.quality.profile import Scalar, WindowProfile, encode_profile
 from modelmonitor.quality.redact import Pattern, Redactor
-from modelmonitor.quality.store.base import QualityStore, StoredSample
+from modelmonitor.quality.store.base import QualityStore, Reference, StoredSample
 from modelmonitor.types import Clock
 
-__all__ = ["BUCKET_SECONDS", "QualityProcessor", "QualityStats"]
+__all__ = ["BUCKET_SECONDS", "QualityProcessor", "QualityStats", "version_reference_name"]
 
 Row = dict[str, Scalar]
 
@@ -81,6 +82,9 @@ class QualityProcessor:
         self._bucket = bucket_seconds
         self._profiles: dict[tuple[str, float], WindowProfile] = {}
         self._rows: dict[tuple[str, float], tuple[list[Row], list[Row]]] = {}
+        #: Model versions seen per service, and those new since the last flush.
+        self._versions: set[tuple[str, str]] = set()
+        self._new_versions: dict[tuple[str, str], float] = {}
         self._pending: list[StoredSample] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_lock = asyncio.Lock()
@@ -111,6 +115,10 @@ class QualityProcessor:
             if event is None or event.service not in self._services:
                 continue
             self.stats.samples_total += 1
+            version = _version(event)
+            if version and (event.service, version) not in self._versions:
+                self._versions.add((event.service, version))
+                self._new_versions[(event.service, version)] = event.start
             self._pending.append(self._profile(self._services[event.service], event, sample))
 
     def _profile(
@@ -154,6 +162,7 @@ class QualityProcessor:
             try:
                 await self._store.write_profiles(rows)
                 self.stats.samples_stored_total += await self._store.write_samples(samples)
+                await self._record_versions()
             except Exception as exc:  # noqa: BLE001 - keep the data for the next round
                 self.stats.flush_failures_total += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -161,6 +170,22 @@ class QualityProcessor:
                 for key, profile in profiles.items():
                     self._profiles.setdefault(key, WindowProfile()).merge(profile)
                 self._pending[:0] = samples
+
+    async def _record_versions(self) -> None:
+        """A ``version-...`` reference per model version, from when it first appeared."""
+        new, self._new_versions = self._new_versions, {}
+        for (service, version), first in new.items():
+            name = version_reference_name(version)
+            if await self._store.get_reference(service, name) is None:
+                await self._store.put_reference(
+                    Reference(
+                        service=service,
+                        name=name,
+                        created_at=self._clock(),
+                        source={"kind": "version", "version": version, "start": first},
+                        profile=b"",
+                    )
+                )
 
     def _summarise(self) -> None:
         pending, self._rows = self._rows, {}
@@ -193,6 +218,16 @@ class QualityProcessor:
             except Exception as exc:  # noqa: BLE001 - retention retries on its next round
                 log.warning("quality retention failed: %s", exc)
             await asyncio.sleep(self._retention_every)
+
+
+def _version(event: RequestEvent) -> str:
+    version = event.model_version
+    return f"{event.model}@{version}" if version else event.model
+
+
+def version_reference_name(version: str) -> str:
+    """A reference name (letters, digits, ``_.-``) for a model version."""
+    return "version-" + re.sub(r"[^A-Za-z0-9_.-]", "_", version)[:54]
 
 
 def _read(

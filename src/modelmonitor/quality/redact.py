@@ -103,7 +103,7 @@ class Redactor:
         self._seen: dict[str, str] = {}
 
     def text(self, value: str) -> str:
-        if len(value) < 8 and not self._has_custom:
+        if len(value) < 6 and not self._has_custom:
             return value  # too short for any built-in pattern
         if len(value) <= 64:
             cached = self._seen.get(value)

@@ -173,7 +173,14 @@ async def resolve_reference(
         stored = await store.get_reference(service, name)
         if stored is None:
             raise ReferenceNotFound(f"no reference {name!r} for service {service!r}")
+        if stored.source.get("kind") == "version":
+            return name, *await _version_window(store, stored, config=config, now=now)
         return name, stored.source, decode_profile(stored.profile)
+    versions = [r for r in await store.references(service) if r.source.get("kind") == "version"]
+    if versions:
+        # The newest model version's first hours.
+        latest = max(versions, key=lambda r: float(r.source.get("start", 0.0)))
+        return latest.name, *await _version_window(store, latest, config=config, now=now)
     first = await store.first_profile(service)
     if first is None:
         raise ReferenceNotFound(f"no sampled data for {service!r} yet")
@@ -181,6 +188,18 @@ async def resolve_reference(
     window = await _closed_window(store, service=service, start=first, end=end, now=now)
     source: dict[str, str | float] = {"kind": "first_hours", "start": first, "end": end}
     return f"first {config.reference_hours:g}h", source, window
+
+
+async def _version_window(
+    store: QualityStore, reference: Reference, *, config: DriftConfig, now: float
+) -> tuple[dict[str, str | float], WindowProfile]:
+    """The first ``reference_hours`` after a model version first appeared."""
+    start = float(reference.source.get("start", 0.0))
+    end = start + config.reference_hours * 3600.0
+    window = await _closed_window(store, service=reference.service, start=start, end=end, now=now)
+    if window.empty:
+        raise ReferenceNotFound(f"no sampled data for {reference.name!r} yet")
+    return {**reference.source, "end": end}, window
 
 
 def _compare(reference: WindowProfile, current: WindowProfile, config: DriftConfig) -> DriftReport:
