@@ -19,7 +19,7 @@ from modelmonitor.api._openapi import (
 )
 from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, parse_range
 from modelmonitor.live.base import LiveSnapshot
-from modelmonitor.query.anomalies import HISTORY_TO_ANOMALY, AnomalySeries, anomaly_series
+from modelmonitor.query.anomalies import HISTORY_TO_ANOMALY, AnomalySeries
 from modelmonitor.query.history import (
     METRICS,
     RouteSummary,
@@ -157,18 +157,8 @@ async def historical(
     )
     if anomaly:
         tracked = sorted({HISTORY_TO_ANOMALY[m] for m in metrics if m in HISTORY_TO_ANOMALY})
-        reader = context.read.anomalies
-        result.anomalies = (
-            await anomaly_series(
-                reader,
-                service=service,
-                metrics=tracked,
-                start=start_at,
-                end=end_at,
-                limit=context.settings.max_history_points,
-            )
-            if reader is not None
-            else []
+        result.anomalies = await context.read.anomaly_series(
+            service=service, metrics=tracked, start=start_at, end=end_at
         )
     if format == "csv":
         return _csv(result)
