@@ -42,6 +42,8 @@ def documented_role(method: str, path: str) -> str:
         return "admin"
     if path.startswith("/api/v1/alerts") and method not in ("GET", "HEAD"):
         return "editor"
+    if path.startswith("/api/v1/services/") and "/references/" in path and method != "GET":
+        return "editor"  # drift references: upload, pin, delete
     if method in ("GET", "WEBSOCKET"):
         return "viewer"
     raise AssertionError(f"{method} {path}: no documented role; add it to docs/security.md")
