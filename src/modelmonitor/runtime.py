@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -37,6 +37,11 @@ from modelmonitor.settings import ConfigError, Settings, parse_host_port
 from modelmonitor.storage import EventStore, RollupTier, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
+
+if TYPE_CHECKING:  # built lazily: a lone API process never imports the proxy or the worker
+    from modelmonitor.pipeline.worker import Worker
+    from modelmonitor.proxy import CaptureBuffer, ProxyServer, Shipper
+    from modelmonitor.proxy_process import ProxyProcess
 
 __all__ = ["Parts", "Runtime", "run_until_signalled"]
 
@@ -71,11 +76,11 @@ class Runtime:
     bus: EventBus | None = None
     store: EventStore | None = None
     live: LiveState | None = None
-    proxy: Any = None
-    proxy_child: Any = None
-    shipper: Any = None
-    capture: Any = None
-    worker: Any = None
+    proxy: ProxyServer | None = None
+    shipper: Shipper | None = None
+    capture: CaptureBuffer | None = None
+    worker: Worker | None = None
+    proxy_child: ProxyProcess | None = None
     alerts: AlertSystem | None = None
     quality_store: QualityStore | None = None
     quality: Any = None
@@ -85,6 +90,7 @@ class Runtime:
     auth_enabled: bool | None = None
     auth_store: Any = None
     cluster_metrics: ClusterMetrics | None = None
+    catalog: Any = None
     otlp: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -269,7 +275,7 @@ class Runtime:
 
         assert self.bus is not None
         settings = self.settings
-        services = settings.effective_services
+        services = await self._open_catalog()
         if not services:
             raise RuntimeError(
                 "nothing to proxy: give --target URL, --demo, or services in --config"
@@ -303,6 +309,53 @@ class Runtime:
         self._stack.push_async_callback(self.shipper.stop)
         await self.proxy.start()
         self._stack.push_async_callback(self.proxy.stop)
+        if self.catalog is not None and settings.catalog_poll_seconds > 0:
+            watching = asyncio.create_task(self._watch_catalog(services), name="service-catalog")
+            self._stack.push_async_callback(cancel_and_wait, [watching])
+
+    async def _open_catalog(self) -> list[Any]:
+        """The services to proxy: those declared, plus those added through the API (the
+        catalog in the store). A store that cannot be read leaves the declared ones."""
+        from modelmonitor.alerts.store import create_alert_store
+        from modelmonitor.alerts.store.sql import SqlAlertStore
+        from modelmonitor.catalog import ServiceCatalog
+
+        declared = self.settings.effective_services
+        if self.settings.catalog_poll_seconds <= 0:
+            return declared
+        store = create_alert_store(self.settings.effective_database_url)
+        try:
+            await store.connect()
+        except _store_errors() as exc:
+            log.warning("service catalog unavailable, serving the declared services: %s", exc)
+            return declared
+        self._stack.push_async_callback(store.close)
+        assert isinstance(store, SqlAlertStore)
+        self.catalog = catalog = ServiceCatalog(store, declared=declared)
+        try:
+            return list(await catalog.services())
+        except _store_errors() as exc:
+            log.warning("service catalog unreadable, serving the declared services: %s", exc)
+            return declared
+
+    async def _watch_catalog(self, applied: list[Any]) -> None:
+        """Apply the catalog's changes to the running proxy (in the background)."""
+        assert self.catalog is not None and self.proxy is not None
+        while True:
+            await asyncio.sleep(self.settings.catalog_poll_seconds)
+            try:
+                services = await self.catalog.services()
+            except _store_errors() as exc:
+                log.warning("service catalog unreadable, keeping the current services: %s", exc)
+                continue
+            if services == applied:
+                continue
+            try:
+                await self.proxy.apply(services)
+            except OSError as exc:
+                log.error("cannot apply the service catalog, keeping the current one: %s", exc)
+                continue
+            applied = services
 
     def _local_bus_url(self) -> str:
         """The bus between this process and its proxy process: a Unix socket in a
@@ -501,13 +554,8 @@ class Runtime:
                 + ("" if connected else ": unreachable, buffering"),
             )
         if self.worker is not None:
-            stats = self.worker.stats
-            components["worker"] = ComponentHealth(
-                status="ok" if stats.store_ok else "degraded",
-                detail=stats.last_error
-                if not stats.store_ok
-                else f"{stats.events_stored_total} events stored",
-            )
+            worker = self.worker.health()
+            components["worker"] = ComponentHealth(status=worker.status, detail=worker.detail)
         if self.alerts is not None and self.alerts.engine.running:
             error = self.alerts.engine.last_error
             components["alerts"] = ComponentHealth(
@@ -569,6 +617,18 @@ class Runtime:
             f"cache={_redact(self.settings.cache_url)}"
         )
         return lines
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What a store may raise when it is unreachable or broken (driver errors included)."""
+    import sqlite3
+
+    errors: tuple[type[BaseException], ...] = (OSError, RuntimeError, sqlite3.Error)
+    try:
+        import asyncpg  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return errors
+    return (*errors, asyncpg.PostgresError)
 
 
 def _redact(url: str) -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "ServiceConfig",
     "Settings",
     "TLSConfig",
+    "check_services",
     "format_validation_error",
     "load_settings",
     "parse_host_port",
@@ -417,35 +418,16 @@ class Settings(BaseSettings):
     anomaly_retention: Duration = Field(default=parse_duration("7d"), gt=0)
     #: OpenTelemetry export (from the workers): None turns it off.
     otlp: OtlpConfig | None = None
+    #: How often proxies read the service catalog (services added through the API);
+    #: 0 turns run-time service changes off.
+    catalog_poll_seconds: Duration = Field(default=2.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
         names = [service.name for service in self.services]
         if self.target and self.target_name in names:
             raise ValueError(f"target_name {self.target_name!r} is also a service name")
-        duplicates = {name for name in names if names.count(name) > 1}
-        if duplicates:
-            raise ValueError(f"service names must be unique: {', '.join(sorted(duplicates))}")
-        main_port_plain = [
-            s.name for s in self.services if s.listen is None and s.path_prefix is None
-        ]
-        if self.target:
-            main_port_plain.append(self.target_name)
-        if len(main_port_plain) > 1:
-            raise ValueError(
-                "only one service may take the main listen port without a path_prefix: "
-                + ", ".join(main_port_plain)
-            )
-        ports: dict[str, str] = {}
-        for service in self.services:
-            if service.listen is None:
-                continue
-            if service.listen in ports and service.path_prefix is None:
-                raise ValueError(
-                    f"services {ports[service.listen]!r} and {service.name!r} "
-                    f"both listen on {service.listen}"
-                )
-            ports[service.listen] = service.name
+        check_services(self.effective_services)
         return self
 
     @property
@@ -459,6 +441,31 @@ class Settings(BaseSettings):
         if self.target:
             services.insert(0, ServiceConfig(name=self.target_name, upstream=self.target))
         return services
+
+
+def check_services(services: list[ServiceConfig]) -> None:
+    """Raise ``ValueError`` unless the services can be served together: unique names,
+    at most one without a path prefix on each port, no path prefix used twice there."""
+    names = [service.name for service in services]
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise ValueError(f"service names must be unique: {', '.join(sorted(duplicates))}")
+    main_port_plain = [s.name for s in services if s.listen is None and s.path_prefix is None]
+    if len(main_port_plain) > 1:
+        raise ValueError(
+            "only one service may take the main listen port without a path_prefix: "
+            + ", ".join(main_port_plain)
+        )
+    taken: dict[tuple[str | None, str | None], str] = {}
+    for service in services:
+        key = (service.listen, service.path_prefix)
+        if key in taken:
+            where = service.listen or "the main listen port"
+            what = f"path_prefix {service.path_prefix}" if service.path_prefix else "no path_prefix"
+            raise ValueError(
+                f"services {taken[key]!r} and {service.name!r} both listen on {where} with {what}"
+            )
+        taken[key] = service.name
 
 
 class _YamlSource(PydanticBaseSettingsSource):

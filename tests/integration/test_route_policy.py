@@ -40,10 +40,12 @@ def documented_role(method: str, path: str) -> str:
         return "metrics"  # anyone authenticated
     if path.startswith(("/api/v1/users", "/api/v1/tokens", "/api/v1/audit")):
         return "admin"
+    if path.startswith("/api/v1/config/") and method not in ("GET", "HEAD"):
+        return "admin"
     if path.startswith("/api/v1/alerts") and method not in ("GET", "HEAD"):
         return "editor"
-    if path.startswith("/api/v1/services/") and "/references/" in path and method != "GET":
-        return "editor"  # drift references: upload, pin, delete
+    if "/references/" in path and method not in ("GET", "HEAD"):
+        return "editor"  # drift references
     if method in ("GET", "WEBSOCKET"):
         return "viewer"
     raise AssertionError(f"{method} {path}: no documented role; add it to docs/security.md")

@@ -43,7 +43,7 @@ def test_no_hot_path_function_is_over_60_lines_without_a_reason(path: Path) -> N
 
 
 def test_one_place_ends_an_exchange() -> None:
-    """``in_flight -= 1`` and recording happen in ``_settle`` alone."""
+    """``in_flight -= 1`` and recording happen in ``finish`` alone."""
     source = Path(client.__file__).read_text()
     assert source.count("in_flight -= 1") == 1
     assert source.count("self._record(") == 1

@@ -1,4 +1,5 @@
 import { copyFileSync, mkdirSync } from 'node:fs'
+import { connect } from 'node:net'
 import { resolve } from 'node:path'
 import type { Page } from '@playwright/test'
 import type { LiveSnapshot, ServiceLive } from '../src/api/types'
@@ -163,9 +164,17 @@ test('alerts and system pages', async ({ page }) => {
   await page.getByRole('tab', { name: 'Delivery log' }).click()
   await expect(page.locator('[data-testid=channel][data-channel=ops-hook]')).toHaveAttribute('data-enabled', 'true')
 
+  // A request with no Host: the proxy refuses it at its edge and reports the count.
+  const proxy = new URL(process.env.MM_PROXY_URL ?? '')
+  await new Promise<void>((done, fail) => {
+    const socket = connect(Number(proxy.port), proxy.hostname, () => socket.end('GET / HTTP/1.1\r\n\r\n'))
+    socket.on('data', () => undefined).on('close', () => done()).on('error', fail)
+  })
   await page.getByRole('link', { name: 'System' }).click()
   await expect(page.getByTestId('components')).toBeVisible()
   await expect(page.getByTestId('proxies')).toBeVisible()
+  await expect(page.getByRole('columnheader', { name: 'Refused' })).toBeVisible()
+  await expect(page.getByTestId('proxy-refused').first()).not.toHaveText('0', { timeout: 15_000 })
   await expect(page.getByText('Ingest rate')).toBeVisible()
   await expect(page.getByText(/events\/s/)).toBeVisible()
 })

@@ -87,12 +87,6 @@ def connection_client(connection: HTTPConnection) -> ClientInfo:
     )
 
 
-def session_cookie_name(connection: HTTPConnection) -> str:
-    return (
-        SECURE_SESSION_COOKIE if connection_client(connection).scheme == "https" else SESSION_COOKIE
-    )
-
-
 def _bearer(connection: HTTPConnection) -> str | None:
     header = connection.headers.get("authorization")
     if header is None:

@@ -28,6 +28,7 @@ from modelmonitor.proxy.http import (
     error_response,
     last_chunk,
     transfer_codings,
+    without_fields,
 )
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
 from modelmonitor.proxy.routes import MAX_CACHED_PATH, OTHER
@@ -117,7 +118,6 @@ class ClientConnection(asyncio.Protocol):
         "has_body",
         "head_size",
         "head_started",
-        "header_count",
         "held",
         "hop",
         "host",
@@ -148,7 +148,6 @@ class ClientConnection(asyncio.Protocol):
     parts: list[bytes]
     host: bytes | None
     has_body: bool
-    header_count: int
     rare: bool  # a rarely seen header needs work at the end of the head
     codings: list[bytes]  # Transfer-Encoding field values
     expect: bool
@@ -167,8 +166,9 @@ class ClientConnection(asyncio.Protocol):
         self.http10 = -1  # unknown until the first request
         self.awaiting_head = True
         #: Bytes received since the last body piece: the head being received, or chunk
-        #: lines and trailer fields (bounded like a head); ``monotonic()`` at the
-        #: first byte of a head.
+        #: lines and trailer fields (bounded like a head). ``head_started`` is when the
+        #: server's sweeper first saw the head being received (``monotonic()``, 0 when
+        #: not yet): stamping it there keeps a clock call off every request.
         self.head_size = 0
         self.head_started = 0.0
         #: Bumped on every read; the server closes connections idle for too long.
@@ -217,8 +217,6 @@ class ClientConnection(asyncio.Protocol):
         if self.stop_reading:
             return
         self.activity += 1
-        if self.awaiting_head and not self.head_size:
-            self.head_started = monotonic()  # the header deadline is total
         self.head_size += len(data)
         try:
             self.parser.feed_data(data)
@@ -264,7 +262,6 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Headers are forwarded as they are parsed; only the special ones are kept.
-        self.header_count += 1
         lower = name.lower()
         action = REQUEST_SPECIAL.get(lower)
         if action is None:
@@ -315,7 +312,7 @@ class ClientConnection(asyncio.Protocol):
         if (
             self.head_size > listener.max_head_bytes
             or len(url) > listener.max_url_bytes
-            or self.header_count > listener.max_headers
+            or len(self.parts) > listener.max_parts
             or self.host is None
             or self.http10 < 0
         ):
@@ -325,8 +322,13 @@ class ClientConnection(asyncio.Protocol):
         self.parts = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
         self.host = None
         self.has_body = False
-        self.head_size = self.header_count = 0
-        service, url, path = self._route(url)
+        self.head_size = 0
+        self.head_started = 0.0
+        if listener.prefixed or url[:1] != b"/":
+            service, url, path = self._route(url)
+        else:  # inline fast path of _route: one service on this port, origin-form target
+            query = url.find(b"?")
+            service, path = listener.default, url if query < 0 else url[:query]
         rare = self._take_rare(service, parts) if self.rare else None
         if service is None:
             listener.unrouted_total += 1  # no service to record it for: counted here
@@ -346,14 +348,22 @@ class ClientConnection(asyncio.Protocol):
             exchange.inspect = service.hooks(method, path.decode("utf-8", "replace"), exchange.t0)
         if has_body and service.json_field and not exchange.model:
             exchange.json_prefix = bytearray()
-        if not parser.should_keep_alive():
-            exchange.close_client = True
-        if method_bytes == _HEAD:
-            exchange.is_head = True
-        if self.http10:
-            exchange.http10 = True
+        exchange.close_client = not parser.should_keep_alive()
+        exchange.is_head = method_bytes == _HEAD
+        exchange.http10 = self.http10 == 1
         service.in_flight += 1
-        self._dispatch(exchange)
+        # Start it now, or queue it behind the one being answered (inline: per request).
+        self.reading = exchange
+        if self.current is None:
+            self.current = exchange
+            connection = service.upstream.acquire()
+            if connection is not None:
+                connection.attach(exchange)
+            else:
+                service.upstream.connect(exchange)
+        else:
+            self.queue.append(exchange)
+            self.block(ReadBlock.PIPELINE)
 
     def _check_head(self, url: bytes) -> None:
         """The checks an ordinary request head never needs (raises :class:`Reject`)."""
@@ -364,7 +374,7 @@ class ClientConnection(asyncio.Protocol):
         if len(url) > listener.max_url_bytes:
             detail = f"request target over {listener.max_url_bytes} bytes"
             raise Reject(Refusal.URL_TOO_LONG, 414, detail)
-        if self.header_count > listener.max_headers:
+        if len(self.parts) > listener.max_parts:
             detail = f"more than {listener.max_headers} header fields"
             raise Reject(Refusal.TOO_MANY_HEADERS, 431, detail)
         if self.http10 < 0:  # a client does not change versions mid-connection: ask once
@@ -398,11 +408,7 @@ class ClientConnection(asyncio.Protocol):
         self.rare = False
         hop, self.hop = self.hop, set()
         if hop:  # Connection named more hop-by-hop headers: drop them too
-            kept = parts[:5]
-            for index in range(5, len(parts), 4):
-                if parts[index].lower() not in hop:
-                    kept += parts[index : index + 4]
-            parts = kept
+            parts = without_fields(parts, hop, 5)
         codings, self.codings = self.codings, []
         transfer_encoding = None
         if codings:
@@ -497,7 +503,7 @@ class ClientConnection(asyncio.Protocol):
         self.awaiting_head = True
         self.head_size = 0
         end = LAST_CHUNK
-        if self.header_count:  # trailer fields came after a chunked body
+        if len(self.parts) > 5 or self.rare or self.host is not None:  # trailer fields
             end = self._take_trailers()
         exchange = self.reading
         if exchange is None:
@@ -530,7 +536,6 @@ class ClientConnection(asyncio.Protocol):
         self.parts = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
         self.host = None
         self.has_body = self.rare = self.expect = False
-        self.header_count = 0
         self.codings = []
         self.upgrade = None
         self.forwarded_for = []
@@ -551,20 +556,12 @@ class ClientConnection(asyncio.Protocol):
                 self.block(ReadBlock.SWITCH)
 
     # -- exchange lifecycle ------------------------------------------------
-    # Every exchange starts in ``_dispatch`` and ends, exactly once, in ``_settle``
-    # (reached from ``finish``, ``fail``, ``switch_protocols`` and ``_abandon``).
-
-    def _dispatch(self, exchange: Exchange) -> None:
-        """Start ``exchange`` now, or queue it behind the one being answered."""
-        self.reading = exchange
-        if self.current is None:
-            self.current = exchange
-            self._begin(exchange)
-        else:
-            self.queue.append(exchange)
-            self.block(ReadBlock.PIPELINE)
+    # An exchange starts at the end of ``on_headers_complete`` (or in ``_answer_locally``)
+    # and ends, exactly once, in ``finish`` (also reached from ``fail``,
+    # ``switch_protocols``, ``_abandon`` and ``_reject``).
 
     def _begin(self, exchange: Exchange) -> None:
+        """Start a queued exchange: answer it locally, or forward it."""
         local = exchange.local
         if local is not None:
             exchange.status = int(local[9:12])
@@ -584,7 +581,13 @@ class ClientConnection(asyncio.Protocol):
         exchange = Exchange(self, None, "", b"", b"", 0.0)
         exchange.close_client = True
         exchange.local = error_response(status, kind, detail, close=True)
-        self._dispatch(exchange)
+        self.reading = exchange
+        if self.current is None:
+            self.current = exchange
+            self._begin(exchange)
+        else:
+            self.queue.append(exchange)
+            self.block(ReadBlock.PIPELINE)
 
     def fail(self, exchange: Exchange, status: int, kind: str, detail: str) -> None:
         """End ``exchange`` with a proxy error: a JSON answer, or a cut-off response."""
@@ -603,8 +606,16 @@ class ClientConnection(asyncio.Protocol):
         self.finish(exchange, kind)
 
     def finish(self, exchange: Exchange, error: str) -> None:
-        """The response is complete (or given up): record it and move on."""
-        if not self._settle(exchange, error) or self.current is not exchange:
+        """``exchange`` is over (answered, given up, switched or abandoned): mark it done
+        and record its event, once; if it was being answered, move on to the next."""
+        if exchange.done:
+            return
+        exchange.done = True
+        service = exchange.service
+        if service is not None:  # local answers (404, refusals) are counted, not recorded
+            service.in_flight -= 1
+            self._record(exchange, service, error)
+        if self.current is not exchange:
             return
         self.current = None
         if self.read_block & _RESUMABLE:
@@ -637,7 +648,7 @@ class ClientConnection(asyncio.Protocol):
         self.closed = True  # the tunnel owns the transport from here
         self.listener.connections.discard(self)
         self.current = None
-        self._settle(exchange, "")
+        self.finish(exchange, "")
         Tunnel(self.transport, upstream, self.listener.tunnels).start()
 
     def _abandon(self, exchange: Exchange) -> None:
@@ -649,18 +660,7 @@ class ClientConnection(asyncio.Protocol):
             upstream.detach()
         if not exchange.status:
             exchange.status = 499
-        self._settle(exchange, "client_disconnect")
-
-    def _settle(self, exchange: Exchange, error: str) -> bool:
-        """Mark ``exchange`` done and record its event; ``False`` if it already was."""
-        if exchange.done:
-            return False
-        exchange.done = True
-        service = exchange.service
-        if service is not None:  # local answers (404, refusals) are counted, not recorded
-            service.in_flight -= 1
-            self._record(exchange, service, error)
-        return True
+        self.finish(exchange, "client_disconnect")  # current is None by now: no next
 
     def _record(self, exchange: Exchange, service: Service, error: str) -> None:
         model = exchange.model
@@ -713,7 +713,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.queue.remove(exchange)  # a pipelined request that can never complete
         exchange.status = status
-        self._settle(exchange, kind.value)
+        self.finish(exchange, kind.value)  # not the current one: nothing moves on
         last = self.queue[-1] if self.queue else self.current
         if last is not None:
             last.close_client = True

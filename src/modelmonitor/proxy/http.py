@@ -26,6 +26,7 @@ __all__ = [
     "status_line",
     "transfer_codings",
     "valid_host",
+    "without_fields",
 ]
 
 CRLF = b"\r\n"
@@ -100,6 +101,16 @@ def transfer_codings(values: list[bytes]) -> list[bytes]:
     return [
         token.strip() for value in values for token in value.lower().split(b",") if token.strip()
     ]
+
+
+def without_fields(parts: list[bytes], names: set[bytes], start: int) -> list[bytes]:
+    """Head ``parts`` (``name, ": ", value, CRLF`` quadruples from ``start``) without
+    the fields whose lower-case name is in ``names``."""
+    kept = parts[:start]
+    for index in range(start, len(parts), 4):
+        if parts[index].lower() not in names:
+            kept += parts[index : index + 4]
+    return kept
 
 
 def canonical_length(value: bytes) -> bytes:

@@ -57,33 +57,55 @@ class ProxyServer:
         self.edge = EdgeCounters()
         self._ids = ids or EventIdFactory()
         self._backlog = backlog
-        self.services = [
-            Service(config, max_idle=max_idle_per_service, limits=limits) for config in services
-        ]
-        if any(config.sampling.enabled for config in services):
-            capture.samples = SampleSink()
-            for service in self.services:
-                service.sample_into(capture.samples)
-        # The main port, then one listener per distinct own ``listen`` (port 0 included).
-        groups: dict[tuple[bool, str], list[Service]] = {(False, listen): []}
-        for service in self.services:
-            own_listen = service.config.listen
-            key = (own_listen is not None, own_listen or listen)
-            groups.setdefault(key, []).append(service)
+        self._listen = listen
+        self._max_idle = max_idle_per_service
+        self.services = [self._new_service(config) for config in services]
+        #: Services replaced or removed at run time whose requests may still be in flight.
+        self._retired: list[Service] = []
         self._plan: list[tuple[str, int, Listener]] = []
-        for (own, address), group in groups.items():
+        #: (own port?, address) -> its listener, and the server of each started listener.
+        self._listeners: dict[tuple[bool, str], Listener] = {}
+        self._server_of: dict[int, asyncio.Server] = {}
+        for key, group in self._groups(self.services).items():
+            own, _ = key
             if not own and not group and self.services:
                 continue  # every service has its own port: no main listener needed
-            host, port = parse_host_port(address)
-            scheme = b"https" if tls is not None else b"http"
-            listener = Listener(
-                group, capture=capture, ids=self._ids, scheme=scheme, limits=limits, edge=self.edge
-            )
-            self._plan.append((host, port, listener))
+            self._add_listener(key, group)
         self._servers: list[asyncio.Server] = []
         self._bound: list[tuple[str, int]] = []
         self._by_service: dict[str, tuple[str, int]] = {}
         self._sweeper: asyncio.Task[None] | None = None
+
+    def _new_service(self, config: ServiceConfig) -> Service:
+        service = Service(config, max_idle=self._max_idle, limits=self.limits)
+        if config.sampling.enabled:
+            if self.capture.samples is None:
+                self.capture.samples = SampleSink()
+            service.sample_into(self.capture.samples)
+        return service
+
+    def _groups(self, services: list[Service]) -> dict[tuple[bool, str], list[Service]]:
+        """The main port, then one group per distinct own ``listen`` (port 0 included)."""
+        groups: dict[tuple[bool, str], list[Service]] = {(False, self._listen): []}
+        for service in services:
+            own_listen = service.config.listen
+            key = (own_listen is not None, own_listen or self._listen)
+            groups.setdefault(key, []).append(service)
+        return groups
+
+    def _add_listener(self, key: tuple[bool, str], group: list[Service]) -> Listener:
+        host, port = parse_host_port(key[1])
+        listener = Listener(
+            group,
+            capture=self.capture,
+            ids=self._ids,
+            scheme=b"https" if self.tls is not None else b"http",
+            limits=self.limits,
+            edge=self.edge,
+        )
+        self._plan.append((host, port, listener))
+        self._listeners[key] = listener
+        return listener
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -92,29 +114,94 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         try:
             for host, port, listener in self._plan:
-                server = await loop.create_server(
-                    functools.partial(ClientConnection, listener),
-                    host,
-                    port,
-                    reuse_address=True,
-                    backlog=self._backlog,
-                    ssl=self.tls,
-                )
-                self._servers.append(server)
-                bound = server.sockets[0].getsockname()
-                address = (str(bound[0]), int(bound[1]))
-                self._bound.append(address)
-                members = list(listener.prefixed)
-                names = [service.name for _, _, service in members]
-                if listener.default is not None:
-                    names.append(listener.default.name)
-                for name in names:
-                    self._by_service[name] = address
-                log.info("proxy listening on %s for %s", _format(address), ", ".join(names) or "-")
+                await self._serve(loop, host, port, listener)
         except BaseException:
             await self.stop(grace=0)
             raise
         self._sweeper = loop.create_task(self._sweep(), name="modelmonitor-proxy-timeouts")
+
+    async def _serve(
+        self, loop: asyncio.AbstractEventLoop, host: str, port: int, listener: Listener
+    ) -> None:
+        server = await loop.create_server(
+            functools.partial(ClientConnection, listener),
+            host,
+            port,
+            reuse_address=True,
+            backlog=self._backlog,
+            ssl=self.tls,
+        )
+        self._servers.append(server)
+        self._server_of[id(listener)] = server
+        bound = server.sockets[0].getsockname()
+        address = (str(bound[0]), int(bound[1]))
+        self._bound.append(address)
+        names = [service.name for service in listener.services]
+        for name in names:
+            self._by_service[name] = address
+        log.info("proxy listening on %s for %s", _format(address), ", ".join(names) or "-")
+
+    async def apply(self, configs: Sequence[ServiceConfig]) -> None:
+        """Serve exactly these services from now on, without a restart.
+
+        Unchanged services keep their upstream pools; a changed one gets a new
+        :class:`Service` (requests in flight finish on the old one); a new own port is
+        bound (``OSError`` when taken, and nothing changes); a port left without
+        services stops accepting, and its connections close after their current
+        response. Runs on the proxy's loop, off the request path.
+        """
+        current = {service.name: service for service in self.services}
+        kept: set[str] = set()
+        services: list[Service] = []
+        for config in configs:
+            old = current.get(config.name)
+            if old is not None and old.config == config:
+                services.append(old)
+                kept.add(config.name)
+            else:
+                services.append(self._new_service(config))
+        groups = self._groups(services)
+        loop = asyncio.get_running_loop()
+        for key, group in groups.items():
+            if key not in self._listeners and (group or not key[0]):
+                listener = self._add_listener(key, group)
+                host, port, _ = self._plan[-1]
+                try:
+                    await self._serve(loop, host, port, listener)
+                except OSError:
+                    self._plan.pop()
+                    del self._listeners[key]
+                    raise
+        for key, listener in list(self._listeners.items()):
+            group = groups.get(key, [])
+            listener.assign(group)
+            if not group and key[0]:
+                self._close_listener(key, listener)
+        self.services = services
+        self._by_service = {}
+        for _, _, listener in self._plan:
+            server = self._server_of.get(id(listener))
+            if server is not None and server.sockets:
+                bound = server.sockets[0].getsockname()
+                for service in listener.services:
+                    self._by_service[service.name] = (str(bound[0]), int(bound[1]))
+        for name, service in current.items():
+            if name not in kept:
+                service.upstream.close()  # idle connections now, busy ones when done
+                self._retired.append(service)
+        log.info("proxy now serves %s", ", ".join(s.name for s in services) or "nothing")
+
+    def _close_listener(self, key: tuple[bool, str], listener: Listener) -> None:
+        server = self._server_of.pop(id(listener), None)
+        if server is not None:
+            server.close()
+            self._servers.remove(server)
+        listener.draining = True
+        for connection in list(listener.connections):
+            if connection.current is None:
+                connection.close()
+        del self._listeners[key]
+        # It stays in the plan until its connections are gone, so the sweeper sees them.
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let in-flight requests finish for ``grace`` seconds, close."""
@@ -147,7 +234,7 @@ class ProxyServer:
         for listener in listeners:
             for tunnel in list(listener.tunnels):
                 tunnel.close()
-        for service in self.services:
+        for service in (*self.services, *self._retired):
             service.upstream.close()
             for upstream in list(service.upstream.connections):
                 upstream.close()
@@ -236,11 +323,24 @@ class ProxyServer:
             await asyncio.sleep(interval)
             now = monotonic()
             self._sweep_clients(now, idle_since)
-            for service in self.services:
+            for service in (*self.services, *self._retired):
                 if service.timeout > 0:
                     for connection in list(service.upstream.connections):
                         if connection.exchange is not None:
                             _check_upstream(connection, now, service.timeout)
+            self._forget_finished()
+
+    def _forget_finished(self) -> None:
+        """Drop retired services and closed listeners once nothing of theirs is left."""
+        if self._retired:
+            self._retired = [s for s in self._retired if s.upstream.connections]
+        live = {id(listener) for listener in self._listeners.values()}
+        if len(self._plan) != len(live):
+            self._plan = [
+                entry
+                for entry in self._plan
+                if id(entry[2]) in live or entry[2].connections or entry[2].tunnels
+            ]
 
     def _sweep_clients(self, now: float, idle_since: dict[ClientConnection, float]) -> None:
         """Close keep-alive connections idle too long, refuse heads that take too long
@@ -256,14 +356,14 @@ class ProxyServer:
                     continue
                 if connection.stop_reading:
                     pass
-                elif (
-                    connection.awaiting_head
-                    and connection.head_size
-                    and now - connection.head_started >= limits.header_timeout_seconds
-                ):
-                    detail = f"request head not received within {limits.header_timeout_seconds:g}s"
-                    connection.timed_out(Refusal.HEADER_TIMEOUT, 408, detail)
-                    continue
+                elif connection.awaiting_head and connection.head_size:
+                    if not connection.head_started:
+                        connection.head_started = now  # reset when the head is complete
+                    elif now - connection.head_started >= limits.header_timeout_seconds:
+                        timeout = limits.header_timeout_seconds
+                        detail = f"request head not received within {timeout:g}s"
+                        connection.timed_out(Refusal.HEADER_TIMEOUT, 408, detail)
+                        continue
                 if (
                     connection.write_paused
                     and now - connection.paused_at >= limits.write_timeout_seconds

@@ -78,6 +78,7 @@ class Listener:
         "ids",
         "max_head_bytes",
         "max_headers",
+        "max_parts",
         "max_url_bytes",
         "model_headers",
         "prefixed",
@@ -98,21 +99,13 @@ class Listener:
         edge: EdgeCounters | None = None,
     ) -> None:
         self.default: Service | None = None
-        prefixed: list[tuple[bytes, bool, Service]] = []
-        for service in services:
-            prefix = service.config.path_prefix
-            if prefix is None:
-                self.default = service
-            else:
-                prefixed.append((prefix.encode(), service.config.strip_prefix, service))
-        prefixed.sort(key=lambda item: -len(item[0]))
-        self.prefixed = prefixed
+        self.prefixed: list[tuple[bytes, bool, Service]] = []
+        self.model_headers: frozenset[bytes] = frozenset()
+        self.assign(services)
         self.capture = capture
         self.ids = ids
         self.scheme = scheme
         self.proto_line = b"X-Forwarded-Proto: " + scheme + b"\r\n"
-        #: Lower-case model header names of this listener's services.
-        self.model_headers = frozenset(service.model_header for service in services)
         #: Open client connections (closed on stop).
         self.connections: set[ClientConnection] = set()
         #: Connections switched to another protocol (WebSocket), relayed as bytes.
@@ -125,8 +118,34 @@ class Listener:
         self.max_head_bytes = limits.max_head_bytes
         self.max_url_bytes = limits.max_url_bytes
         self.max_headers = limits.max_headers
+        #: The same as a length of ``ClientConnection.parts`` (four per forwarded field).
+        self.max_parts = 5 + 4 * limits.max_headers
         #: Requests and responses refused at the edge, per kind (shared by the server).
         self.edge = edge or EdgeCounters()
+
+    def assign(self, services: list[Service]) -> None:
+        """Serve these services from now on (at start, and when the catalog changes).
+
+        Each attribute is replaced whole, so a request routed meanwhile sees either the
+        old set or the new one."""
+        default: Service | None = None
+        prefixed: list[tuple[bytes, bool, Service]] = []
+        for service in services:
+            prefix = service.config.path_prefix
+            if prefix is None:
+                default = service
+            else:
+                prefixed.append((prefix.encode(), service.config.strip_prefix, service))
+        prefixed.sort(key=lambda item: -len(item[0]))
+        self.default = default
+        self.prefixed = prefixed
+        #: Lower-case model header names of this listener's services.
+        self.model_headers = frozenset(service.model_header for service in services)
+
+    @property
+    def services(self) -> list[Service]:
+        found = [service for _, _, service in self.prefixed]
+        return found + ([self.default] if self.default is not None else [])
 
     def route(self, path: bytes) -> tuple[Service | None, int]:
         """The service for a request path and how many leading bytes to strip."""

@@ -26,6 +26,7 @@ from modelmonitor.proxy.http import (
     last_chunk,
     status_line,
     transfer_codings,
+    without_fields,
 )
 from modelmonitor.settings import ServiceConfig, TLSConfig
 
@@ -58,6 +59,18 @@ def tls_context(tls: TLSConfig) -> ssl.SSLContext:
             str(tls.client_cert), str(tls.client_key) if tls.client_key else None
         )
     return context
+
+
+def _reframing(codings: list[bytes]) -> tuple[bool, bytes]:
+    """Whether a response's Transfer-Encoding ends in chunked, and the field line the
+    client gets when the proxy chunks the body (codings before chunked are kept: they
+    are the client's to undo)."""
+    tokens = transfer_codings(codings)
+    chunked = tokens[-1] == b"chunked"
+    if tokens == _CHUNKED:
+        return True, _CHUNKED_LINE
+    kept = tokens[:-1] if chunked else tokens
+    return chunked, b"Transfer-Encoding: " + b", ".join(kept) + b", chunked\r\n"
 
 
 class UpstreamTarget:
@@ -416,66 +429,33 @@ class UpstreamConnection(asyncio.Protocol):
                 self.hop |= tokens
 
     def on_headers_complete(self) -> None:
-        # Framing state is only read here; it is reset when the message ends.
+        # Framing state is only read here; it is reset when the message ends. The final
+        # head is built inline (this runs once per response); rarer cases are helpers.
         parts = self.parts
         self.parts = [b""]
         exchange = self.exchange
         if exchange is None or self.complete:
             return
         status = self.parser.get_status_code()
-        parts[0] = self._status_line(status)
+        first = self.first  # the upstream's own status line (reason included) if HTTP/1.1
+        self.first = None
+        end = first.find(b"\r\n") if first is not None and first[:9] == b"HTTP/1.1 " else -1
+        parts[0] = first[: end + 2] if end > 0 and first is not None else status_line(status)
         limit = self.target.max_head_bytes
         if self.head_bytes > limit and sum(map(len, parts)) > limit:
             detail = f"upstream response head over {limit} bytes"
             raise Reject(Refusal.UPSTREAM_HEAD_TOO_LARGE, 502, detail)
-        hop = self.hop
-        if hop:  # Connection named more hop-by-hop headers (never framing ones)
-            kept = parts[:1]
-            for index in range(1, len(parts), 4):
-                if parts[index].lower() not in hop:
-                    kept += parts[index : index + 4]
-            parts = kept
+        if self.hop:  # Connection named more hop-by-hop headers (never framing ones)
+            parts = without_fields(parts, self.hop, 1)
         if status < 200:
             self._informational_head(exchange, status, parts)
-        else:
-            self._final_head(exchange, status, parts)
-
-    def _status_line(self, status: int) -> bytes:
-        """The upstream's own status line (reason phrase included) when it is HTTP/1.1."""
-        first = self.first
-        self.first = None
-        end = first.find(b"\r\n") if first is not None and first[:9] == b"HTTP/1.1 " else -1
-        return first[: end + 2] if end > 0 and first is not None else status_line(status)
-
-    def _informational_head(self, exchange: Exchange, status: int, parts: list[bytes]) -> None:
-        """A 1xx head: relayed (but our own 100 was sent already), or the 101 of the
-        protocol switch the client asked for, after which a tunnel takes over."""
-        self.informational = True
-        upgrade = self.upgrade
-        if status == 101 and exchange.upgrade and upgrade is not None:
-            exchange.status = status
-            exchange.head_sent = True
-            parts += (CONNECTION_UPGRADE, b"Upgrade: ", upgrade, CRLF, CRLF)
-            self.out.append(b"".join(parts))
-        elif status != 100 and not exchange.http10:
-            parts.append(CRLF)
-            self.out.append(b"".join(parts))
-
-    def _final_head(self, exchange: Exchange, status: int, parts: list[bytes]) -> None:
-        """The response head the client gets: re-framed for the client's version."""
+            return
         http10 = exchange.http10
         keep_alive = self.parser.should_keep_alive() and not self.upstream_close
         exchange.status = status
         close_client = exchange.close_client or not exchange.request_done
         codings = self.codings
-        chunked = False
-        te_line = _CHUNKED_LINE
-        if codings:
-            tokens = transfer_codings(codings)
-            chunked = tokens[-1] == b"chunked"
-            if tokens != _CHUNKED:  # other codings (gzip, ...) are the client's to undo
-                kept = tokens[:-1] if chunked else tokens
-                te_line = b"Transfer-Encoding: " + b", ".join(kept) + b", chunked\r\n"
+        chunked, te_line = _reframing(codings) if codings else (False, _CHUNKED_LINE)
         if exchange.is_head or status in _BODILESS:
             if exchange.is_head:
                 self.complete = True
@@ -501,6 +481,20 @@ class UpstreamConnection(asyncio.Protocol):
         parts.append(CRLF)
         self.out.append(b"".join(parts))
         exchange.head_sent = True
+
+    def _informational_head(self, exchange: Exchange, status: int, parts: list[bytes]) -> None:
+        """A 1xx head: relayed (but our own 100 was sent already), or the 101 of the
+        protocol switch the client asked for, after which a tunnel takes over."""
+        self.informational = True
+        upgrade = self.upgrade
+        if status == 101 and exchange.upgrade and upgrade is not None:
+            exchange.status = status
+            exchange.head_sent = True
+            parts += (CONNECTION_UPGRADE, b"Upgrade: ", upgrade, CRLF, CRLF)
+            self.out.append(b"".join(parts))
+        elif status != 100 and not exchange.http10:
+            parts.append(CRLF)
+            self.out.append(b"".join(parts))
 
     def on_body(self, body: bytes) -> None:
         self.head_bytes = 0

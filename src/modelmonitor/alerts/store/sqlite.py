@@ -34,6 +34,9 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS alert_deliveries_at ON alert_deliveries (created_at)",
     "CREATE INDEX IF NOT EXISTS alert_deliveries_pending ON alert_deliveries (status, channel)",
     """CREATE TABLE IF NOT EXISTS alert_channels (name TEXT PRIMARY KEY, doc TEXT NOT NULL)""",
+    # Services added at run time (modelmonitor.catalog), next to the alert tables.
+    """CREATE TABLE IF NOT EXISTS service_catalog (
+        name TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at REAL NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS alert_leases (
         name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS alert_anomaly_detectors (
