@@ -40,7 +40,9 @@ def documented_role(method: str, path: str) -> str:
         return "metrics"  # anyone authenticated
     if path.startswith(("/api/v1/users", "/api/v1/tokens", "/api/v1/audit")):
         return "admin"
-    if path.startswith("/api/v1/alerts") and method not in ("GET", "HEAD"):
+    if path.startswith(("/api/v1/alerts", "/api/v1/services/{service}/references")) and (
+        method not in ("GET", "HEAD")
+    ):
         return "editor"
     if method in ("GET", "WEBSOCKET"):
         return "viewer"
