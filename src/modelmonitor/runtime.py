@@ -167,6 +167,7 @@ class Runtime:
         self._stack.push_async_callback(self.worker.stop)
 
     async def _start_proxy(self) -> None:
+        from modelmonitor.protocols.awareness import model_awareness
         from modelmonitor.proxy import CaptureBuffer, ProxyServer, Shipper
 
         assert self.bus is not None
@@ -178,7 +179,13 @@ class Runtime:
             )
         self.capture = CaptureBuffer(settings.buffer_capacity)
         tls = settings.listen_tls.context() if settings.listen_tls is not None else None
-        self.proxy = ProxyServer(services, listen=settings.listen, capture=self.capture, tls=tls)
+        self.proxy = ProxyServer(
+            services,
+            listen=settings.listen,
+            capture=self.capture,
+            tls=tls,
+            models=model_awareness(settings),
+        )
         spool = None
         if settings.spool_max_bytes:
             from modelmonitor.proxy.spool import FileSpool

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from modelmonitor.events import RequestEvent
+from modelmonitor.protocols.awareness import ModelAwareness
 from modelmonitor.proxy import CaptureBuffer, ProxyServer
 from modelmonitor.settings import ServiceConfig
 
@@ -159,6 +160,7 @@ async def running_proxy(
     listen: str = "127.0.0.1:0",
     client_idle_seconds: float = 75.0,
     tls: ssl.SSLContext | None = None,
+    models: ModelAwareness | None = None,
 ) -> AsyncIterator[tuple[ProxyServer, CaptureBuffer]]:
     """A started :class:`ProxyServer` for ``services`` and its capture buffer."""
     capture = CaptureBuffer(capacity)
@@ -168,6 +170,7 @@ async def running_proxy(
         capture=capture,
         client_idle_seconds=client_idle_seconds,
         tls=tls,
+        models=models,
     )
     await proxy.start()
     try:

@@ -269,7 +269,7 @@ class ClientConnection(asyncio.Protocol):
             service, strip = listener.route(path)
         else:
             service, strip = listener.default, 0
-        model = ""
+        model = consumer = client_ip = ""
         chunked = expect = False
         upgrade = None
         if self.rare:
@@ -280,8 +280,13 @@ class ClientConnection(asyncio.Protocol):
             forwarded_seen, self.forwarded_seen = self.forwarded_seen, 0
             hop, self.hop = self.hop, set()
             models, self.models = self.models, {}
-            if service is not None and service.model_header in models:
-                model = models[service.model_header].decode("latin-1")
+            if service is not None:
+                if service.model_header in models:
+                    model = models[service.model_header].decode("latin-1")
+                if service.consumers is not None:
+                    consumer, client_ip = service.consumers.identify(
+                        models, self.peer, forwarded_for
+                    )
             upgrade, self.upgrade = self.upgrade, None
             if hop:  # Connection named more hop-by-hop headers: drop them too
                 kept = parts[:5]
@@ -339,6 +344,12 @@ class ClientConnection(asyncio.Protocol):
         exchange = Exchange(self, service, method, path, b"".join(parts), perf_counter())
         if upgrade is not None:
             exchange.upgrade = True
+        if consumer:
+            exchange.consumer = consumer
+        if client_ip:
+            exchange.client_ip = client_ip
+        if service.hooks is not None:
+            exchange.inspect = service.hooks(method, path.decode("utf-8", "replace"), exchange.t0)
         if model:
             exchange.model = model
         elif has_body and service.json_field:
@@ -375,6 +386,8 @@ class ClientConnection(asyncio.Protocol):
         if exchange is None or exchange.done:
             return
         exchange.request_bytes += len(body)
+        if exchange.inspect is not None:
+            exchange.inspect.request_body(body)
         prefix = exchange.json_prefix
         if prefix is not None and len(prefix) < JSON_PREFIX_BYTES:
             prefix += body[: JSON_PREFIX_BYTES - len(prefix)]
@@ -542,24 +555,26 @@ class ClientConnection(asyncio.Protocol):
         listener = self.listener
         now = perf_counter()
         path = exchange.path.decode("utf-8", "replace")
-        listener.capture.append(
-            RequestEvent(
-                listener.ids(),
-                time() - (now - exchange.t0),
-                service.name,
-                exchange.method,
-                service.template(path) if path else "",
-                path,
-                exchange.status,
-                now - exchange.t0,
-                exchange.ttfb if exchange.ttfb > 0 else 0.0,
-                exchange.request_bytes,
-                exchange.response_bytes,
-                error,
-                model,
-                self.peer,
-            )
+        event = RequestEvent(
+            listener.ids(),
+            time() - (now - exchange.t0),
+            service.name,
+            exchange.method,
+            service.template(path) if path else "",
+            path,
+            exchange.status,
+            now - exchange.t0,
+            exchange.ttfb if exchange.ttfb > 0 else 0.0,
+            exchange.request_bytes,
+            exchange.response_bytes,
+            error,
+            model,
+            exchange.client_ip or self.peer,
+            exchange.consumer,
         )
+        if exchange.inspect is not None:
+            event = exchange.inspect.finish(event)
+        listener.capture.append(event)
 
     def _bad_request(self, detail: str, status: int = 400) -> None:
         self.stop_reading = True

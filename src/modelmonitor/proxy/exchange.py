@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from modelmonitor.proxy.client import ClientConnection
+    from modelmonitor.proxy.inspect import BodyHook
     from modelmonitor.proxy.service import Service
     from modelmonitor.proxy.upstream import UpstreamConnection
 
@@ -23,13 +24,16 @@ class Exchange:
         "chunked_request",
         "chunked_response",
         "client",
+        "client_ip",
         "close_client",
         "close_delimited",
+        "consumer",
         "done",
         "expect_continue",
         "head",
         "head_sent",
         "http10",
+        "inspect",
         "is_head",
         "json_prefix",
         "keep_alive",
@@ -76,6 +80,12 @@ class Exchange:
         self.request_bytes = 0
         self.response_bytes = 0
         self.model = ""
+        #: Who called (see ``protocols.consumers``) and the client address when a
+        #: trusted proxy forwarded the request ("": the peer).
+        self.consumer = ""
+        self.client_ip = ""
+        #: The body hook measuring this exchange (``proxy.inspect``), if any.
+        self.inspect: BodyHook | None = None
         self.json_prefix: bytearray | None = None
         self.chunked_request = False
         self.chunked_response = False

@@ -75,10 +75,18 @@ def _compile(pattern: str) -> re.Pattern[str]:
 class RouteTemplater:
     """Maps request paths to route templates for one service; cached, bounded."""
 
-    __slots__ = ("_patterns", "template")
+    __slots__ = ("_patterns", "_special", "template")
 
-    def __init__(self, patterns: Iterable[str] = (), *, cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        patterns: Iterable[str] = (),
+        *,
+        cache_size: int = 4096,
+        special: Callable[[str], str | None] | None = None,
+    ) -> None:
         self._patterns = [(_compile(p), p) for p in patterns]
+        #: Consulted after the user's patterns (a serving protocol's own routes).
+        self._special = special
         #: The cached ``path -> template`` function (a C-level LRU: use it on the hot path).
         self.template: Callable[[str], str] = lru_cache(maxsize=cache_size)(self._template)
 
@@ -90,6 +98,10 @@ class RouteTemplater:
         for regex, pattern in self._patterns:
             if regex.fullmatch(path):
                 return pattern
+        if self._special is not None:
+            route = self._special(path)
+            if route is not None:
+                return route
         return "/".join(ID if collapse_segment(s) else s for s in path.split("/")) or "/"
 
 

@@ -13,6 +13,7 @@ import functools
 import logging
 import ssl
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.events import EventIdFactory
@@ -20,6 +21,9 @@ from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.client import ClientConnection
 from modelmonitor.proxy.service import Listener, Service
 from modelmonitor.settings import ServiceConfig, parse_host_port
+
+if TYPE_CHECKING:
+    from modelmonitor.protocols.awareness import ModelAwareness
 
 __all__ = ["ProxyServer"]
 
@@ -44,6 +48,7 @@ class ProxyServer:
         backlog: int = 2048,
         client_idle_seconds: float = 75.0,
         tls: ssl.SSLContext | None = None,
+        models: ModelAwareness | None = None,
     ) -> None:
         self.capture = capture
         #: Server-side TLS for every listener (clients use https://), or None.
@@ -51,7 +56,13 @@ class ProxyServer:
         self._ids = ids or EventIdFactory()
         self._backlog = backlog
         self._client_idle = client_idle_seconds
-        self.services = [Service(config, max_idle=max_idle_per_service) for config in services]
+        if models is None:
+            from modelmonitor.protocols.awareness import ModelAwareness  # imports the proxy
+
+            models = ModelAwareness()
+        self.services = [
+            Service(config, max_idle=max_idle_per_service, models=models) for config in services
+        ]
         # The main port, then one listener per distinct own ``listen`` (port 0 included).
         groups: dict[tuple[bool, str], list[Service]] = {(False, listen): []}
         for service in self.services:

@@ -11,6 +11,7 @@ from modelmonitor.proxy.upstream import UpstreamTarget
 from modelmonitor.settings import ServiceConfig
 
 if TYPE_CHECKING:
+    from modelmonitor.protocols.awareness import ModelAwareness
     from modelmonitor.proxy.client import ClientConnection
     from modelmonitor.proxy.tunnel import Tunnel
 
@@ -22,7 +23,9 @@ class Service:
 
     __slots__ = (
         "config",
+        "consumers",
         "forwarded",
+        "hooks",
         "in_flight",
         "json_field",
         "model_header",
@@ -33,10 +36,26 @@ class Service:
         "upstream",
     )
 
-    def __init__(self, config: ServiceConfig, *, max_idle: int = 512) -> None:
+    def __init__(
+        self, config: ServiceConfig, *, max_idle: int = 512, models: ModelAwareness | None = None
+    ) -> None:
         self.config = config
         self.name = config.name
-        self.template = RouteTemplater(config.route_patterns).template
+        if models is None:
+            from modelmonitor.protocols.awareness import ModelAwareness  # imports the proxy
+
+            models = ModelAwareness()
+        aware = models.for_service(
+            protocol=config.protocol,
+            consumers=config.consumers,
+            model=config.model or "",
+            model_version=config.model_version or "",
+        )
+        self.template = RouteTemplater(config.route_patterns, special=aware.route).template
+        #: Starts a request's body hook (protocol measurements), or ``None``.
+        self.hooks = aware.hooks
+        #: Names a request's consumer from its headers, or ``None``.
+        self.consumers = aware.consumers
         self.upstream = UpstreamTarget(config, max_idle=max_idle)
         self.model_header = config.model_header.lower().encode("latin-1")
         self.json_field = config.model_json_field or ""
@@ -85,8 +104,11 @@ class Listener:
         self.ids = ids
         self.scheme = scheme
         self.proto_line = b"X-Forwarded-Proto: " + scheme + b"\r\n"
-        #: Lower-case model header names of this listener's services.
-        self.model_headers = frozenset(service.model_header for service in services)
+        #: Lower-case names of the headers this listener's services read: model
+        #: headers, consumer headers and API-key headers.
+        self.model_headers = frozenset(service.model_header for service in services).union(
+            *(service.consumers.watched for service in services if service.consumers)
+        )
         #: Open client connections (closed on stop).
         self.connections: set[ClientConnection] = set()
         #: Connections switched to another protocol (WebSocket), relayed as bytes.

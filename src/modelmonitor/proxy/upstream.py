@@ -452,6 +452,8 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is None or self.complete:
             return
         exchange.response_bytes += len(body)
+        if exchange.inspect is not None:
+            exchange.inspect.response_body(body)
         if exchange.chunked_response:
             self.out += (chunk_header(len(body)), body, CRLF)
         else:
