@@ -127,3 +127,37 @@ def test_prices_match_the_longest_priced_prefix() -> None:
     assert prices.price("openai/gpt-4.1") == prices.price("gpt-4.1")
     assert prices.price("gpt-4oo") is None and prices.price("llama-3") is None
     assert prices.cost("llama-3", 10, 10) == 0.0
+
+
+def test_a_streamed_responses_api_answer() -> None:
+    call = Recogniser(ProtocolName.AUTO).recognise("/v1/responses")
+    assert call is not None
+    events = [
+        ("response.created", {"response": {"id": "r", "model": "gpt-4o", "status": "in_progress"}}),
+        *[
+            ("response.output_text.delta", {"item_id": "m", "delta": word})
+            for word in ["Hi", " there", ""]
+        ],
+        ("response.output_text.done", {"item_id": "m", "text": "Hi there"}),
+        (
+            "response.completed",
+            {
+                "response": {
+                    "id": "r",
+                    "model": "gpt-4o",
+                    "status": "completed",
+                    "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7},
+                }
+            },
+        ),
+    ]
+    body = "".join(
+        f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n" for name, data in events
+    ).encode()
+    meter = LLMMeter(call, PriceTable(), perf_counter(), 4096)
+    for offset in range(0, len(body), 7):
+        meter.response_body(body[offset : offset + 7])
+    event = meter.finish(BASE)
+    assert (event.prompt_tokens, event.completion_tokens, event.tokens_estimated) == (5, 2, False)
+    assert (event.finish_reason, event.model, event.task) == ("stop", "gpt-4o", "response")
+    assert meter.chunks == 2 and event.ttft_seconds > 0

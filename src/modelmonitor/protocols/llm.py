@@ -40,12 +40,15 @@ _MAX_LINE = 256 * 1024
 
 _UNKNOWN, _JSON, _SSE, _OTHER = 0, 1, 2, 3
 _SPACE = b" \t\r\n"
-#: Non-empty text deltas, per task: each one is about one token.
-_DELTAS = {
-    "chat": re.compile(rb'"(?:content|arguments|reasoning_content|reasoning)"\s*:\s*"(?!")'),
-    "completion": re.compile(rb'"text"\s*:\s*"(?!")'),
-    "response": re.compile(rb'"delta"\s*:\s*"(?!")'),
+#: The JSON keys whose non-empty string values are text deltas, per task: each such
+#: value is about one token. The first key is the usual one; the others (tool-call
+#: arguments, reasoning) are looked for only in events without it.
+_DELTA_KEYS = {
+    "chat": (b"content", b"arguments", b"reasoning_content", b"reasoning"),
+    "completion": (b"text",),
+    "response": (b"delta",),
 }
+_COLON = (b'":"', b'": "')  # compact JSON (most servers) and Python's json.dumps spacing
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"([^"]{1,40})"')
 _INCOMPLETE = re.compile(rb'"incomplete_details"\s*:\s*\{\s*"reason"\s*:\s*"([^"]{1,40})"')
 _COMPLETED = re.compile(rb'"type"\s*:\s*"response\.completed"')
@@ -81,10 +84,12 @@ class LLMMeter:
     __slots__ = (
         "_carry",
         "_deltas",
+        "_empty",
         "_first_at",
         "_head",
         "_kind",
         "_model",
+        "_rare",
         "_reason",
         "_tail",
         "_usage",
@@ -104,7 +109,9 @@ class LLMMeter:
         self._tail = b""
         self._carry = b""
         self._kind = _UNKNOWN
-        self._deltas = _DELTAS.get(call.task, _DELTAS["chat"])
+        self._deltas: tuple[bytes, ...] = ()
+        self._empty: tuple[bytes, ...] = ()
+        self._rare: tuple[bytes, ...] = ()
         self._first_at = 0.0
         self._usage: tuple[int, int] | None = None
         self._reason = b""
@@ -119,19 +126,21 @@ class LLMMeter:
 
     def response_body(self, chunk: bytes) -> None:
         kind = self._kind
-        if kind == _UNKNOWN:
-            start = chunk.lstrip(_SPACE)[:1]
-            if not start:
-                return
-            kind = self._kind = _JSON if start in b"{[" else _SSE if start in b"de:ir" else _OTHER
         if kind == _SSE:
             self._stream(chunk)
         elif kind == _JSON:
             self._head.add(chunk)
             if self._head.truncated:
                 self._tail = (self._tail + chunk)[-_TAIL:]
+        elif kind == _UNKNOWN:
+            start = chunk.lstrip(_SPACE)[:1]
+            if start:
+                self._kind = _JSON if start in b"{[" else _SSE if start in b"de:ir" else _OTHER
+                self.response_body(chunk)
 
     def _stream(self, chunk: bytes) -> None:
+        """One piece of an event stream: a few ``bytes.count``/``find`` over its
+        complete lines (an incomplete last line waits for the next piece)."""
         data = self._carry + chunk if self._carry else chunk
         end = data.rfind(b"\n") + 1
         if not end:
@@ -139,21 +148,44 @@ class LLMMeter:
             return
         self._carry = data[end:] if end < len(data) else b""
         block = data[:end] if self._carry else data
-        count = len(self._deltas.findall(block))
-        if count:
-            if not self.chunks:
-                self._first_at = perf_counter()
-            self.chunks += count
-        if not self._model:
+        if not self._deltas and block.find(b'":') >= 0:
+            self._learn_spacing(block)
+        if not self._model and block.find(b'"model"') >= 0:
             found = _MODEL.search(block)
             if found:
                 self._model = found[1]
-        if b'"usage"' in block:
-            for match in _USAGE.finditer(block):
-                self._usage = _usage_at(block, match.end() - 1) or self._usage
-        if b"reason" in block:
-            self._scan_reason(block)
-        if not self._reason and b"response.completed" in block and _COMPLETED.search(block):
+        count = 0
+        for opening, empty in zip(self._deltas, self._empty, strict=True):
+            count = block.count(opening)
+            if count:
+                count -= block.count(empty)
+                break
+        if count > 0:
+            if not self.chunks:
+                self._first_at = perf_counter()
+            self.chunks += count
+        for marker in self._rare:
+            if block.find(marker) >= 0:
+                self._read_rare(block)
+                break
+
+    def _learn_spacing(self, block: bytes) -> None:
+        colon = _COLON[1] if b'": ' in block else _COLON[0]
+        keys = _DELTA_KEYS.get(self.call.task, _DELTA_KEYS["chat"])
+        self._deltas = tuple(b'"' + key + colon for key in keys)
+        self._empty = tuple(opening + b'"' for opening in self._deltas)
+        usage = b'"usage' + colon[:-1] + b"{"
+        if self.call.task == "response":
+            self._rare = (b'"response.completed"', b'"response.incomplete"', usage)
+        else:
+            self._rare = (b"_reason" + colon, usage)
+
+    def _read_rare(self, block: bytes) -> None:
+        """An event with a finish reason or usage (the last ones of a stream)."""
+        for match in _USAGE.finditer(block):
+            self._usage = _usage_at(block, match.end() - 1) or self._usage
+        self._scan_reason(block)
+        if not self._reason and _COMPLETED.search(block):
             self._reason = b"stop"
 
     def _scan_reason(self, data: bytes) -> None:
