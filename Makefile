@@ -35,6 +35,7 @@ dev: $(STAMP) $(WEB_STAMP)
 ## services: start PostgreSQL, Redis and RabbitMQ when they are not running
 services:
 	@bash scripts/services.sh
+	@bash scripts/ensure-prometheus.sh
 
 ## test: every test (Python, dashboard components, browser end to end)
 test: $(STAMP) services $(WEB_DIST)

@@ -5,6 +5,10 @@
     Redis live windows), from the first publish to the last committed row.
 (c) freshness: a request finished -> visible in ``/api/v1/metrics/realtime`` and
     on ``/ws/metrics`` of an API process fed by a worker process; p50/p95.
+(d) worker CPU per event, bulk aggregation against the event-by-event baseline
+    (``bench/legacy_aggregation.py``) in the same run: the worker's whole
+    ``handle`` (decode, store with rollups, live windows) on SQLite + memory and
+    on PostgreSQL + Redis, and the aggregation step alone.
 
 Every phase uses its own database, vhost and Redis prefix on 127.0.0.1 and
 removes them afterwards; every loop is bounded in time. Prints one
@@ -416,6 +420,132 @@ async def bench_freshness(
     return rest, ws, memory
 
 
+# -- (d) worker CPU per event --------------------------------------------------------
+
+
+class _Delivery:
+    """A delivery handed straight to ``Worker.handle`` (no broker in this measurement)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def ack(self) -> None:
+        return None
+
+    async def reject(self, *, requeue: bool = True) -> None:
+        return None
+
+
+async def _handle_cpu(store: Any, live: Any, bodies: list[bytes], events: int) -> float:
+    """Process CPU (every thread: SQLite writes on its own) per event, in microseconds."""
+    from modelmonitor.bus.memory import MemoryBus
+    from modelmonitor.pipeline.worker import Worker
+
+    worker = Worker(bus=MemoryBus(), store=store, live=live)
+    started = time.process_time()
+    for body in bodies:
+        await worker.handle(_Delivery(body))
+    return (time.process_time() - started) / events * 1e6
+
+
+async def bench_worker_cpu(
+    total: int, batch: int, rounds: int = 3
+) -> dict[str, tuple[float, float]]:
+    """``{setup: (baseline us/event, bulk us/event)}``, the best of ``rounds`` each."""
+    import legacy_aggregation as legacy
+    from modelmonitor.live.memory import MemoryLiveState
+    from modelmonitor.live.redis import RedisLiveState
+    from modelmonitor.storage.postgres import PostgresStore
+    from modelmonitor.storage.sqlite import SQLiteStore
+
+    rng = random.Random(4)
+    results: dict[str, tuple[float, float]] = {}
+
+    def batches() -> tuple[list[bytes], int]:
+        ids = EventIdFactory()  # fresh ids: every run stores new events
+        bodies = [encode(make_events(ids, batch, rng)) for _ in range(total // batch)]
+        return bodies, len(bodies) * batch
+
+    best: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for round_ in range(rounds):
+            for name, store_type, live_type in (
+                ("baseline", legacy.LegacySQLiteStore, legacy.LegacyMemoryLiveState),
+                ("bulk", SQLiteStore, MemoryLiveState),
+            ):
+                store = store_type(f"sqlite:///{folder}/{name}{round_}.db")
+                live = live_type()
+                await store.connect()
+                bodies, count = batches()
+                best.setdefault(f"sqlite+memory/{name}", []).append(
+                    await _handle_cpu(store, live, bodies, count)
+                )
+                await live.close()
+                await store.close()
+    async with isolated() as (database, _, cache):
+        for round_ in range(rounds):
+            for name, store_type, live_type in (
+                ("baseline", legacy.LegacyPostgresStore, legacy.LegacyRedisLiveState),
+                ("bulk", PostgresStore, RedisLiveState),
+            ):
+                store = store_type(database)
+                live = live_type(cache.replace("?prefix=", f"?prefix={name}{round_}"))
+                await store.connect()
+                await live.connect()
+                bodies, count = batches()
+                best.setdefault(f"postgresql+redis/{name}", []).append(
+                    await _handle_cpu(store, live, bodies, count)
+                )
+                await live.close()
+                await store.close()
+    for setup in ("sqlite+memory", "postgresql+redis"):
+        results[setup] = (min(best[f"{setup}/baseline"]), min(best[f"{setup}/bulk"]))
+    return results
+
+
+def aggregation_cpu(total: int, batch: int, rounds: int = 3) -> tuple[float, float]:
+    """The aggregation step alone (rollups and live windows of a batch), us per event."""
+    import legacy_aggregation as legacy
+    from modelmonitor.aggregate import Columns, aggregate_batch, finished_second
+    from modelmonitor.storage.rollups import aggregate_rollups
+
+    rng = random.Random(5)
+    ids = EventIdFactory()
+    data = [make_events(ids, batch, rng) for _ in range(total // batch)]
+    count = len(data) * batch
+
+    def baseline() -> None:
+        for events in data:
+            legacy._legacy_rollups(events)
+            groups: dict[tuple[str, str, str, int], legacy.Bucket] = {}
+            for event in events:
+                key = (
+                    event.service,
+                    event.method,
+                    event.route,
+                    math.floor(event.start + event.latency_seconds),
+                )
+                bucket = groups.get(key)
+                if bucket is None:
+                    bucket = groups[key] = legacy.Bucket()
+                bucket.add(event)
+
+    def bulk() -> None:
+        for events in data:
+            aggregate_rollups(events)
+            aggregate_batch(
+                Columns(events), dims=("service", "method", "route"), bucket=finished_second
+            )
+
+    timings: dict[str, list[float]] = {"baseline": [], "bulk": []}
+    for _ in range(rounds):
+        for name, run in (("baseline", baseline), ("bulk", bulk)):
+            started = time.process_time()
+            run()
+            timings[name].append((time.process_time() - started) / count * 1e6)
+    return min(timings["baseline"]), min(timings["bulk"])
+
+
 # -- main ---------------------------------------------------------------------------
 
 
@@ -426,7 +556,11 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--workers", type=int, default=3, help="worker processes for (b)")
     parser.add_argument("--probes", type=int, default=40, help="freshness probes for (c)")
-    parser.add_argument("--only", choices=["embedded", "production", "freshness"])
+    parser.add_argument("--cpu-events", type=int, default=60_000, help="events per run of (d)")
+    parser.add_argument(
+        "--cpu-batch", type=int, default=2_000, help="events per batch in (d) (the shipper's)"
+    )
+    parser.add_argument("--only", choices=["embedded", "production", "freshness", "cpu"])
     args = parser.parse_args(argv)
     logs = Path(tempfile.mkdtemp(prefix="modelmonitor-bench-"))
     failed = False
@@ -493,6 +627,24 @@ async def main(argv: Sequence[str] | None = None) -> int:
             f" worker {memory.get('worker', float('nan')):.0f} MB",
             flush=True,
         )
+    if args.only in (None, "cpu"):
+        for setup, (before, after) in (
+            await bench_worker_cpu(args.cpu_events, args.cpu_batch)
+        ).items():
+            print(
+                f"(d) worker CPU per event, {setup}, batches of {args.cpu_batch:,}:"
+                f" event-by-event {before:.2f} us -> bulk {after:.2f} us"
+                f" ({after / before:.2f}x, target <= 0.50x) {verdict(after <= before / 2)}",
+                flush=True,
+            )
+        for size in (args.cpu_batch, 100):
+            before, after = aggregation_cpu(args.cpu_events, size)
+            print(
+                f"(d) aggregation step alone (rollups + live windows), batches of {size:,}:"
+                f" event-by-event {before:.2f} us -> bulk {after:.2f} us per event"
+                f" ({after / before:.2f}x)",
+                flush=True,
+            )
     print(f"pipeline bench done, load average {load_average()}", flush=True)
     return 1 if failed else 0
 

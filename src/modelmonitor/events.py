@@ -15,12 +15,15 @@ import msgspec
 
 __all__ = [
     "ERROR_KINDS",
+    "SQL_IS_ERROR",
     "EventBatch",
     "EventIdFactory",
     "ProxyStats",
     "RequestEvent",
     "decode_batch",
     "encode_batch",
+    "is_error",
+    "status_class",
 ]
 
 #: Error kinds an event may carry in ``error``; "" means no transport error.
@@ -32,6 +35,20 @@ ERROR_KINDS = (
     "client_disconnect",  # the client went away before the response was complete
     "bad_request",  # the client sent something the proxy could not parse: 400
 )
+
+
+def is_error(status: int, error: str) -> bool:
+    """The one rule for a failed request: a transport error or a 5xx answer."""
+    return bool(error) or status >= 500
+
+
+#: :func:`is_error` over the stores' ``status`` and ``error`` columns.
+SQL_IS_ERROR = "(status >= 500 OR error <> '')"
+
+
+def status_class(status: int) -> str:
+    """``"2xx"`` .. ``"5xx"``, or ``"err"`` when no status came back."""
+    return f"{status // 100}xx" if 100 <= status < 600 else "err"
 
 
 class RequestEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -73,13 +90,13 @@ class RequestEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
 
     @property
     def is_error(self) -> bool:
-        """A failed request: a transport error or a 5xx answer."""
-        return bool(self.error) or self.status >= 500
+        """A failed request (see :func:`is_error`)."""
+        return is_error(self.status, self.error)
 
     @property
     def status_class(self) -> str:
-        """``"2xx"`` .. ``"5xx"``, or ``"err"`` when no status came back."""
-        return f"{self.status // 100}xx" if 100 <= self.status < 600 else "err"
+        """``"2xx"`` .. ``"5xx"``, or ``"err"`` (see :func:`status_class`)."""
+        return status_class(self.status)
 
 
 class ProxyStats(msgspec.Struct, array_like=True, frozen=True, gc=False):

@@ -21,13 +21,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
+from fastapi import Request, Response
 
+from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import ComponentHealth
 from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
 from modelmonitor.settings import Settings, parse_host_port
 from modelmonitor.storage import EventStore, create_store
+from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
 
 __all__ = ["Parts", "Runtime", "run_until_signalled"]
@@ -69,6 +72,7 @@ class Runtime:
     api_server: uvicorn.Server | None = None
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
+    cluster_metrics: ClusterMetrics | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -90,6 +94,9 @@ class Runtime:
             self.live = create_live(self.settings.cache_url, clock=self.clock)
             await self.live.connect()
             self._stack.push_async_callback(self.live.close)
+            self.cluster_metrics = create_cluster(self.settings.cache_url)
+            await self.cluster_metrics.connect()
+            self._stack.push_async_callback(self.cluster_metrics.close)
             await self._start_alerts()
         if self.parts.proxy or self.parts.worker:
             self.bus = create_bus(self.settings.broker_url)
@@ -164,7 +171,25 @@ class Runtime:
             clock=self.clock,
         )
         await self.worker.start()
+        # Stopped in reverse: the worker, then the shipping loop, then one last flush.
+        self._stack.push_async_callback(self._flush_request_metrics)
+        shipping = asyncio.create_task(self._ship_request_metrics(), name="request-metrics")
+        self._stack.push_async_callback(cancel_and_wait, [shipping])
         self._stack.push_async_callback(self.worker.stop)
+
+    async def _flush_request_metrics(self) -> None:
+        if self.worker is not None and self.cluster_metrics is not None:
+            await self.cluster_metrics.add(self.worker.request_metrics.take_delta())
+
+    async def _ship_request_metrics(self) -> None:
+        """Add this worker's counts to the cluster totals once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self._flush_request_metrics()
+            except (OSError, ConnectionError) as exc:
+                # The delta is lost for the cluster view; this worker's own /metrics keeps it.
+                log.warning("could not add request counters to the cluster totals: %s", exc)
 
     async def _start_proxy(self) -> None:
         from modelmonitor.protocols.awareness import model_awareness
@@ -184,6 +209,7 @@ class Runtime:
             listen=settings.listen,
             capture=self.capture,
             tls=tls,
+            limits=settings.proxy_limits,
             models=model_awareness(settings),
         )
         spool = None
@@ -224,6 +250,7 @@ class Runtime:
             clock=self.clock,
             health_sources=[self._health],
             alert_system=self.alerts,
+            cluster_metrics=self.cluster_metrics,
         )
         host, port = parse_host_port(self.settings.api)
         self.api_server = await self._serve(app, host, port)
@@ -311,7 +338,23 @@ class Runtime:
                 status_code=503 if status == "down" else 200,
             )
 
+        @app.get("/metrics")
+        async def metrics(request: Request) -> Response:
+            body, content_type = encode(self._part_families(), request.headers.get("accept"))
+            return Response(body, media_type=content_type)
+
         return app
+
+    def _part_families(self) -> list[Any]:
+        """This process's own Prometheus families (a lone proxy or worker)."""
+        from modelmonitor.telemetry._parts import proxy_part_families, worker_part_families
+
+        families: list[Any] = []
+        if self.proxy is not None and self.capture is not None:
+            families.extend(proxy_part_families(self.proxy, self.capture, self.shipper))
+        if self.worker is not None:
+            families.extend(worker_part_families(self.worker, now=self.clock()))
+        return families
 
     def _health(self) -> dict[str, ComponentHealth]:
         components: dict[str, ComponentHealth] = {}

@@ -33,6 +33,7 @@ __all__ = [
     "ConfigError",
     "HostPort",
     "ListenTLSConfig",
+    "ProxyLimits",
     "ServiceConfig",
     "Settings",
     "TLSConfig",
@@ -145,6 +146,40 @@ class ListenTLSConfig(BaseModel):
         return context
 
 
+class ProxyLimits(BaseModel):
+    """What the proxy accepts from clients and upstreams before it answers an error itself.
+
+    Every limit is checked without slowing ordinary requests down; each refusal is
+    counted per kind (see docs/production.md, "The proxy's edge").
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Request line plus headers, in bytes (431 beyond).
+    max_head_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    #: Header fields in one request (431 beyond).
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    #: The request target (path and query), in bytes (414 beyond).
+    max_url_bytes: int = Field(default=8 * 1024, ge=256, le=1024 * 1024)
+    #: Total time to receive a request head once its first byte arrived (408 beyond);
+    #: not reset by each byte, so a head sent a byte at a time cannot hold a connection.
+    header_timeout_seconds: Duration = Field(default=30.0, gt=0)
+    #: Keep-alive connections with no request for this long are closed.
+    idle_timeout_seconds: Duration = Field(default=75.0, gt=0)
+    #: A client that reads nothing of its response for this long is cut off.
+    write_timeout_seconds: Duration = Field(default=60.0, gt=0)
+    #: Status line plus headers of an upstream response, in bytes (502 beyond).
+    max_upstream_head_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Distinct route templates per service; later ones are counted under ``{other}``.
+    max_routes_per_service: int = Field(default=1_000, ge=10, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> ProxyLimits:
+        if self.max_url_bytes > self.max_head_bytes:
+            raise ValueError("max_url_bytes must not exceed max_head_bytes")
+        return self
+
+
 class ServiceConfig(BaseModel):
     """One monitored model API."""
 
@@ -218,6 +253,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     cache_url: str = "memory://"
     services: list[ServiceConfig] = Field(default_factory=list)
+    #: Limits at the proxy's edge (request and upstream heads, timeouts, routes).
+    proxy_limits: ProxyLimits = Field(default_factory=ProxyLimits)
 
     # Capture and shipping (proxy side).
     buffer_capacity: int = Field(default=100_000, ge=100)

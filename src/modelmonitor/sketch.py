@@ -14,11 +14,11 @@ from collections.abc import Iterable
 
 import msgspec
 
-__all__ = ["DEFAULT_RELATIVE_ACCURACY", "LatencySketch"]
+__all__ = ["DEFAULT_RELATIVE_ACCURACY", "MIN_VALUE", "LatencySketch"]
 
 DEFAULT_RELATIVE_ACCURACY = 0.005
 #: Values at or below this (seconds) go to the zero bucket: 1 ns.
-_MIN_VALUE = 1e-9
+MIN_VALUE = 1e-9
 
 
 class _Wire(msgspec.Struct, array_like=True):
@@ -60,7 +60,7 @@ class LatencySketch:
             self.minimum = value
         if value > self.maximum:
             self.maximum = value
-        if value <= _MIN_VALUE:
+        if value <= MIN_VALUE:
             self._zero += 1
             return
         key = math.ceil(math.log(value) / self._gamma_ln)
@@ -70,6 +70,48 @@ class LatencySketch:
     def extend(self, values: Iterable[float]) -> None:
         for value in values:
             self.add(value)
+
+    @property
+    def zero_count(self) -> int:
+        """How many values went to the zero bucket (at or below 1 ns)."""
+        return self._zero
+
+    def absorb(
+        self,
+        *,
+        zero: int,
+        bins: dict[int, int],
+        total: float,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> None:
+        """Add values already bucketed (by :func:`bin_keys` or a stored sketch).
+
+        Without ``minimum``/``maximum`` (a store that keeps only bins) the outer bin
+        edges stand in, so quantiles stay within the sketch's relative accuracy."""
+        count = zero + sum(bins.values())
+        if count == 0:
+            return
+        if minimum is None:
+            minimum = 0.0 if zero else math.exp((min(bins) - 1) * self._gamma_ln)
+        if maximum is None:
+            maximum = math.exp(max(bins) * self._gamma_ln) if bins else 0.0
+        mine = self.bins
+        if mine:
+            for key, n in bins.items():
+                mine[key] = mine.get(key, 0) + n
+        else:
+            mine.update(bins)
+        self._zero += zero
+        self.count += count
+        self.total += total
+        self.minimum = min(self.minimum, minimum)
+        self.maximum = max(self.maximum, maximum)
+
+    @property
+    def gamma_ln(self) -> float:
+        """``log(gamma)``: a value ``v`` goes to bin ``ceil(log(v) / gamma_ln)``."""
+        return self._gamma_ln
 
     def merge(self, other: LatencySketch) -> None:
         """Add another sketch of the same accuracy into this one."""

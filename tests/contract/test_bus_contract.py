@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from modelmonitor.bus import BusUnavailable, Delivery, EventBus, create_bus
 
-BACKENDS = ["memory", "rabbitmq"]
+BACKENDS = ["memory", "unix", "rabbitmq"]
 
 
 @pytest.fixture(params=BACKENDS)
-def bus_url(request: pytest.FixtureRequest) -> str:
+def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "memory":
-        return "memory://"
-    return str(request.getfixturevalue("rabbitmq_url"))
+        yield "memory://"
+    elif request.param == "unix":
+        # A short private directory: socket paths are limited to 107 bytes.
+        with tempfile.TemporaryDirectory(prefix="mm-bus-") as directory:
+            yield f"unix://{directory}/bus.sock"
+    else:
+        yield str(request.getfixturevalue("rabbitmq_url"))
 
 
 @pytest.fixture
@@ -117,8 +123,8 @@ async def test_publish_after_close_raises_bus_unavailable(bus_url: str) -> None:
         await bus.publish(b"late")
 
 
-# Only a broker outlives its connections; the in-process bus dies with its process.
-@pytest.mark.parametrize("bus_url", ["rabbitmq"], indirect=True)
+# The in-process bus dies with its process; a broker or a hub outlives a consumer.
+@pytest.mark.parametrize("bus_url", ["unix", "rabbitmq"], indirect=True)
 async def test_unacked_messages_are_redelivered_when_a_consumer_dies(bus: EventBus) -> None:
     dying = await _second_handle(bus)
     await bus.publish(b"in-flight")

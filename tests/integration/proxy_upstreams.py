@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from modelmonitor.events import RequestEvent
 from modelmonitor.protocols.awareness import ModelAwareness
 from modelmonitor.proxy import CaptureBuffer, ProxyServer
-from modelmonitor.settings import ServiceConfig
+from modelmonitor.settings import ProxyLimits, ServiceConfig
 
 __all__ = [
     "Handler",
@@ -21,6 +21,7 @@ __all__ = [
     "base_url",
     "closed_port",
     "events",
+    "raw_exchange",
     "read_request",
     "running_proxy",
     "running_upstream",
@@ -64,7 +65,8 @@ async def read_request(reader: asyncio.StreamReader, *, read_body: bool = True) 
     request = Request(method, target, version, headers)
     if not read_body:
         return request
-    if (request.header("transfer-encoding") or "").lower() == "chunked":
+    codings = (request.header("transfer-encoding") or "").lower().split(",")
+    if codings[-1].strip() == "chunked":
         request.chunked = True
         parts = []
         while True:
@@ -158,18 +160,19 @@ async def running_proxy(
     *services: ServiceConfig,
     capacity: int = 10_000,
     listen: str = "127.0.0.1:0",
-    client_idle_seconds: float = 75.0,
     tls: ssl.SSLContext | None = None,
     models: ModelAwareness | None = None,
+    **limits: float,
 ) -> AsyncIterator[tuple[ProxyServer, CaptureBuffer]]:
-    """A started :class:`ProxyServer` for ``services`` and its capture buffer."""
+    """A started :class:`ProxyServer` for ``services`` and its capture buffer;
+    keyword arguments set :class:`ProxyLimits` fields."""
     capture = CaptureBuffer(capacity)
     proxy = ProxyServer(
         list(services),
         listen=listen,
         capture=capture,
-        client_idle_seconds=client_idle_seconds,
         tls=tls,
+        limits=ProxyLimits.model_validate(limits),
         models=models,
     )
     await proxy.start()
@@ -202,3 +205,15 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def raw_exchange(port: int, data: bytes, *, until_close: bool = True) -> bytes:
+    """Send raw bytes to 127.0.0.1:``port``; what comes back (until close, or one read)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        async with asyncio.timeout(5):
+            return await reader.read(-1) if until_close else await reader.read(65536)
+    finally:
+        writer.close()

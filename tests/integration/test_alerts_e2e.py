@@ -95,6 +95,27 @@ async def traffic(url: str, count: int) -> list[int]:
     return [response.status_code for response in responses]
 
 
+async def firing_in_prometheus_exposition(api_url: str, service: str, channel: str) -> None:
+    """The alert shows on /metrics: firing, evaluated, and its notification counted."""
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        for _ in range(100):
+            lines = (await client.get("/metrics")).text.splitlines()
+            if (
+                f'modelmonitor_notifications_total{{channel="{channel}",outcome="delivered"}} 1.0'
+                in (lines)
+            ):
+                break
+            await asyncio.sleep(0.1)
+    assert f'modelmonitor_alerts_firing{{service="{service}"}} 1.0' in lines
+    assert f'modelmonitor_notifications_total{{channel="{channel}",outcome="delivered"}} 1.0' in (
+        lines
+    )
+    evaluations = next(
+        line for line in lines if line.startswith("modelmonitor_alert_evaluations_total ")
+    )
+    assert float(evaluations.split()[1]) > 0
+
+
 async def test_failing_model_api_fires_and_resolves_through_the_proxy(
     tmp_path: Path, receiver: Receiver, inbox: Any
 ) -> None:
@@ -161,6 +182,7 @@ async def test_failing_model_api_fires_and_resolves_through_the_proxy(
             (alert,) = firing["alerts"]
             assert alert["rule_name"] == "model failing" and alert["value"] == 1.0
             await inbox.wait_for(1)
+            await firing_in_prometheus_exposition(monitor.api_url, "iris-api", "webhook")
             email = message_from_bytes(inbox.messages[0])
             assert email["Subject"] == "[ModelMonitor] [FIRING] iris-api: model failing"
             assert "error_rate > 0.5 over 10s" in email.get_payload(decode=True).decode()

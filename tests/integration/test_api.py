@@ -274,7 +274,7 @@ async def test_prometheus_exposition(pipeline: Runtime) -> None:
     lines = response.text.splitlines()
     assert 'modelmonitor_error_ratio{service="svc",window="5m"} 0.0' in lines
     assert any(
-        line.startswith('modelmonitor_latency_seconds{service="svc",window="5m",quantile="0.99"}')
+        line.startswith('modelmonitor_latency_seconds{percentile="p99",service="svc",window="5m"}')
         for line in lines
     )
-    assert 'modelmonitor_dropped_events_total{proxy="test-proxy"} 0' in lines
+    assert 'modelmonitor_dropped_events_total{proxy="test-proxy"} 0.0' in lines

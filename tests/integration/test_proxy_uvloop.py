@@ -10,6 +10,8 @@ import uvloop
 
 from tests.integration import test_proxy_events as events
 from tests.integration import test_proxy_failures as failures
+from tests.integration import test_proxy_framing as framing
+from tests.integration import test_proxy_limits as limits
 from tests.integration import test_proxy_transparency as transparency
 from tests.integration import test_proxy_websocket as websocket
 
@@ -32,6 +34,14 @@ SCENARIOS: list[tuple[Scenario, dict[str, Any]]] = [
     (failures.test_stale_pooled_connection_is_retried_once_on_a_fresh_one, {"body": b"{}"}),
     (failures.test_client_disconnect_is_recorded_and_frees_the_upstream, {}),
     (events.test_n_requests_make_n_events_with_the_right_fields, {}),
+    (framing.test_connection_cannot_strip_content_length_from_a_request, {}),
+    (framing.test_connection_cannot_strip_content_length_from_a_response, {}),
+    (framing.test_codings_and_lengths_are_forwarded_in_one_spelling, {}),
+    (framing.test_a_refused_pipelined_request_is_answered_after_the_ones_before, {}),
+    (limits.test_a_head_sent_a_byte_at_a_time_hits_a_total_deadline, {}),
+    (limits.test_a_client_that_never_reads_is_cut_off, {}),
+    (limits.test_an_endless_upstream_head_is_a_502_in_bounded_memory, {}),
+    (limits.test_a_trickling_upstream_head_still_times_out, {}),
     (websocket.test_websocket_messages_flow_both_ways_and_the_handshake_is_recorded, {}),
     (websocket.test_many_websockets_at_once_do_not_mix_up, {}),
     (websocket.test_stopping_the_proxy_closes_open_tunnels, {}),

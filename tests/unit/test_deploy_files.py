@@ -227,3 +227,50 @@ def test_kustomization_lists_existing_files() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     for resource in kustomization["resources"]:
         assert (K8S / resource).is_file(), resource
+
+
+GRAFANA = ROOT / "deploy" / "grafana"
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    import json
+
+    return {
+        path.name: json.loads(path.read_text())
+        for path in sorted((GRAFANA / "dashboards").glob("*.json"))
+    }
+
+
+def test_grafana_dashboards_are_provisioned_by_the_monitoring_profile() -> None:
+    boards = dashboards()
+    assert {board["uid"] for board in boards.values()} == {
+        "modelmonitor-overview",
+        "modelmonitor-service",
+        "modelmonitor-system",
+        "modelmonitor-alerting",
+    }
+    for name, board in boards.items():
+        variables = {variable["name"] for variable in board["templating"]["list"]}
+        assert "datasource" in variables, name
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(ids) == len(set(ids)), name
+        for panel in board["panels"]:
+            assert panel["targets"], (name, panel["title"])
+            assert panel["datasource"]["uid"] == "${datasource}"
+    services = compose()["services"]
+    grafana, prometheus = services["grafana"], services["prometheus"]
+    assert grafana["profiles"] == prometheus["profiles"] == ["monitoring"]
+    mounts = {volume.split(":")[1] for volume in grafana["volumes"]}
+    assert {"/etc/grafana/provisioning", "/var/lib/grafana/dashboards"} <= mounts
+    provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/modelmonitor.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    # Proxies and workers serve /metrics on their health port, where Prometheus looks.
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    ports = {
+        job["job_name"]: job["dns_sd_configs"][0]["port"]
+        for job in scrape["scrape_configs"]
+        if "dns_sd_configs" in job
+    }
+    for part in ("proxy", "worker"):
+        listen = services[part]["environment"]["MODELMONITOR_HEALTH_LISTEN"]
+        assert listen.endswith(f":{ports[f'modelmonitor-{part}']}")

@@ -45,6 +45,8 @@ class Dispatcher:
         recover_every_seconds: float = 15.0,
     ) -> None:
         self.channels = channels
+        #: (channel, outcome) -> deliveries finished with that outcome, for Prometheus.
+        self.outcomes: dict[tuple[str, str], int] = {}
         self._store = store
         self._clock = clock
         self._sleep = sleep
@@ -255,6 +257,9 @@ class Dispatcher:
         return delivery
 
     async def _save(self, delivery: Delivery) -> None:
+        if delivery.finished_at is not None:
+            key = (delivery.channel, delivery.status)
+            self.outcomes[key] = self.outcomes.get(key, 0) + 1
         if delivery.id is None:
             delivery.id = await self._store.add_delivery(delivery)
         else:

@@ -119,6 +119,10 @@ class AlertEngine:
         self._last_prune = 0.0
         self.last_round: RoundReport | None = None
         self.last_error = ""
+        #: Totals since start, for Prometheus: rounds, rule evaluations, state changes,
+        #: failed evaluations.
+        self.totals = RoundReport(at=0.0)
+        self.rounds_total = 0
 
     @property
     def running(self) -> bool:
@@ -190,6 +194,10 @@ class AlertEngine:
                     log.warning("rule %r on %r failed: %s", rule.name, service, exc)
         for service, changes in sorted(round_.changes.items()):
             await self._commit(round_, service, changes)
+        self.rounds_total += 1
+        self.totals.evaluated += report.evaluated
+        self.totals.transitions += report.transitions
+        self.totals.errors += report.errors
         return report
 
     async def _evaluate_one(

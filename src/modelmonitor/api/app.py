@@ -29,6 +29,7 @@ from modelmonitor.api.ws import router as ws_router
 from modelmonitor.live import LiveState, create_live
 from modelmonitor.settings import Settings
 from modelmonitor.storage import EventStore, create_store
+from modelmonitor.telemetry import ClusterMetrics, create_cluster
 from modelmonitor.types import Clock
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -46,6 +47,7 @@ def create_app(
     health_sources: list[Callable[[], dict[str, ComponentHealth]]] | None = None,
     static_dir: Path = STATIC_DIR,
     alert_system: AlertSystem | None = None,
+    cluster_metrics: ClusterMetrics | None = None,
 ) -> FastAPI:
     """Build the API. Store, live state and the alert system are opened here unless given
     (``modelmonitor up`` shares its own with the worker)."""
@@ -69,6 +71,12 @@ def create_app(
                 started_at=clock(),
                 health_sources=list(health_sources or []),
             )
+            if cluster_metrics is not None:
+                context.cluster_metrics = cluster_metrics
+            else:
+                context.cluster_metrics = create_cluster(settings.cache_url)
+                await context.cluster_metrics.connect()
+                stack.push_async_callback(context.cluster_metrics.close)
             if alert_system is None:
                 own_alerts = AlertSystem.from_settings(settings, live=own_live, clock=clock)
                 await own_alerts.start(evaluate=True)

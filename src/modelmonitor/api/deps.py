@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Request
 from modelmonitor.live.base import LiveState
 from modelmonitor.settings import Settings
 from modelmonitor.storage.base import EventStore
+from modelmonitor.telemetry import ClusterMetrics
 from modelmonitor.timeparse import parse_time
 from modelmonitor.types import Clock
 
@@ -41,6 +42,8 @@ class ApiContext:
     #: Extra health sources (the worker and proxy of ``modelmonitor up``).
     health_sources: list[Callable[[], dict[str, ComponentHealth]]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Request counters and histograms summed over every worker, for ``/metrics``.
+    cluster_metrics: ClusterMetrics | None = None
 
     async def known_services(self) -> set[str]:
         names = {service.name for service in self.settings.effective_services}

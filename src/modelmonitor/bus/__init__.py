@@ -1,4 +1,4 @@
-"""Event bus: pick a backend by URL scheme (``memory://``, ``amqp://``)."""
+"""Event bus: pick a backend by URL scheme (``memory://``, ``unix://``, ``amqp://``)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,13 @@ def create_bus(url: str) -> EventBus:
         from modelmonitor.bus.memory import MemoryBus
 
         return MemoryBus(url)
+    if scheme == "unix":
+        from modelmonitor.bus.unix import UnixBus
+
+        return UnixBus(url)
     if scheme in ("amqp", "amqps"):
         from modelmonitor.bus.rabbitmq import RabbitMQBus  # type: ignore[import-not-found,unused-ignore]
 
         bus: EventBus = RabbitMQBus(url)
         return bus
-    raise ValueError(f"unsupported broker URL scheme {scheme!r}: use memory:// or amqp://")
+    raise ValueError(f"unsupported broker URL scheme {scheme!r}: use memory://, unix:// or amqp://")

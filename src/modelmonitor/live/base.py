@@ -14,10 +14,12 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from modelmonitor.aggregate import LanguageStats, WindowStats
 from modelmonitor.events import EventBatch, ProxyStats
 
 __all__ = [
     "WINDOWS",
+    "LanguageStats",
     "LiveAnomaly",
     "LiveSnapshot",
     "LiveState",
@@ -29,24 +31,6 @@ __all__ = [
 
 #: Window name -> length in seconds.
 WINDOWS: dict[str, int] = {"1s": 1, "10s": 10, "1m": 60, "5m": 300}
-
-
-class WindowStats(msgspec.Struct, kw_only=True):
-    """Aggregates over one window. Latencies in seconds, None when no requests."""
-
-    window_seconds: int
-    requests: int = 0
-    errors: int = 0
-    rps: float = 0.0
-    error_rate: float = 0.0
-    status_classes: dict[str, int] = {}
-    request_bytes: int = 0
-    response_bytes: int = 0
-    p50_seconds: float | None = None
-    p90_seconds: float | None = None
-    p95_seconds: float | None = None
-    p99_seconds: float | None = None
-    mean_seconds: float | None = None
 
 
 class RouteLive(msgspec.Struct, kw_only=True):

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 from modelmonitor._tasks import cancel_and_wait
+from modelmonitor.aggregate import Aggregate, Columns, aggregate_batch, finished_second
 from modelmonitor.events import EventBatch, ProxyStats
 from modelmonitor.live.base import (
     WINDOWS,
@@ -20,8 +21,8 @@ from modelmonitor.live.base import (
 from modelmonitor.live.broadcast import Broadcast
 from modelmonitor.live.windows import (
     COARSE_SECONDS,
-    Bucket,
     bucket_plan,
+    last_seen_by_service,
     service_status,
     window_stats,
 )
@@ -38,20 +39,20 @@ class _Series:
     __slots__ = ("coarse", "fine", "last_seen")
 
     def __init__(self) -> None:
-        self.fine: dict[int, Bucket] = {}
-        self.coarse: dict[int, Bucket] = {}
+        self.fine: dict[int, Aggregate] = {}
+        self.coarse: dict[int, Aggregate] = {}
         self.last_seen = 0.0
 
-    def add(self, second: int, bucket: Bucket, finished: float) -> None:
-        """Merge a batch's bucket for one second into this series."""
+    def add(self, second: int, bucket: Aggregate, finished: float) -> None:
+        """Merge a batch's aggregate for one second into this series."""
         fine = self.fine.get(second)
         if fine is None:
-            fine = self.fine[second] = Bucket()
+            fine = self.fine[second] = Aggregate()
         fine.merge(bucket)
         tens = second - second % COARSE_SECONDS
         coarse = self.coarse.get(tens)
         if coarse is None:
-            coarse = self.coarse[tens] = Bucket()
+            coarse = self.coarse[tens] = Aggregate()
         coarse.merge(bucket)
         if finished > self.last_seen:
             self.last_seen = finished
@@ -121,33 +122,29 @@ class MemoryLiveState:
         previous = self._proxies.get(batch.stats.proxy_id)
         if previous is None or previous.sent_at <= batch.stats.sent_at:
             self._proxies[batch.stats.proxy_id] = batch.stats
-        # Group the batch by series and second first: each event then touches one
-        # bucket, and the series merge a handful of buckets instead of every event.
-        groups: dict[tuple[str, str, str, int], Bucket] = {}
-        latest: dict[tuple[str, str, str, int], float] = {}
-        for event in batch.events:
-            finished = event.start + event.latency_seconds
-            key = (event.service, event.method, event.route, math.floor(finished))
-            bucket = groups.get(key)
-            if bucket is None:
-                bucket = groups[key] = Bucket()
-                latest[key] = finished
-            elif finished > latest[key]:
-                latest[key] = finished
-            bucket.add(event)
+        # Aggregate the batch per series and second in bulk; the series then merge
+        # a handful of aggregates instead of every event.
+        columns = Columns(batch.events)
+        groups = aggregate_batch(
+            columns, dims=("service", "method", "route"), bucket=finished_second
+        )
+        latest = last_seen_by_service(columns)
         services = self._services
         routes = self._routes
         for key, bucket in groups.items():
-            service, method, route, second = key
+            second, service, method, route = key
+            assert isinstance(second, int) and isinstance(service, str)
+            finished = min(latest[service], second + 1.0)
             series = services.get(service)
             if series is None:
                 series = services[service] = _Series()
                 routes[service] = {}
-            series.add(second, bucket, latest[key])
-            route_series = routes[service].get((method, route))
+            series.add(second, bucket, finished)
+            route_key = (str(method), str(route))
+            route_series = routes[service].get(route_key)
             if route_series is None:
-                route_series = routes[service][(method, route)] = _Series()
-            route_series.add(second, bucket, latest[key])
+                route_series = routes[service][route_key] = _Series()
+            route_series.add(second, bucket, finished)
         if batch.events:
             second = math.floor(now)
             self._ingest[second] = self._ingest.get(second, 0) + len(batch.events)

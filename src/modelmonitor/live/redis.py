@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 
 from modelmonitor._tasks import cancel_and_wait
+from modelmonitor.aggregate import Aggregate, Columns, aggregate_batch, finished_second
 from modelmonitor.events import EventBatch, ProxyStats
 from modelmonitor.live.base import (
     WINDOWS,
@@ -43,12 +44,11 @@ from modelmonitor.live.base import (
 from modelmonitor.live.broadcast import Broadcast
 from modelmonitor.live.windows import (
     COARSE_SECONDS,
-    Bucket,
     bucket_plan,
+    last_seen_by_service,
     service_status,
     window_stats,
 )
-from modelmonitor.sketch import LatencySketch
 from modelmonitor.types import Clock
 
 __all__ = ["DEFAULT_PREFIX", "RedisLiveState", "split_prefix"]
@@ -84,7 +84,7 @@ return 1
 # counter, then the bucket hashes. ARGV[1] is one MessagePack array (packing one
 # blob is much cheaper than thousands of arguments): marker TTL, last-seen TTL,
 # ingest TTL, ingest count, the flat (member, score) pairs of last-seen, then per
-# bucket hash [TTL, flat (field, integer increment) pairs, latency field, latency sum].
+# bucket hash [TTL, flat (field, integer increment) pairs, flat (field, float) pairs].
 _RECORD_SCRIPT = """
 local data = cmsgpack.unpack(ARGV[1])
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', data[1]) then
@@ -105,7 +105,10 @@ for k = 1, #buckets do
   for i = 1, #pairs, 2 do
     redis.call('HINCRBY', key, pairs[i], pairs[i + 1])
   end
-  redis.call('HINCRBYFLOAT', key, bucket[3], bucket[4])
+  local floats = bucket[3]
+  for i = 1, #floats, 2 do
+    redis.call('HINCRBYFLOAT', key, floats[i], floats[i + 1])
+  end
   redis.call('HINCRBY', key, '#v', 1)
   redis.call('EXPIRE', key, bucket[1])
 end
@@ -134,85 +137,26 @@ def split_prefix(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
-class _Counts:
-    """Increments for one series in one bucket, ready to become HINCRBY fields."""
-
-    __slots__ = ("bytes_in", "bytes_out", "classes", "errors", "latency", "requests", "sketch")
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.errors = 0
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.latency = 0.0
-        self.classes: dict[str, int] = {}
-        self.sketch = LatencySketch()
-
-    def merge(self, other: _Counts) -> None:
-        self.requests += other.requests
-        self.errors += other.errors
-        self.bytes_in += other.bytes_in
-        self.bytes_out += other.bytes_out
-        self.latency += other.latency
-        for name, count in other.classes.items():
-            self.classes[name] = self.classes.get(name, 0) + count
-        self.sketch.merge(other.sketch)
-
-    def pairs(self, sid: str) -> list[str | int]:
-        """Flat (field, increment) pairs of the integer fields, for HINCRBY."""
-        head = f"{sid}{_SEP}"
-        flat: list[str | int] = [
-            f"{head}n",
-            self.requests,
-            f"{head}e",
-            self.errors,
-            f"{head}qb",
-            self.bytes_in,
-            f"{head}rb",
-            self.bytes_out,
-        ]
-        zero = self.sketch.count - sum(self.sketch.bins.values())
-        if zero:
-            flat += [f"{head}z", zero]
-        for name, count in self.classes.items():
-            flat += [f"{head}c:{name}", count]
-        for key, count in self.sketch.bins.items():
-            flat += [f"{head}k:{key}", count]
-        return flat
-
-
-def _bucket_from_fields(fields: dict[str, float]) -> Bucket:
-    bucket = Bucket()
-    bucket.requests = int(fields.get("n", 0))
-    bucket.errors = int(fields.get("e", 0))
-    bucket.request_bytes = int(fields.get("qb", 0))
-    bucket.response_bytes = int(fields.get("rb", 0))
-    bucket.latency_sum = float(fields.get("l", 0.0))
-    sketch = bucket.sketch
-    zero = int(fields.get("z", 0))
-    for name, value in fields.items():
-        if name.startswith("c:"):
-            bucket.status_classes[name[2:]] = int(value)
-        elif name.startswith("k:"):
-            sketch.bins[int(name[2:])] = int(value)
-    # Rebuild the sketch's bookkeeping; min and max are the outer bin edges, so
-    # quantiles stay within the sketch's relative accuracy.
-    sketch._zero = zero
-    sketch.count = zero + sum(sketch.bins.values())
-    sketch.total = bucket.latency_sum
-    if sketch.count:
-        gamma_ln = sketch._gamma_ln
-        sketch.minimum = 0.0 if zero else math.exp((min(sketch.bins) - 1) * gamma_ln)
-        sketch.maximum = math.exp(max(sketch.bins) * gamma_ln) if sketch.bins else 0.0
-    return bucket
+def _pairs(sid: str, aggregate: Aggregate) -> tuple[list[str | int], list[str]]:
+    """Flat (field, increment) pairs for HINCRBY and HINCRBYFLOAT, fields under ``sid``."""
+    ints, floats = aggregate.to_fields()
+    head = f"{sid}{_SEP}"
+    flat: list[str | int] = []
+    for name, count in ints:
+        flat += [head + name, count]
+    # Floats travel as text: repr keeps every digit through MessagePack and Lua.
+    flat_floats: list[str] = []
+    for name, value in floats:
+        flat_floats += [head + name, repr(value)]
+    return flat, flat_floats
 
 
 class _Buckets:
     """Every series' buckets read from a set of Redis hashes."""
 
     def __init__(self) -> None:
-        self.fine: dict[int, dict[str, Bucket]] = {}
-        self.coarse: dict[int, dict[str, Bucket]] = {}
+        self.fine: dict[int, dict[str, Aggregate]] = {}
+        self.coarse: dict[int, dict[str, Aggregate]] = {}
 
     def window(self, sids: Iterable[str], seconds: int, now: float) -> WindowStats:
         fine, coarse, covered = bucket_plan(seconds, now)
@@ -258,7 +202,7 @@ class RedisLiveState:
         self._proxy_script: Any = None
         self._lease_script: Any = None
         self._record_script: Any = None
-        self._cache: dict[str, tuple[bytes | None, dict[str, Bucket]]] = {}
+        self._cache: dict[str, tuple[bytes | None, dict[str, Aggregate]]] = {}
         self._record_failures = 0
         self._transient: tuple[type[BaseException], ...] = (OSError,)
 
@@ -295,38 +239,17 @@ class RedisLiveState:
 
     async def record(self, batch: EventBatch) -> None:
         now = self._clock()
-        # One accumulator per second and route (one sketch insert per event); the
-        # service series and the 10-second buckets are merged from those.
-        fine: dict[tuple[int, str, str, str], _Counts] = {}
-        seen: dict[str, float] = {}
-        classes: dict[int, str] = {}
-        floor = math.floor
-        for event in batch.events:  # the hot loop: _Counts.add, inlined
-            latency = event.latency_seconds
-            finished = event.start + latency
-            key = (floor(finished), event.service, event.method, event.route)
-            entry = fine.get(key)
-            if entry is None:
-                entry = fine[key] = _Counts()
-            entry.requests += 1
-            status = event.status
-            if status >= 500 or event.error:
-                entry.errors += 1
-            entry.bytes_in += event.request_bytes
-            entry.bytes_out += event.response_bytes
-            entry.latency += latency
-            status_class = classes.get(status)
-            if status_class is None:
-                status_class = classes[status] = event.status_class
-            entry.classes[status_class] = entry.classes.get(status_class, 0) + 1
-            entry.sketch.add(latency)
-            if finished > seen.get(event.service, 0.0):
-                seen[event.service] = finished
-        counts: dict[tuple[str, int, str], _Counts] = {}
+        # One aggregate per second and route, in bulk; the service series and the
+        # 10-second buckets are merged from those.
+        columns = Columns(batch.events)
+        fine = aggregate_batch(columns, dims=("service", "method", "route"), bucket=finished_second)
+        seen = last_seen_by_service(columns)
+        counts: dict[tuple[str, int, str], Aggregate] = {}
         for (second, service, method, route), entry in fine.items():
+            assert isinstance(second, int)
             tens = second - second % COARSE_SECONDS
-            service_sid = _service_sid(service)
-            route_sid = _route_sid(service, method, route)
+            service_sid = _service_sid(str(service))
+            route_sid = _route_sid(str(service), str(method), str(route))
             for target in (
                 ("f", second, service_sid),
                 ("f", second, route_sid),
@@ -335,7 +258,7 @@ class RedisLiveState:
             ):
                 total = counts.get(target)
                 if total is None:
-                    total = counts[target] = _Counts()
+                    total = counts[target] = Aggregate()
                 total.merge(entry)
         keys: list[str] = [
             self._key(f"recorded:{_fingerprint(batch)}"),
@@ -349,7 +272,7 @@ class RedisLiveState:
         for (kind, start, sid), entry in counts.items():
             keys.append(self._key(f"{kind}:{start}"))
             ttl = _FINE_TTL if kind == "f" else _COARSE_TTL
-            buckets.append([ttl, entry.pairs(sid), f"{sid}{_SEP}l", repr(entry.latency)])
+            buckets.append([ttl, *_pairs(sid, entry)])
         data = _snapshot_encoder.encode(
             [_RECORDED_TTL, _SEEN_TTL, _FINE_TTL, len(batch.events), seen_pairs, buckets]
         )
@@ -568,12 +491,11 @@ def _fingerprint(batch: EventBatch) -> str:
     return hashlib.blake2b(joined, digest_size=16).hexdigest()
 
 
-def _parse_hash(mapping: dict[bytes, bytes]) -> dict[str, Bucket]:
+def _parse_hash(mapping: dict[bytes, bytes]) -> dict[str, Aggregate]:
     grouped: dict[str, dict[str, float]] = {}
     for raw_field, raw_value in mapping.items():
         if raw_field == b"#v":
             continue
         sid, _, name = raw_field.decode().partition(_SEP)
-        value = float(raw_value) if name == "l" else int(raw_value)
-        grouped.setdefault(sid, {})[name] = value
-    return {sid: _bucket_from_fields(fields) for sid, fields in grouped.items()}
+        grouped.setdefault(sid, {})[name] = float(raw_value)
+    return {sid: Aggregate.from_fields(fields) for sid, fields in grouped.items()}

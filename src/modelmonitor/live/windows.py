@@ -5,65 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from modelmonitor.events import RequestEvent
-from modelmonitor.live.base import WindowStats
-from modelmonitor.sketch import LatencySketch
+from modelmonitor.aggregate import Aggregate, Columns, WindowStats
 
 __all__ = [
     "COARSE_SECONDS",
     "FINE_SECONDS",
-    "Bucket",
     "bucket_plan",
+    "last_seen_by_service",
     "service_status",
     "window_stats",
 ]
 
 FINE_SECONDS = 1
 COARSE_SECONDS = 10
-
-
-class Bucket:
-    """Counts for one time bucket of one series."""
-
-    __slots__ = (
-        "errors",
-        "latency_sum",
-        "request_bytes",
-        "requests",
-        "response_bytes",
-        "sketch",
-        "status_classes",
-    )
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.errors = 0
-        self.request_bytes = 0
-        self.response_bytes = 0
-        self.latency_sum = 0.0
-        self.status_classes: dict[str, int] = {}
-        self.sketch = LatencySketch()
-
-    def add(self, event: RequestEvent) -> None:
-        self.requests += 1
-        if event.is_error:
-            self.errors += 1
-        self.request_bytes += event.request_bytes
-        self.response_bytes += event.response_bytes
-        self.latency_sum += event.latency_seconds
-        status_class = event.status_class
-        self.status_classes[status_class] = self.status_classes.get(status_class, 0) + 1
-        self.sketch.add(event.latency_seconds)
-
-    def merge(self, other: Bucket) -> None:
-        self.requests += other.requests
-        self.errors += other.errors
-        self.request_bytes += other.request_bytes
-        self.response_bytes += other.response_bytes
-        self.latency_sum += other.latency_sum
-        for name, count in other.status_classes.items():
-            self.status_classes[name] = self.status_classes.get(name, 0) + count
-        self.sketch.merge(other.sketch)
 
 
 def bucket_plan(seconds: int, now: float) -> tuple[list[int], list[int], float]:
@@ -88,26 +42,21 @@ def bucket_plan(seconds: int, now: float) -> tuple[list[int], list[int], float]:
     return fine, coarse, (current - coarse_now) + whole * COARSE_SECONDS + partial
 
 
-def window_stats(buckets: Iterable[Bucket], *, window_seconds: int, covered: float) -> WindowStats:
-    total = Bucket()
-    for bucket in buckets:
-        total.merge(bucket)
-    stats = WindowStats(window_seconds=window_seconds)
-    stats.requests = total.requests
-    stats.errors = total.errors
-    stats.rps = total.requests / covered if covered else 0.0
-    stats.error_rate = total.errors / total.requests if total.requests else 0.0
-    stats.status_classes = total.status_classes
-    stats.request_bytes = total.request_bytes
-    stats.response_bytes = total.response_bytes
-    if total.requests:
-        sketch = total.sketch
-        stats.p50_seconds = sketch.quantile(0.5)
-        stats.p90_seconds = sketch.quantile(0.9)
-        stats.p95_seconds = sketch.quantile(0.95)
-        stats.p99_seconds = sketch.quantile(0.99)
-        stats.mean_seconds = total.latency_sum / total.requests
-    return stats
+def window_stats(
+    buckets: Iterable[Aggregate], *, window_seconds: int, covered: float
+) -> WindowStats:
+    """The stats of a window made of these buckets."""
+    return Aggregate.total(buckets).to_stats(window_seconds=window_seconds, covered=covered)
+
+
+def last_seen_by_service(columns: Columns) -> dict[str, float]:
+    """When each service's newest request of a batch finished."""
+    seen: dict[str, float] = {}
+    finished = (columns["start"] + columns["latency_seconds"]).tolist()
+    for service, at in zip(columns.raw("service"), finished, strict=True):
+        if at > seen.get(service, 0.0):
+            seen[service] = at
+    return seen
 
 
 def service_status(minute: WindowStats, *, last_seen: float | None, now: float) -> str:

@@ -18,6 +18,7 @@ from modelmonitor.bus.base import Delivery, EventBus
 from modelmonitor.events import EventBatch, decode_batch
 from modelmonitor.live.base import LiveState
 from modelmonitor.storage.base import EventStore
+from modelmonitor.telemetry import RequestMetrics
 from modelmonitor.types import Clock
 
 __all__ = ["BatchHook", "Worker", "WorkerStats"]
@@ -38,6 +39,9 @@ class WorkerStats(msgspec.Struct, kw_only=True):
     last_batch_at: float | None = None
     store_ok: bool = True
     last_error: str = ""
+    #: Committed store writes and the seconds they took (for mean write latency).
+    store_writes_total: int = 0
+    store_write_seconds_total: float = 0.0
 
 
 class Worker:
@@ -52,8 +56,11 @@ class Worker:
         retention_rollups_seconds: float | None = None,
         retention_every_seconds: float = 600.0,
         clock: Clock = time.time,
+        request_metrics: RequestMetrics | None = None,
     ) -> None:
         self._bus = bus
+        #: Prometheus counters and histograms of what this worker stored.
+        self.request_metrics = request_metrics or RequestMetrics()
         self._store = store
         self._live = live
         self._prefetch = prefetch
@@ -104,7 +111,10 @@ class Worker:
         delay = 0.1
         while True:
             try:
+                began = time.perf_counter()
                 fresh = await self._store.write_batch(events)
+                self.stats.store_write_seconds_total += time.perf_counter() - began
+                self.stats.store_writes_total += 1
                 break
             except asyncio.CancelledError:
                 raise
@@ -116,6 +126,7 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.stats.store_ok = True
+        self.request_metrics.observe(events)
         for batch in batches:
             try:
                 await self._live.record(batch)

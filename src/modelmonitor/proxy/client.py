@@ -1,52 +1,87 @@
-"""The client side: parse requests, forward them upstream, answer, record one event each."""
+"""The client side: parse requests, check them at the edge, forward them upstream,
+answer, record one event each."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from time import perf_counter, time
-from typing import TYPE_CHECKING
+from time import monotonic, perf_counter, time
+from typing import TYPE_CHECKING, NamedTuple
 
 import httptools
 
 from modelmonitor.events import RequestEvent
-from modelmonitor.proxy.exchange import Exchange
+from modelmonitor.proxy.edge import Refusal, Reject
+from modelmonitor.proxy.exchange import Exchange, ReadBlock
 from modelmonitor.proxy.http import (
     CONNECTION_UPGRADE,
     CRLF,
+    HOST_CHARS,
     LAST_CHUNK,
     METHODS,
     REQUEST_SPECIAL,
+    Forwarded,
+    HeaderAction,
+    canonical_length,
     chunk_header,
     connection_tokens,
     error_response,
     last_chunk,
+    transfer_codings,
 )
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
 from modelmonitor.proxy.tunnel import Tunnel
 
 if TYPE_CHECKING:
-    from modelmonitor.proxy.service import Listener
+    from modelmonitor.proxy.service import Listener, Service
 
-__all__ = ["ClientConnection"]
-
-# Reasons to stop reading from the client (bit flags; reading resumes when none is left).
-BLOCK_UPSTREAM_FULL = 1  # the upstream socket is not taking the body fast enough
-BLOCK_WAITING = 2  # body buffered while an upstream connection is being opened
-BLOCK_PIPELINE = 4  # a pipelined request waits for the one before it
-BLOCK_SWITCH = 8  # an Upgrade request waits for the upstream's answer
+__all__ = ["LINGER_SECONDS", "PENDING_LIMIT", "ClientConnection"]
 
 #: Body bytes buffered per request while no upstream connection is ready.
 PENDING_LIMIT = 256 * 1024
-#: Largest request line plus headers accepted (431 beyond).
-MAX_HEAD_BYTES = 64 * 1024
+#: How long a refused connection keeps draining the client's bytes before closing.
+LINGER_SECONDS = 2.0
+
+# Module-level aliases: the hot path compares header actions by identity, and
+# tests read-block reasons as plain ints (IntFlag arithmetic runs in Python).
+_HOST = HeaderAction.HOST
+_CONTENT_LENGTH = HeaderAction.CONTENT_LENGTH
+_CONNECTION = HeaderAction.CONNECTION
+_HOP = HeaderAction.HOP
+_TRANSFER_ENCODING = HeaderAction.TRANSFER_ENCODING
+_EXPECT = HeaderAction.EXPECT
+_FORWARDED_FOR = HeaderAction.FORWARDED_FOR
+_UPGRADE = HeaderAction.UPGRADE
+_SEEN = {
+    HeaderAction.FORWARDED_PROTO: int(Forwarded.PROTO),
+    HeaderAction.FORWARDED_HOST: int(Forwarded.HOST),
+}
+_SEEN_PROTO = int(Forwarded.PROTO)
+_SEEN_HOST = int(Forwarded.HOST)
+_RESUMABLE = int(ReadBlock.UPSTREAM_FULL | ReadBlock.WAITING)
+
 _HEAD = b"HEAD"
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
 _NO_LIST: list[bytes] = []
+_CHUNKED = [b"chunked"]
+_CHUNKED_LINE = b"Transfer-Encoding: chunked\r\n"
+_VERSIONS = {"1.1": 0, "1.0": 1}
+#: Words of the parser's messages that mean the body's framing is at fault.
+_FRAMING_WORDS = ("Content-Length", "Transfer-Encoding", "chunk")
 
 
-class _HeadTooLarge(Exception):
-    """Raised inside the parser to stop at an oversized request head."""
+class _Rare(NamedTuple):
+    """What rarely sent request headers asked for (collected only when one was seen)."""
+
+    parts: list[bytes]  # the forwarded headers, less those Connection named
+    transfer_encoding: bytes | None  # the line to forward (codings kept)
+    expect: bool
+    upgrade: bytes | None
+    model: str
+    forwarded_for: list[bytes]
+    forwarded_seen: int
+    consumer: str  # see protocols.consumers
+    client_ip: str  # "" unless a trusted proxy forwarded the request
 
 
 def _origin_form(url: bytes) -> bytes:
@@ -57,28 +92,42 @@ def _origin_form(url: bytes) -> bytes:
     return url
 
 
+def _parser_refusal(exc: httptools.HttpParserError) -> tuple[Refusal, int, str]:
+    """The kind and status of what the parser refused."""
+    detail = str(exc) or "malformed request"
+    if "HTTP version" in detail:
+        return Refusal.BAD_VERSION, 505, detail
+    if any(word in detail for word in _FRAMING_WORDS):
+        return Refusal.BAD_FRAMING, 400, detail
+    return Refusal.BAD_REQUEST, 400, detail
+
+
 class ClientConnection(asyncio.Protocol):
     """One client connection: requests are answered in order (pipelining is queued)."""
 
     __slots__ = (
         "activity",
         "awaiting_head",
-        "chunked",
         "closed",
+        "codings",
         "current",
         "expect",
         "forwarded_for",
         "forwarded_seen",
         "has_body",
         "head_size",
+        "head_started",
+        "header_count",
         "held",
         "hop",
         "host",
         "http10",
+        "linger_until",
         "listener",
         "models",
         "parser",
         "parts",
+        "paused_at",
         "peer",
         "peer_bytes",
         "queue",
@@ -99,8 +148,9 @@ class ClientConnection(asyncio.Protocol):
     parts: list[bytes]
     host: bytes | None
     has_body: bool
+    header_count: int
     rare: bool  # a rarely seen header needs work at the end of the head
-    chunked: bool
+    codings: list[bytes]  # Transfer-Encoding field values
     expect: bool
     upgrade: bytes | None
     forwarded_for: list[bytes]
@@ -116,7 +166,9 @@ class ClientConnection(asyncio.Protocol):
         self.held = b""
         self.http10 = -1  # unknown until the first request
         self.awaiting_head = True
+        #: Bytes of the head being received, and ``monotonic()`` at its first byte.
         self.head_size = 0
+        self.head_started = 0.0
         #: Bumped on every read; the server closes connections idle for too long.
         self.activity = 0
         self.seen_activity = -1
@@ -126,8 +178,12 @@ class ClientConnection(asyncio.Protocol):
         self.queue: deque[Exchange] = deque()
         self.read_block = 0
         self.write_paused = False
+        #: ``monotonic()`` when writing last paused (the client stopped reading).
+        self.paused_at = 0.0
         self.closed = False
         self.stop_reading = False
+        #: ``monotonic()`` deadline of a lingering close (0: none).
+        self.linger_until = 0.0
         self.peer = ""
         self.peer_bytes = b""
 
@@ -160,32 +216,29 @@ class ClientConnection(asyncio.Protocol):
             return
         self.activity += 1
         if self.awaiting_head:
+            if not self.head_size:
+                self.head_started = monotonic()  # the header deadline is total
             self.head_size += len(data)
         try:
             self.parser.feed_data(data)
-            if self.awaiting_head and self.head_size > MAX_HEAD_BYTES:
-                self._bad_request("request head too large", 431)
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _HeadTooLarge):
-                self._bad_request("request head too large", 431)
-            else:
+            refusal = exc.__context__
+            if not isinstance(refusal, Reject):
                 raise
+            self._reject(refusal.kind, refusal.status, refusal.detail)
+            return
         except httptools.HttpParserUpgrade as exc:
-            # No more HTTP on this connection. An Upgrade request (WebSocket) waits
-            # for the upstream: a 101 turns the connection into a tunnel, anything
-            # else is answered and the connection closed (so is CONNECT, not proxied).
-            self.stop_reading = True
-            last = self.queue[-1] if self.queue else self.current
-            if last is not None:
-                last.close_client = True
-                if last.upgrade:
-                    self.held = data[exc.args[0] :]
-                    self.block(BLOCK_SWITCH)
+            self._upgrade_requested(data[exc.args[0] :])
+            return
         except httptools.HttpParserError as exc:
-            self._bad_request(str(exc) or "malformed request")
+            self._reject(*_parser_refusal(exc))
+            return
+        if self.awaiting_head and self.head_size > self.listener.max_head_bytes:
+            self._reject(Refusal.HEAD_TOO_LARGE, 431, "request head too large")
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.paused_at = monotonic()
         exchange = self.current
         if exchange is not None:
             upstream = exchange.upstream
@@ -209,6 +262,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Headers are forwarded as they are parsed; only the special ones are kept.
+        self.header_count += 1
         lower = name.lower()
         action = REQUEST_SPECIAL.get(lower)
         if action is None:
@@ -216,170 +270,219 @@ class ClientConnection(asyncio.Protocol):
             if lower in self.listener.model_headers:
                 self.rare = True
                 self.models[lower] = value
-        elif action == 1:
+        elif action is _HOST:
+            if self.host is not None:
+                raise Reject(Refusal.BAD_HOST, 400, "more than one Host header")
+            if value.translate(None, HOST_CHARS):  # inline valid_host(): once per request
+                raise Reject(Refusal.BAD_HOST, 400, "invalid Host header")
             self.host = value
-        elif action == 9:
+        elif action is _CONTENT_LENGTH:
             self.has_body = value != b"0"
+            if not value.isdigit() or (value[0] == 48 and len(value) > 1):
+                value = canonical_length(value)  # "0005" -> "5": one spelling downstream
             self.parts += (name, b": ", value, CRLF)
-        elif action == 2:
+        elif action is _CONNECTION:
             lowered = value.lower()
             if lowered != b"keep-alive" and lowered != b"close":
                 extra = connection_tokens(lowered) - _CONNECTION_OPTIONS
                 if extra:
                     self.rare = True
                     self.hop |= extra
-        elif action != 3:
-            self.rare = True
-            if action == 4:
-                self.chunked = self.has_body = True
-            elif action == 5:
-                self.expect = value.lower() == b"100-continue"
-            elif action == 6:
-                self.forwarded_for.append(value)
-            elif action == 10:
-                self.upgrade = value
-            else:  # X-Forwarded-Proto / -Host: kept as the first proxy set them
-                self.parts += (name, b": ", value, CRLF)
-                self.forwarded_seen |= action
+        elif action is not _HOP:
+            self._rare_header(action, name, value)
+
+    def _rare_header(self, action: HeaderAction, name: bytes, value: bytes) -> None:
+        self.rare = True
+        if action is _TRANSFER_ENCODING:
+            self.codings.append(value)
+            self.has_body = True
+        elif action is _EXPECT:
+            self.expect = value.lower() == b"100-continue"
+        elif action is _FORWARDED_FOR:
+            self.forwarded_for.append(value)
+        elif action is _UPGRADE:
+            self.upgrade = value
+        else:  # X-Forwarded-Proto / -Host: kept as the first proxy set them
+            self.parts += (name, b": ", value, CRLF)
+            self.forwarded_seen |= _SEEN[action]
 
     def on_headers_complete(self) -> None:
         self.awaiting_head = False
-        if self.head_size > MAX_HEAD_BYTES and (
-            len(self.url) + sum(map(len, self.parts)) > MAX_HEAD_BYTES
-        ):
-            raise _HeadTooLarge
-        self.head_size = 0
+        listener = self.listener
         url = self.url
+        if (
+            self.head_size > listener.max_head_bytes
+            or len(url) > listener.max_url_bytes
+            or self.header_count > listener.max_headers
+            or self.host is None
+            or self.http10 < 0
+        ):
+            self._check_head(url)
+        parts, host, has_body = self.parts, self.host, self.has_body
         self.url = b""
-        parts = self.parts
         self.parts = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
-        host = self.host
         self.host = None
-        has_body = self.has_body
         self.has_body = False
+        self.head_size = self.header_count = 0
+        service, url, path = self._route(url)
+        rare = self._take_rare(service, parts) if self.rare else None
+        if service is None:
+            listener.unrouted_total += 1  # no service to record it for: counted here
+            self._answer_locally(404, "no_service", "no service is configured for this path")
+            return
         parser = self.parser
         method_bytes = parser.get_method()
         method = METHODS.get(method_bytes) or method_bytes.decode("latin-1")
+        head = self._upstream_head(service, method_bytes, url, parts, host, rare)
+        exchange = Exchange(self, service, method, path, head, perf_counter())
+        if rare is not None:
+            exchange.upgrade = rare.upgrade is not None
+            exchange.chunked_request = rare.transfer_encoding is not None
+            exchange.expect_continue = rare.expect
+            exchange.model = rare.model
+            exchange.consumer = rare.consumer
+            exchange.client_ip = rare.client_ip
+        if service.hooks is not None:
+            exchange.inspect = service.hooks(method, path.decode("utf-8", "replace"), exchange.t0)
+        if has_body and service.json_field and not exchange.model:
+            exchange.json_prefix = bytearray()
+        if not parser.should_keep_alive():
+            exchange.close_client = True
+        if method_bytes == _HEAD:
+            exchange.is_head = True
+        if self.http10:
+            exchange.http10 = True
+        service.in_flight += 1
+        self._dispatch(exchange)
+
+    def _check_head(self, url: bytes) -> None:
+        """The checks an ordinary request head never needs (raises :class:`Reject`)."""
+        listener = self.listener
+        limit = listener.max_head_bytes
+        if self.head_size > limit and len(url) + sum(map(len, self.parts)) > limit:
+            raise Reject(Refusal.HEAD_TOO_LARGE, 431, f"request head over {limit} bytes")
+        if len(url) > listener.max_url_bytes:
+            detail = f"request target over {listener.max_url_bytes} bytes"
+            raise Reject(Refusal.URL_TOO_LONG, 414, detail)
+        if self.header_count > listener.max_headers:
+            detail = f"more than {listener.max_headers} header fields"
+            raise Reject(Refusal.TOO_MANY_HEADERS, 431, detail)
+        if self.http10 < 0:  # a client does not change versions mid-connection: ask once
+            version = self.parser.get_http_version()
+            if version not in _VERSIONS:
+                raise Reject(Refusal.BAD_VERSION, 505, f"HTTP/{version} is not supported")
+            self.http10 = _VERSIONS[version]
+        if self.host is None and not self.http10:
+            raise Reject(Refusal.BAD_HOST, 400, "HTTP/1.1 request without a Host header")
+
+    def _route(self, url: bytes) -> tuple[Service | None, bytes, bytes]:
+        """The service for a request target, and the target and path it forwards."""
         if url[:1] != b"/":
             url = _origin_form(url)
         query = url.find(b"?")
         path = url if query < 0 else url[:query]
         listener = self.listener
-        if listener.prefixed:
-            service, strip = listener.route(path)
-        else:
-            service, strip = listener.default, 0
-        model = consumer = client_ip = ""
-        chunked = expect = False
-        upgrade = None
-        if self.rare:
-            self.rare = False
-            chunked, expect = self.chunked, self.expect
-            self.chunked = self.expect = False
-            forwarded_for, self.forwarded_for = self.forwarded_for, []
-            forwarded_seen, self.forwarded_seen = self.forwarded_seen, 0
-            hop, self.hop = self.hop, set()
-            models, self.models = self.models, {}
-            if service is not None:
-                if service.model_header in models:
-                    model = models[service.model_header].decode("latin-1")
-                if service.consumers is not None:
-                    consumer, client_ip = service.consumers.identify(
-                        models, self.peer, forwarded_for
-                    )
-            upgrade, self.upgrade = self.upgrade, None
-            if hop:  # Connection named more hop-by-hop headers: drop them too
-                kept = parts[:5]
-                for index in range(5, len(parts), 4):
-                    if parts[index].lower() not in hop:
-                        kept += parts[index : index + 4]
-                parts = kept
-            if upgrade is not None and (
-                b"upgrade" not in hop or upgrade.lower().startswith(b"h2c")
-            ):
-                # Upgrade only counts when Connection names it; h2c is never passed on
-                # (HTTP/2 in a tunnel would hide every request from monitoring).
-                upgrade = None
-        else:
-            forwarded_for = _NO_LIST
-            forwarded_seen = 0
-        if service is None:
-            listener.unrouted_total += 1  # no service to record it for: counted here
-            exchange = Exchange(self, None, method, b"", b"", perf_counter())
-            exchange.close_client = True
-            exchange.local = error_response(
-                404, "no_service", "no service is configured for this path", close=True
-            )
-            self._dispatch(exchange)
-            return
+        if not listener.prefixed:
+            return listener.default, url, path
+        service, strip = listener.route(path)
         if strip:
             url = url[strip:]
             path = path[strip:]
             if url[:1] != b"/":
                 url = b"/" + url
                 path = b"/" + path
-        base = service.upstream.base_path
-        parts[0] = method_bytes
-        parts[2] = base + url if base else url
+        return service, url, path
+
+    def _take_rare(self, service: Service | None, parts: list[bytes]) -> _Rare:
+        """Collect (and reset) what the rarely sent headers of this head asked for."""
+        self.rare = False
+        hop, self.hop = self.hop, set()
+        if hop:  # Connection named more hop-by-hop headers: drop them too
+            kept = parts[:5]
+            for index in range(5, len(parts), 4):
+                if parts[index].lower() not in hop:
+                    kept += parts[index : index + 4]
+            parts = kept
+        codings, self.codings = self.codings, []
+        transfer_encoding = None
+        if codings:
+            if self.http10:  # RFC 9112 6.1: the framing of such a message is faulty
+                raise Reject(Refusal.BAD_FRAMING, 400, "Transfer-Encoding in HTTP/1.0")
+            tokens = transfer_codings(codings)
+            if tokens[-1:] != _CHUNKED:  # RFC 9112 6.3: the length cannot be known
+                raise Reject(Refusal.BAD_FRAMING, 400, "the final transfer coding is not chunked")
+            # Codings before chunked (gzip, ...) are the upstream's to undo: kept.
+            transfer_encoding = (
+                _CHUNKED_LINE
+                if tokens == _CHUNKED
+                else b"Transfer-Encoding: " + b", ".join(tokens) + CRLF
+            )
+        upgrade, self.upgrade = self.upgrade, None
+        if upgrade is not None and (b"upgrade" not in hop or upgrade.lower().startswith(b"h2c")):
+            # Upgrade only counts when Connection names it; h2c is never passed on
+            # (HTTP/2 in a tunnel would hide every request from monitoring).
+            upgrade = None
+        models, self.models = self.models, {}
+        model = ""
+        if service is not None and service.model_header in models:
+            model = models[service.model_header].decode("latin-1")
+        expect, self.expect = self.expect, False
+        forwarded_for, self.forwarded_for = self.forwarded_for, []
+        seen, self.forwarded_seen = self.forwarded_seen, 0
+        consumer = client_ip = ""
+        if service is not None and service.consumers is not None:
+            consumer, client_ip = service.consumers.identify(models, self.peer, forwarded_for)
+        return _Rare(
+            parts,
+            transfer_encoding,
+            expect,
+            upgrade,
+            model,
+            forwarded_for,
+            seen,
+            consumer,
+            client_ip,
+        )
+
+    def _upstream_head(
+        self,
+        service: Service,
+        method: bytes,
+        url: bytes,
+        parts: list[bytes],
+        host: bytes | None,
+        rare: _Rare | None,
+    ) -> bytes:
+        """The request line and headers as the upstream will see them."""
+        if rare is not None:
+            parts = rare.parts
+        upstream = service.upstream
+        parts[0] = method
+        parts[2] = upstream.base_path + url if upstream.base_path else url
         if service.preserve_host and host is not None:
             parts[4] = b"Host: " + host + CRLF
         else:
-            parts[4] = service.upstream.host_header
+            parts[4] = upstream.host_header
+        forwarded_for = rare.forwarded_for if rare is not None else _NO_LIST
         if service.forwarded:
             peer = self.peer_bytes
             if forwarded_for:
                 peer = b", ".join(forwarded_for) + b", " + peer
             parts += (b"X-Forwarded-For: ", peer, CRLF)
-            if not forwarded_seen & 7:
-                parts.append(listener.proto_line)
-            if not forwarded_seen & 8 and host is not None:
+            seen = rare.forwarded_seen if rare is not None else 0
+            if not seen & _SEEN_PROTO:
+                parts.append(self.listener.proto_line)
+            if not seen & _SEEN_HOST and host is not None:
                 parts += (b"X-Forwarded-Host: ", host, CRLF)
         elif forwarded_for:
             parts += (b"X-Forwarded-For: ", b", ".join(forwarded_for), CRLF)
-        if chunked:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        if upgrade is not None:
-            parts += (CONNECTION_UPGRADE, b"Upgrade: ", upgrade, CRLF)
+        if rare is not None:
+            if rare.transfer_encoding is not None:
+                parts.append(rare.transfer_encoding)
+            if rare.upgrade is not None:
+                parts += (CONNECTION_UPGRADE, b"Upgrade: ", rare.upgrade, CRLF)
         parts.append(CRLF)
-        exchange = Exchange(self, service, method, path, b"".join(parts), perf_counter())
-        if upgrade is not None:
-            exchange.upgrade = True
-        if consumer:
-            exchange.consumer = consumer
-        if client_ip:
-            exchange.client_ip = client_ip
-        if service.hooks is not None:
-            exchange.inspect = service.hooks(method, path.decode("utf-8", "replace"), exchange.t0)
-        if model:
-            exchange.model = model
-        elif has_body and service.json_field:
-            exchange.json_prefix = bytearray()
-        if chunked:
-            exchange.chunked_request = True
-        if not parser.should_keep_alive():
-            exchange.close_client = True
-        if method_bytes == _HEAD:
-            exchange.is_head = True
-        if expect:
-            exchange.expect_continue = True
-        http10 = self.http10
-        if http10 < 0:  # a client does not change versions mid-connection: ask once
-            http10 = self.http10 = int(parser.get_http_version() == "1.0")
-        if http10:
-            exchange.http10 = True
-        service.in_flight += 1
-        # Dispatch: start now, or queue behind the request being answered.
-        self.reading = exchange
-        if self.current is None:
-            self.current = exchange
-            connection = service.upstream.acquire()
-            if connection is not None:
-                connection.attach(exchange)
-            else:
-                service.upstream.connect(exchange)
-        else:
-            self.queue.append(exchange)
-            self.block(BLOCK_PIPELINE)
+        return b"".join(parts)
 
     def on_body(self, body: bytes) -> None:
         exchange = self.reading
@@ -400,12 +503,12 @@ class ClientConnection(asyncio.Protocol):
             exchange.pending.append(body)
             exchange.pending_bytes += len(body)
             if exchange.pending_bytes > PENDING_LIMIT:
-                self.block(BLOCK_WAITING)
+                self.block(ReadBlock.WAITING)
 
     def on_message_complete(self) -> None:
         self.awaiting_head = True
         end = LAST_CHUNK
-        if len(self.parts) > 5 or self.rare or self.host is not None:
+        if self.header_count:  # trailer fields came after a chunked body
             end = self._take_trailers()
         exchange = self.reading
         if exchange is None:
@@ -422,8 +525,8 @@ class ClientConnection(asyncio.Protocol):
             exchange.pending_bytes += len(end)
 
     def _take_trailers(self) -> bytes:
-        """Trailer fields came after a chunked body: forward the ordinary ones, and
-        leave nothing behind for the next request's head."""
+        """Forward the ordinary trailer fields, and leave nothing behind for the next
+        request's head."""
         trailers = self.parts[5:]
         self._reset_head()
         return last_chunk(trailers) if trailers else LAST_CHUNK
@@ -431,33 +534,52 @@ class ClientConnection(asyncio.Protocol):
     def _reset_head(self) -> None:
         """A fresh request head: the forwarded parts and the special headers seen.
 
-        ``on_headers_complete`` takes and resets the same fields inline (hot path).
+        ``on_headers_complete`` resets the common fields inline (hot path) and
+        ``_take_rare`` the rare ones.
         """
         self.url = b""
         self.parts = [b"", b" ", b"", b" HTTP/1.1\r\n", b""]
         self.host = None
-        self.has_body = self.rare = self.chunked = self.expect = False
+        self.has_body = self.rare = self.expect = False
+        self.header_count = 0
+        self.codings = []
         self.upgrade = None
         self.forwarded_for = []
         self.forwarded_seen = 0
         self.hop = set()
         self.models = {}
 
+    def _upgrade_requested(self, rest: bytes) -> None:
+        """No more HTTP on this connection. An Upgrade request (WebSocket) waits for
+        the upstream: a 101 turns the connection into a tunnel, anything else is
+        answered and the connection closed (so is CONNECT, not proxied)."""
+        self.stop_reading = True
+        last = self.queue[-1] if self.queue else self.current
+        if last is not None:
+            last.close_client = True
+            if last.upgrade:
+                self.held = rest
+                self.block(ReadBlock.SWITCH)
+
     # -- exchange lifecycle ------------------------------------------------
+    # Every exchange starts in ``_dispatch`` and ends, exactly once, in ``_settle``
+    # (reached from ``finish``, ``fail``, ``switch_protocols`` and ``_abandon``).
 
     def _dispatch(self, exchange: Exchange) -> None:
+        """Start ``exchange`` now, or queue it behind the one being answered."""
         self.reading = exchange
         if self.current is None:
             self.current = exchange
             self._begin(exchange)
         else:
             self.queue.append(exchange)
-            self.block(BLOCK_PIPELINE)
+            self.block(ReadBlock.PIPELINE)
 
     def _begin(self, exchange: Exchange) -> None:
-        if exchange.local is not None:
-            exchange.status = int(exchange.local[9:12])
-            self.write(exchange.local)
+        local = exchange.local
+        if local is not None:
+            exchange.status = int(local[9:12])
+            self.write(local)
             self.finish(exchange, "")
             return
         service = exchange.service
@@ -467,6 +589,13 @@ class ClientConnection(asyncio.Protocol):
             connection.attach(exchange)
         else:
             service.upstream.connect(exchange)
+
+    def _answer_locally(self, status: int, kind: str, detail: str) -> None:
+        """Answer the request being read with a proxy error, in its turn, then close."""
+        exchange = Exchange(self, None, "", b"", b"", 0.0)
+        exchange.close_client = True
+        exchange.local = error_response(status, kind, detail, close=True)
+        self._dispatch(exchange)
 
     def fail(self, exchange: Exchange, status: int, kind: str, detail: str) -> None:
         """End ``exchange`` with a proxy error: a JSON answer, or a cut-off response."""
@@ -486,17 +615,11 @@ class ClientConnection(asyncio.Protocol):
 
     def finish(self, exchange: Exchange, error: str) -> None:
         """The response is complete (or given up): record it and move on."""
-        if exchange.done:
-            return
-        exchange.done = True
-        if exchange.service is not None:
-            exchange.service.in_flight -= 1
-            self._record(exchange, error)
-        if self.current is not exchange:
+        if not self._settle(exchange, error) or self.current is not exchange:
             return
         self.current = None
-        if self.read_block & (BLOCK_UPSTREAM_FULL | BLOCK_WAITING):
-            self.unblock(BLOCK_UPSTREAM_FULL | BLOCK_WAITING)
+        if self.read_block & _RESUMABLE:
+            self.unblock(ReadBlock.UPSTREAM_FULL | ReadBlock.WAITING)
         if exchange.close_client or self.closed or self.listener.draining:
             self.close()
             return
@@ -504,7 +627,7 @@ class ClientConnection(asyncio.Protocol):
         if queue:
             following = queue.popleft()
             if not queue:
-                self.unblock(BLOCK_PIPELINE)
+                self.unblock(ReadBlock.PIPELINE)
             self.current = following
             self._begin(following)
 
@@ -525,11 +648,7 @@ class ClientConnection(asyncio.Protocol):
         self.closed = True  # the tunnel owns the transport from here
         self.listener.connections.discard(self)
         self.current = None
-        exchange.done = True
-        service = exchange.service
-        assert service is not None
-        service.in_flight -= 1
-        self._record(exchange, "")
+        self._settle(exchange, "")
         Tunnel(self.transport, upstream, self.listener.tunnels).start()
 
     def _abandon(self, exchange: Exchange) -> None:
@@ -541,14 +660,20 @@ class ClientConnection(asyncio.Protocol):
             upstream.detach()
         if not exchange.status:
             exchange.status = 499
-        exchange.done = True
-        if exchange.service is not None:
-            exchange.service.in_flight -= 1
-            self._record(exchange, "client_disconnect")
+        self._settle(exchange, "client_disconnect")
 
-    def _record(self, exchange: Exchange, error: str) -> None:
+    def _settle(self, exchange: Exchange, error: str) -> bool:
+        """Mark ``exchange`` done and record its event; ``False`` if it already was."""
+        if exchange.done:
+            return False
+        exchange.done = True
         service = exchange.service
-        assert service is not None
+        if service is not None:  # local answers (404, refusals) are counted, not recorded
+            service.in_flight -= 1
+            self._record(exchange, service, error)
+        return True
+
+    def _record(self, exchange: Exchange, service: Service, error: str) -> None:
         model = exchange.model
         if not model and exchange.json_prefix:
             model = json_field(bytes(exchange.json_prefix), service.json_field)
@@ -576,43 +701,33 @@ class ClientConnection(asyncio.Protocol):
             event = exchange.inspect.finish(event)
         listener.capture.append(event)
 
-    def _bad_request(self, detail: str, status: int = 400) -> None:
+    def _reject(self, kind: Refusal, status: int, detail: str) -> None:
+        """Refuse what the client is sending: count it, answer in turn, then close."""
         self.stop_reading = True
+        self.listener.edge.add(kind)
         exchange = self.reading
-        if exchange is not None and not exchange.done:
-            exchange.close_client = True
-            if exchange is self.current:
-                self.fail(exchange, status, "bad_request", detail)
-            else:  # a pipelined request that will never be complete: drop it
-                self.queue.remove(exchange)
-                exchange.status = 400
-                exchange.done = True
-                if exchange.service is not None:
-                    exchange.service.in_flight -= 1
-                    self._record(exchange, "bad_request")
-                last = self.queue[-1] if self.queue else self.current
-                if last is not None:
-                    last.close_client = True
+        if exchange is None or exchange.done:
+            self._answer_locally(status, kind.value, detail)
             return
-        if self.current is not None:
-            last = self.queue[-1] if self.queue else self.current
-            last.close_client = True  # answer what came before, then close
-            return
-        service = self.listener.default
-        exchange = Exchange(self, service, "", b"", b"", perf_counter())
+        # The head was forwarded and the body turned out broken: that request fails.
         exchange.close_client = True
-        exchange.local = error_response(status, "bad_request", detail, close=True)
-        if service is not None:
-            service.in_flight += 1
-        self.current = exchange
+        if exchange is self.current:
+            self.fail(exchange, status, kind.value, detail)
+            return
+        self.queue.remove(exchange)  # a pipelined request that can never complete
         exchange.status = status
-        self.write(exchange.local)
-        exchange.done = True
-        if service is not None:
-            service.in_flight -= 1
-            self._record(exchange, "bad_request")
-        self.current = None
-        self.close()
+        self._settle(exchange, kind.value)
+        last = self.queue[-1] if self.queue else self.current
+        if last is not None:
+            last.close_client = True
+
+    def timed_out(self, kind: Refusal, status: int, detail: str) -> None:
+        """The server's sweeper gave up on this connection (see ``ProxyServer``)."""
+        if kind is Refusal.WRITE_TIMEOUT:
+            self.listener.edge.add(kind)
+            self.transport.abort()  # nothing more can be written: cut it off
+            return
+        self._reject(kind, status, detail)
 
     # -- transport helpers -------------------------------------------------
 
@@ -621,18 +736,30 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.transport.close()
+        if self.closed:
+            return
+        self.closed = True
+        transport = self.transport
+        if self.stop_reading and transport.can_write_eof():
+            # The client may still be sending what was refused: end our side after
+            # the answer and keep reading (and discarding) for a moment, so its unread
+            # bytes do not become a reset that destroys the answer (nginx's lingering
+            # close). The server's sweeper closes the connection at ``linger_until``.
+            transport.write_eof()
+            transport.resume_reading()
+            self.linger_until = monotonic() + LINGER_SECONDS
+        else:
+            transport.close()
 
-    def block(self, flag: int) -> None:
-        """Stop reading from the client for ``flag``'s reason."""
+    def block(self, reason: ReadBlock) -> None:
+        """Stop reading from the client for ``reason``."""
         if not self.read_block and not self.closed:
             self.transport.pause_reading()
-        self.read_block |= flag
+        self.read_block |= int(reason)
 
-    def unblock(self, flag: int) -> None:
-        """``flag``'s reason is gone; resume reading when no other reason is left."""
+    def unblock(self, reason: ReadBlock) -> None:
+        """``reason`` is gone; resume reading when no other reason is left."""
+        flag = int(reason)
         if self.read_block & flag:
             self.read_block &= ~flag
             if not self.read_block and not self.closed:

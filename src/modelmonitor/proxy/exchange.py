@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -10,11 +11,20 @@ if TYPE_CHECKING:
     from modelmonitor.proxy.service import Service
     from modelmonitor.proxy.upstream import UpstreamConnection
 
-__all__ = ["REPLAY_LIMIT", "Exchange"]
+__all__ = ["REPLAY_LIMIT", "Exchange", "ReadBlock"]
 
 #: Request bytes kept for a replay on a fresh connection when a pooled one
 #: turns out to be dead before answering.
 REPLAY_LIMIT = 64 * 1024
+
+
+class ReadBlock(enum.IntFlag):
+    """Reasons to stop reading from a client; reading resumes when none is left."""
+
+    UPSTREAM_FULL = 1  # the upstream socket is not taking the body fast enough
+    WAITING = 2  # body buffered while an upstream connection is being opened
+    PIPELINE = 4  # a pipelined request waits for the one before it
+    SWITCH = 8  # an Upgrade request waits for the upstream's answer
 
 
 class Exchange:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from http import HTTPStatus
 
@@ -9,15 +10,22 @@ __all__ = [
     "CONNECTION_UPGRADE",
     "CONTINUE",
     "CRLF",
+    "HOST_CHARS",
     "LAST_CHUNK",
     "METHODS",
+    "PROTECTED",
     "REQUEST_SPECIAL",
     "RESPONSE_SPECIAL",
+    "Forwarded",
+    "HeaderAction",
+    "canonical_length",
     "chunk_header",
     "connection_tokens",
     "error_response",
     "last_chunk",
     "status_line",
+    "transfer_codings",
+    "valid_host",
 ]
 
 CRLF = b"\r\n"
@@ -25,29 +33,79 @@ LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 CONNECTION_UPGRADE = b"Connection: upgrade\r\n"
 
-#: Headers of either direction the proxy handles itself (lower-case name -> action
-#: code): 2 connection, 3 hop-by-hop (dropped), 4 transfer-encoding (re-framed),
-#: 9 content-length, 10 upgrade (kept only for a protocol switch).
-RESPONSE_SPECIAL: dict[bytes, int] = {
-    b"connection": 2,
-    b"keep-alive": 3,
-    b"proxy-connection": 3,
-    b"te": 3,
-    b"upgrade": 10,
-    b"transfer-encoding": 4,
-    b"content-length": 9,
+
+class HeaderAction(enum.IntEnum):
+    """What the proxy does with a header it handles itself (looked up by lower-case name).
+
+    The hot path compares members by identity through module-level aliases.
+    """
+
+    HOST = 1  # checked (one, valid), replaced by the upstream's unless preserve_host
+    CONNECTION = 2  # read for close/keep-alive and hop-by-hop names, never forwarded
+    HOP = 3  # hop-by-hop: dropped
+    TRANSFER_ENCODING = 4  # the body is re-framed; codings before ``chunked`` are kept
+    EXPECT = 5  # 100-continue is answered by the proxy when the upstream is ready
+    FORWARDED_FOR = 6  # the client's chain, extended with the peer's address
+    FORWARDED_PROTO = 7  # kept as the first proxy set it
+    FORWARDED_HOST = 8  # kept as the first proxy set it
+    CONTENT_LENGTH = 9  # validated and forwarded in canonical form
+    UPGRADE = 10  # kept only for a protocol switch the Connection header names
+
+
+class Forwarded(enum.IntFlag):
+    """``X-Forwarded-*`` headers a client already sent (the proxy then adds none)."""
+
+    PROTO = 1
+    HOST = 2
+
+
+#: Headers of either direction the proxy handles itself.
+RESPONSE_SPECIAL: dict[bytes, HeaderAction] = {
+    b"connection": HeaderAction.CONNECTION,
+    b"keep-alive": HeaderAction.HOP,
+    b"proxy-connection": HeaderAction.HOP,
+    b"te": HeaderAction.HOP,
+    b"upgrade": HeaderAction.UPGRADE,
+    b"transfer-encoding": HeaderAction.TRANSFER_ENCODING,
+    b"content-length": HeaderAction.CONTENT_LENGTH,
 }
 
-#: Requests add 1 host, 5 expect, 6 x-forwarded-for, 7 x-forwarded-proto and
-#: 8 x-forwarded-host (7 and 8 are also bit flags).
-REQUEST_SPECIAL: dict[bytes, int] = {
+#: Requests add Host, Expect and the X-Forwarded-* headers.
+REQUEST_SPECIAL: dict[bytes, HeaderAction] = {
     **RESPONSE_SPECIAL,
-    b"host": 1,
-    b"expect": 5,
-    b"x-forwarded-for": 6,
-    b"x-forwarded-proto": 7,
-    b"x-forwarded-host": 8,
+    b"host": HeaderAction.HOST,
+    b"expect": HeaderAction.EXPECT,
+    b"x-forwarded-for": HeaderAction.FORWARDED_FOR,
+    b"x-forwarded-proto": HeaderAction.FORWARDED_PROTO,
+    b"x-forwarded-host": HeaderAction.FORWARDED_HOST,
 }
+
+#: Names a ``Connection`` header may never remove: dropping them would change how
+#: the next hop frames the message (request smuggling) or whom it is for.
+PROTECTED = frozenset(
+    (b"content-length", b"transfer-encoding", b"host", b"x-forwarded-proto", b"x-forwarded-host")
+)
+
+#: Bytes a Host value may contain (RFC 3986 reg-name, IP literal, port).
+HOST_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+;=%:[]"
+
+
+def valid_host(value: bytes) -> bool:
+    """Whether a ``Host`` value is ``host[:port]`` (no spaces, paths, commas or userinfo)."""
+    return not value.translate(None, HOST_CHARS)
+
+
+def transfer_codings(values: list[bytes]) -> list[bytes]:
+    """The lower-case codings of one message's ``Transfer-Encoding`` field lines, in order."""
+    return [
+        token.strip() for value in values for token in value.lower().split(b",") if token.strip()
+    ]
+
+
+def canonical_length(value: bytes) -> bytes:
+    """``0005`` or ``5 `` -> ``5`` (the parser has checked it is a number)."""
+    return b"%d" % int(value)
+
 
 #: Interned method names (bytes from the parser -> str for events).
 METHODS: dict[bytes, str] = {
@@ -90,8 +148,8 @@ def chunk_header(size: int) -> bytes:
 
 
 def connection_tokens(value: bytes) -> set[bytes]:
-    """Lower-case tokens of a ``Connection`` header value."""
-    return {token.strip() for token in value.lower().split(b",") if token.strip()}
+    """Lower-case tokens of a ``Connection`` header value, without the protected names."""
+    return {token.strip() for token in value.lower().split(b",") if token.strip()} - PROTECTED
 
 
 def error_response(status: int, kind: str, detail: str, *, close: bool) -> bytes:

@@ -13,14 +13,17 @@ import functools
 import logging
 import ssl
 from collections.abc import Sequence
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.events import EventIdFactory
 from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.client import ClientConnection
+from modelmonitor.proxy.edge import EdgeCounters, Refusal
 from modelmonitor.proxy.service import Listener, Service
-from modelmonitor.settings import ServiceConfig, parse_host_port
+from modelmonitor.proxy.upstream import UpstreamConnection
+from modelmonitor.settings import ProxyLimits, ServiceConfig, parse_host_port
 
 if TYPE_CHECKING:
     from modelmonitor.protocols.awareness import ModelAwareness
@@ -46,22 +49,25 @@ class ProxyServer:
         ids: EventIdFactory | None = None,
         max_idle_per_service: int = 512,
         backlog: int = 2048,
-        client_idle_seconds: float = 75.0,
+        limits: ProxyLimits | None = None,
         tls: ssl.SSLContext | None = None,
         models: ModelAwareness | None = None,
     ) -> None:
         self.capture = capture
         #: Server-side TLS for every listener (clients use https://), or None.
         self.tls = tls
+        self.limits = limits = limits or ProxyLimits()
+        #: Requests and responses refused at the edge, per kind (all listeners).
+        self.edge = EdgeCounters()
         self._ids = ids or EventIdFactory()
         self._backlog = backlog
-        self._client_idle = client_idle_seconds
         if models is None:
             from modelmonitor.protocols.awareness import ModelAwareness  # imports the proxy
 
             models = ModelAwareness()
         self.services = [
-            Service(config, max_idle=max_idle_per_service, models=models) for config in services
+            Service(config, max_idle=max_idle_per_service, limits=limits, models=models)
+            for config in services
         ]
         # The main port, then one listener per distinct own ``listen`` (port 0 included).
         groups: dict[tuple[bool, str], list[Service]] = {(False, listen): []}
@@ -75,7 +81,9 @@ class ProxyServer:
                 continue  # every service has its own port: no main listener needed
             host, port = parse_host_port(address)
             scheme = b"https" if tls is not None else b"http"
-            listener = Listener(group, capture=capture, ids=self._ids, scheme=scheme)
+            listener = Listener(
+                group, capture=capture, ids=self._ids, scheme=scheme, limits=limits, edge=self.edge
+            )
             self._plan.append((host, port, listener))
         self._servers: list[asyncio.Server] = []
         self._bound: list[tuple[str, int]] = []
@@ -127,6 +135,8 @@ class ProxyServer:
                 for connection in list(listener.connections):
                     if connection.current is None:
                         connection.close()
+                    if connection.linger_until:
+                        connection.transport.abort()
             if not any(listener.connections for listener in listeners):
                 break
             await asyncio.sleep(0.02)
@@ -185,63 +195,96 @@ class ProxyServer:
         """Requests being proxied now, per service."""
         return {service.name: service.in_flight for service in self.services}
 
-    # -- timeouts ----------------------------------------------------------
+    def refusals(self) -> dict[str, int]:
+        """Requests and responses refused at the edge since start, per kind."""
+        return self.edge.as_dict()
 
-    def _close_idle_clients(self, now: float, idle_since: dict[ClientConnection, float]) -> None:
-        """Close keep-alive client connections that sent nothing for ``client_idle_seconds``."""
+    # -- timeouts ----------------------------------------------------------
+    # One coarse timer for every connection keeps timers off the hot path: the
+    # connections count their reads and writes (or stamp the rare events), and
+    # the sweeper compares.
+
+    async def _sweep(self) -> None:
+        limits = self.limits
+        timeouts = [s.timeout for s in self.services if s.timeout > 0]
+        timeouts += (limits.idle_timeout_seconds, limits.header_timeout_seconds)
+        timeouts.append(limits.write_timeout_seconds)
+        interval = min(1.0, max(0.01, min(timeouts) / 10))
+        idle_since: dict[ClientConnection, float] = {}
+        while True:
+            await asyncio.sleep(interval)
+            now = monotonic()
+            self._sweep_clients(now, idle_since)
+            for service in self.services:
+                if service.timeout > 0:
+                    for connection in list(service.upstream.connections):
+                        if connection.exchange is not None:
+                            _check_upstream(connection, now, service.timeout)
+
+    def _sweep_clients(self, now: float, idle_since: dict[ClientConnection, float]) -> None:
+        """Close keep-alive connections idle too long, refuse heads that take too long
+        in total, cut off clients that read nothing of their response for too long."""
+        limits = self.limits
         alive: set[ClientConnection] = set()
         for _, _, listener in self._plan:
             for connection in list(listener.connections):
                 alive.add(connection)
+                if connection.linger_until:
+                    if now >= connection.linger_until:
+                        connection.transport.abort()
+                    continue
+                if connection.stop_reading:
+                    pass
+                elif (
+                    connection.awaiting_head
+                    and connection.head_size
+                    and now - connection.head_started >= limits.header_timeout_seconds
+                ):
+                    detail = f"request head not received within {limits.header_timeout_seconds:g}s"
+                    connection.timed_out(Refusal.HEADER_TIMEOUT, 408, detail)
+                    continue
                 if (
+                    connection.write_paused
+                    and now - connection.paused_at >= limits.write_timeout_seconds
+                ):
+                    connection.timed_out(Refusal.WRITE_TIMEOUT, 0, "client read nothing")
+                elif (
                     connection.current is not None
                     or connection.activity != connection.seen_activity
                 ):
                     connection.seen_activity = connection.activity
                     idle_since[connection] = now
-                elif now - idle_since.get(connection, now) >= self._client_idle:
+                elif now - idle_since.get(connection, now) >= limits.idle_timeout_seconds:
                     connection.close()
                 else:
                     idle_since.setdefault(connection, now)
         for gone in [connection for connection in idle_since if connection not in alive]:
             del idle_since[gone]
 
-    async def _sweep(self) -> None:
-        """Fail exchanges whose upstream has been silent for the service's timeout.
 
-        One coarse timer for all requests keeps timers off the hot path: each
-        upstream connection counts its reads and writes, and a connection whose
-        count has not moved for ``timeout_seconds`` gets a 504 (or is cut off).
-        """
-        timeouts = [s.timeout for s in self.services if s.timeout > 0]
-        if self._client_idle > 0:
-            timeouts.append(self._client_idle)
-        interval = min(1.0, max(0.01, min(timeouts, default=1.0) / 10))
-        loop = asyncio.get_running_loop()
-        idle_since: dict[ClientConnection, float] = {}
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            if self._client_idle > 0:
-                self._close_idle_clients(now, idle_since)
-            for service in self.services:
-                timeout = service.timeout
-                if timeout <= 0:
-                    continue
-                for connection in list(service.upstream.connections):
-                    exchange = connection.exchange
-                    if exchange is None:
-                        continue
-                    if connection.read_paused or connection.activity != connection.seen_activity:
-                        connection.seen_activity = connection.activity
-                        connection.stalled_since = now
-                    elif now - connection.stalled_since >= timeout:
-                        exchange.client.fail(
-                            exchange,
-                            504,
-                            "upstream_timeout",
-                            f"no response from upstream within {timeout:g}s",
-                        )
+def _check_upstream(connection: UpstreamConnection, now: float, timeout: float) -> None:
+    """Fail the exchange of an upstream silent for ``timeout`` (504 ``upstream_timeout``),
+    or whose response head has not arrived ``timeout`` after the request was sent
+    (504 ``upstream_head_timeout``: bytes trickling in do not extend it)."""
+    exchange = connection.exchange
+    assert exchange is not None
+    if connection.read_paused or connection.activity != connection.seen_activity:
+        connection.seen_activity = connection.activity
+        connection.stalled_since = now
+    elif now - connection.stalled_since >= timeout:
+        detail = f"no response from upstream within {timeout:g}s"
+        exchange.client.fail(exchange, 504, "upstream_timeout", detail)
+        return
+    if exchange.head_sent or not (exchange.request_done or exchange.ttfb >= 0):
+        return
+    if connection.head_wait_for is not exchange:
+        connection.head_wait_for = exchange
+        connection.head_wait_since = now
+    elif now - connection.head_wait_since >= timeout:
+        connection.head_wait_for = None
+        exchange.client.listener.edge.add(Refusal.UPSTREAM_HEAD_TIMEOUT)
+        detail = f"upstream response head not complete within {timeout:g}s"
+        exchange.client.fail(exchange, 504, Refusal.UPSTREAM_HEAD_TIMEOUT.value, detail)
 
 
 def _format(address: tuple[str, int]) -> str:

@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 from modelmonitor.events import EventIdFactory
 from modelmonitor.proxy.capture import CaptureBuffer
+from modelmonitor.proxy.edge import EdgeCounters
 from modelmonitor.proxy.routes import RouteTemplater
 from modelmonitor.proxy.upstream import UpstreamTarget
-from modelmonitor.settings import ServiceConfig
+from modelmonitor.settings import ProxyLimits, ServiceConfig
 
 if TYPE_CHECKING:
     from modelmonitor.protocols.awareness import ModelAwareness
@@ -37,8 +38,14 @@ class Service:
     )
 
     def __init__(
-        self, config: ServiceConfig, *, max_idle: int = 512, models: ModelAwareness | None = None
+        self,
+        config: ServiceConfig,
+        *,
+        max_idle: int = 512,
+        limits: ProxyLimits | None = None,
+        models: ModelAwareness | None = None,
     ) -> None:
+        limits = limits or ProxyLimits()
         self.config = config
         self.name = config.name
         if models is None:
@@ -56,7 +63,9 @@ class Service:
         self.hooks = aware.hooks
         #: Names a request's consumer from its headers, or ``None``.
         self.consumers = aware.consumers
-        self.upstream = UpstreamTarget(config, max_idle=max_idle)
+        self.upstream = UpstreamTarget(
+            config, max_idle=max_idle, max_head_bytes=limits.max_upstream_head_bytes
+        )
         self.model_header = config.model_header.lower().encode("latin-1")
         self.json_field = config.model_json_field or ""
         self.preserve_host = config.preserve_host
@@ -73,7 +82,11 @@ class Listener:
         "connections",
         "default",
         "draining",
+        "edge",
         "ids",
+        "max_head_bytes",
+        "max_headers",
+        "max_url_bytes",
         "model_headers",
         "prefixed",
         "proto_line",
@@ -89,6 +102,8 @@ class Listener:
         capture: CaptureBuffer,
         ids: EventIdFactory,
         scheme: bytes = b"http",
+        limits: ProxyLimits | None = None,
+        edge: EdgeCounters | None = None,
     ) -> None:
         self.default: Service | None = None
         prefixed: list[tuple[bytes, bool, Service]] = []
@@ -117,6 +132,12 @@ class Listener:
         self.unrouted_total = 0
         #: Set on stop: connections close after their current response.
         self.draining = False
+        limits = limits or ProxyLimits()
+        self.max_head_bytes = limits.max_head_bytes
+        self.max_url_bytes = limits.max_url_bytes
+        self.max_headers = limits.max_headers
+        #: Requests and responses refused at the edge, per kind (shared by the server).
+        self.edge = edge or EdgeCounters()
 
     def route(self, path: bytes) -> tuple[Service | None, int]:
         """The service for a request path and how many leading bytes to strip."""

@@ -11,17 +11,21 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from modelmonitor.proxy.exchange import REPLAY_LIMIT
+from modelmonitor.proxy.edge import Refusal, Reject
+from modelmonitor.proxy.exchange import REPLAY_LIMIT, ReadBlock
 from modelmonitor.proxy.http import (
     CONNECTION_UPGRADE,
     CONTINUE,
     CRLF,
     LAST_CHUNK,
     RESPONSE_SPECIAL,
+    HeaderAction,
+    canonical_length,
     chunk_header,
     connection_tokens,
     last_chunk,
     status_line,
+    transfer_codings,
 )
 from modelmonitor.settings import ServiceConfig, TLSConfig
 
@@ -30,7 +34,13 @@ if TYPE_CHECKING:
 
 __all__ = ["UpstreamConnection", "UpstreamTarget", "tls_context"]
 
-_BLOCK_UPSTREAM_FULL = 1  # ClientConnection read-block flag (see client.py)
+_UPSTREAM_FULL = ReadBlock.UPSTREAM_FULL
+_CONTENT_LENGTH = HeaderAction.CONTENT_LENGTH
+_TRANSFER_ENCODING = HeaderAction.TRANSFER_ENCODING
+_UPGRADE = HeaderAction.UPGRADE
+_CONNECTION = HeaderAction.CONNECTION
+_CHUNKED = [b"chunked"]
+_CHUNKED_LINE = b"Transfer-Encoding: chunked\r\n"
 _BODILESS = frozenset((204, 304))
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
 #: Shared "replayable, no body sent yet" marker (never appended to).
@@ -61,13 +71,16 @@ class UpstreamTarget:
         "host",
         "host_header",
         "idle",
+        "max_head_bytes",
         "max_idle",
         "port",
         "server_hostname",
         "ssl",
     )
 
-    def __init__(self, config: ServiceConfig, *, max_idle: int = 512) -> None:
+    def __init__(
+        self, config: ServiceConfig, *, max_idle: int = 512, max_head_bytes: int = 64 * 1024
+    ) -> None:
         parts = urlsplit(config.upstream)
         self.host = parts.hostname or "127.0.0.1"
         secure = parts.scheme == "https"
@@ -81,6 +94,8 @@ class UpstreamTarget:
         self.base_path = parts.path.rstrip("/").encode()
         self.connect_timeout = config.connect_timeout_seconds
         self.max_idle = max_idle
+        #: Largest response head (status line and headers) relayed; 502 beyond.
+        self.max_head_bytes = max_head_bytes
         self.idle: list[UpstreamConnection] = []
         #: Every open connection (the timeout sweeper walks the busy ones).
         self.connections: set[UpstreamConnection] = set()
@@ -154,12 +169,15 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "activity",
-        "chunked",
         "closed",
+        "codings",
         "complete",
         "exchange",
         "first",
         "garbage",
+        "head_bytes",
+        "head_wait_for",
+        "head_wait_since",
         "hop",
         "informational",
         "keep_alive",
@@ -189,7 +207,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.parts: list[bytes] = [b""]
         self.first: bytes | None = None
         self.length = False
-        self.chunked = False
+        #: Transfer-Encoding field values of the response being parsed.
+        self.codings: list[bytes] = []
+        #: Response head bytes received for the current exchange (limit check).
+        self.head_bytes = 0
         self.upstream_close = False
         self.upgrade: bytes | None = None
         self.hop: set[bytes] = set()
@@ -207,6 +228,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.activity = 0
         self.seen_activity = -1
         self.stalled_since = 0.0
+        #: The exchange whose response head the sweeper is timing, and since when.
+        self.head_wait_for: Exchange | None = None
+        self.head_wait_since = 0.0
 
     # -- asyncio callbacks -------------------------------------------------
 
@@ -234,7 +258,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.upstream = None
         self.out.clear()
         if self.write_paused:
-            client.unblock(_BLOCK_UPSTREAM_FULL)
+            client.unblock(_UPSTREAM_FULL)
         if exchange.ttfb < 0:
             # Nothing of the response arrived. A pooled connection the upstream
             # closed while idle: replay on a fresh one, once, if we still can.
@@ -257,13 +281,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.write_paused = True
         exchange = self.exchange
         if exchange is not None:
-            exchange.client.block(_BLOCK_UPSTREAM_FULL)
+            exchange.client.block(_UPSTREAM_FULL)
 
     def resume_writing(self) -> None:
         self.write_paused = False
         exchange = self.exchange
         if exchange is not None:
-            exchange.client.unblock(_BLOCK_UPSTREAM_FULL)
+            exchange.client.unblock(_UPSTREAM_FULL)
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange
@@ -274,17 +298,25 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange.ttfb < 0:
             exchange.ttfb = perf_counter() - exchange.t0
             self.first = data
+        if not exchange.head_sent:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            refusal = exc.__context__
+            if not isinstance(refusal, Reject):
+                raise
+            self._give_up(exchange, refusal.status, refusal.kind, refusal.detail)
+            return
         except httptools.HttpParserUpgrade as exc:
             self._switch_protocols(exchange, data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
-            self.out.clear()
-            self.exchange = None
-            exchange.upstream = None
-            self.close()
-            exchange.client.fail(exchange, 502, "upstream_protocol", f"bad response: {exc}")
+            self._give_up(exchange, 502, "upstream_protocol", f"bad response: {exc}")
+            return
+        if self.head_bytes > self.target.max_head_bytes and not exchange.head_sent:
+            detail = f"upstream response head over {self.target.max_head_bytes} bytes"
+            self._give_up(exchange, 502, Refusal.UPSTREAM_HEAD_TOO_LARGE, detail)
             return
         if self.out:
             self._flush()
@@ -298,6 +330,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = exchange
         exchange.upstream = self
         self.activity += 1
+        self.head_bytes = 0
         pending = exchange.pending
         if self.reused and not exchange.retried:
             # Kept for a replay if this pooled connection turns out dead (body only:
@@ -309,12 +342,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.writelines(pending)
             exchange.pending = []
             exchange.pending_bytes = 0
-            exchange.client.unblock(2)
+            exchange.client.unblock(ReadBlock.WAITING)
         else:
             self.transport.write(exchange.head)
         client = exchange.client
         if self.write_paused:
-            client.block(_BLOCK_UPSTREAM_FULL)
+            client.block(_UPSTREAM_FULL)
         if client.write_paused:
             self.read_paused = True
             self.transport.pause_reading()
@@ -364,14 +397,16 @@ class UpstreamConnection(asyncio.Protocol):
         action = RESPONSE_SPECIAL.get(lower)
         if action is None:
             self.parts += (name, b": ", value, CRLF)
-        elif action == 9:
+        elif action is _CONTENT_LENGTH:
             self.length = True
+            if not value.isdigit() or (value[0] == 48 and len(value) > 1):
+                value = canonical_length(value)  # "0005" -> "5": one spelling downstream
             self.parts += (name, b": ", value, CRLF)
-        elif action == 4:
-            self.chunked = b"chunked" in value.lower()
-        elif action == 10:
+        elif action is _TRANSFER_ENCODING:
+            self.codings.append(value)
+        elif action is _UPGRADE:
             self.upgrade = value
-        elif action == 2:
+        elif action is _CONNECTION:
             tokens = connection_tokens(value)
             if b"close" in tokens:
                 self.upstream_close = True
@@ -383,51 +418,70 @@ class UpstreamConnection(asyncio.Protocol):
         # Framing state is only read here; it is reset when the message ends.
         parts = self.parts
         self.parts = [b""]
-        length, chunked, hop = self.length, self.chunked, self.hop
         exchange = self.exchange
         if exchange is None or self.complete:
             return
-        parser = self.parser
-        status = parser.get_status_code()
-        # The upstream's own status line (reason phrase included) when it is HTTP/1.1.
-        first = self.first
-        self.first = None
-        end = first.find(b"\r\n") if first is not None and first[:9] == b"HTTP/1.1 " else -1
-        parts[0] = first[: end + 2] if end > 0 and first is not None else status_line(status)
-        if hop:
+        status = self.parser.get_status_code()
+        parts[0] = self._status_line(status)
+        limit = self.target.max_head_bytes
+        if self.head_bytes > limit and sum(map(len, parts)) > limit:
+            detail = f"upstream response head over {limit} bytes"
+            raise Reject(Refusal.UPSTREAM_HEAD_TOO_LARGE, 502, detail)
+        hop = self.hop
+        if hop:  # Connection named more hop-by-hop headers (never framing ones)
             kept = parts[:1]
             for index in range(1, len(parts), 4):
                 if parts[index].lower() not in hop:
                     kept += parts[index : index + 4]
             parts = kept
-        http10 = exchange.http10
+        if status < 200:
+            self._informational_head(exchange, status, parts)
+        else:
+            self._final_head(exchange, status, parts)
+
+    def _status_line(self, status: int) -> bytes:
+        """The upstream's own status line (reason phrase included) when it is HTTP/1.1."""
+        first = self.first
+        self.first = None
+        end = first.find(b"\r\n") if first is not None and first[:9] == b"HTTP/1.1 " else -1
+        return first[: end + 2] if end > 0 and first is not None else status_line(status)
+
+    def _informational_head(self, exchange: Exchange, status: int, parts: list[bytes]) -> None:
+        """A 1xx head: relayed (but our own 100 was sent already), or the 101 of the
+        protocol switch the client asked for, after which a tunnel takes over."""
+        self.informational = True
         upgrade = self.upgrade
         if status == 101 and exchange.upgrade and upgrade is not None:
-            # The switch the client asked for: the tunnel takes over after this head.
-            self.informational = True
             exchange.status = status
             exchange.head_sent = True
             parts += (CONNECTION_UPGRADE, b"Upgrade: ", upgrade, CRLF, CRLF)
             self.out.append(b"".join(parts))
-            return
-        if status < 200:
-            self.informational = True
-            if status != 100 and not http10:  # our own 100 was sent already
-                parts.append(CRLF)
-                self.out.append(b"".join(parts))
-            return
-        keep_alive = parser.should_keep_alive()
-        if self.upstream_close:
-            keep_alive = False
+        elif status != 100 and not exchange.http10:
+            parts.append(CRLF)
+            self.out.append(b"".join(parts))
+
+    def _final_head(self, exchange: Exchange, status: int, parts: list[bytes]) -> None:
+        """The response head the client gets: re-framed for the client's version."""
+        http10 = exchange.http10
+        keep_alive = self.parser.should_keep_alive() and not self.upstream_close
         exchange.status = status
         close_client = exchange.close_client or not exchange.request_done
+        codings = self.codings
+        chunked = False
+        te_line = _CHUNKED_LINE
+        if codings:
+            tokens = transfer_codings(codings)
+            chunked = tokens[-1] == b"chunked"
+            if tokens != _CHUNKED:  # other codings (gzip, ...) are the client's to undo
+                kept = tokens[:-1] if chunked else tokens
+                te_line = b"Transfer-Encoding: " + b", ".join(kept) + b", chunked\r\n"
         if exchange.is_head or status in _BODILESS:
             if exchange.is_head:
                 self.complete = True
                 self.parser_dirty = True  # httptools cannot skip a HEAD response's body
-                if chunked and not http10:
-                    parts.append(b"Transfer-Encoding: chunked\r\n")
-        elif not length:
+                if codings and not http10:
+                    parts.append(te_line)
+        elif not self.length:
             if not chunked:
                 exchange.close_delimited = True
                 keep_alive = False
@@ -435,7 +489,7 @@ class UpstreamConnection(asyncio.Protocol):
                 close_client = True
             else:
                 exchange.chunked_response = True
-                parts.append(b"Transfer-Encoding: chunked\r\n")
+                parts.append(te_line)
         self.keep_alive = keep_alive
         if close_client:
             exchange.close_client = True
@@ -477,8 +531,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _reset_framing(self) -> None:
         """Forget one message's framing headers (and any trailer fields' effects)."""
-        self.length = self.chunked = self.upstream_close = False
+        self.length = self.upstream_close = False
         self.upgrade = None
+        if self.codings:
+            self.codings = []
         if self.hop:
             self.hop = set()
 
@@ -494,6 +550,17 @@ class UpstreamConnection(asyncio.Protocol):
             else:
                 transport.writelines(out)
         out.clear()
+
+    def _give_up(self, exchange: Exchange, status: int, kind: str, detail: str) -> None:
+        """The upstream's answer cannot be relayed: close it, fail the exchange."""
+        self.out.clear()
+        self.exchange = None
+        exchange.upstream = None
+        self.close()
+        if isinstance(kind, Refusal):
+            exchange.client.listener.edge.add(kind)
+            kind = kind.value
+        exchange.client.fail(exchange, status, kind, detail)
 
     def _switch_protocols(self, exchange: Exchange, first_bytes: bytes) -> None:
         """The upstream switched protocols: hand both connections to a tunnel."""

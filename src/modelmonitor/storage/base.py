@@ -3,7 +3,7 @@
 ``write_batch`` stores events and updates the rollups in one transaction, counting
 only events it had not stored before, so a redelivered batch changes nothing.
 Series (p95 over time, error rate, ...) are computed from rollups by
-:mod:`modelmonitor.pipeline.history`, so backends stay thin.
+:mod:`modelmonitor.query.history`, so backends stay thin.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from modelmonitor.aggregate import Aggregate
 from modelmonitor.events import RequestEvent
 
 __all__ = [
@@ -24,8 +25,6 @@ __all__ = [
     "RollupRow",
     "ServiceSummary",
     "event_from_row",
-    "rollup_from_row",
-    "rollup_values",
 ]
 
 ROLLUP_SECONDS = 60
@@ -54,8 +53,10 @@ def event_from_row(row: Sequence[Any]) -> RequestEvent:
 
 
 class RollupRow(msgspec.Struct, kw_only=True):
-    """One service/method/route/minute aggregate. ``latency_sketch`` is a serialised
-    :class:`~modelmonitor.sketch.LatencySketch`."""
+    """One service/method/route/minute aggregate: the columns of
+    :meth:`~modelmonitor.aggregate.Aggregate.to_columns` under its key.
+    ``latency_sketch`` is a serialised :class:`~modelmonitor.sketch.LatencySketch`;
+    ``measures`` holds the measures added after the first schema (tokens, cost, ...)."""
 
     bucket: float  # start of the minute, Unix seconds
     service: str
@@ -68,44 +69,22 @@ class RollupRow(msgspec.Struct, kw_only=True):
     response_bytes: int
     latency_sum_seconds: float
     latency_sketch: bytes
+    measures: bytes = b""
 
-
-_classes_decoder = msgspec.json.Decoder(dict[str, int])
-
-
-def rollup_from_row(row: Sequence[Any]) -> RollupRow:
-    """A rollup from a database row in ``RollupRow`` field order (status classes as JSON)."""
-    return RollupRow(
-        bucket=row[0],
-        service=row[1],
-        method=row[2],
-        route=row[3],
-        requests=row[4],
-        errors=row[5],
-        status_classes=_classes_decoder.decode(row[6]),
-        request_bytes=row[7],
-        response_bytes=row[8],
-        latency_sum_seconds=row[9],
-        latency_sketch=bytes(row[10]),
-    )
-
-
-def rollup_values(row: RollupRow) -> tuple[Any, ...]:
-    """A rollup as database values in ``RollupRow`` field order (the inverse of
-    :func:`rollup_from_row`)."""
-    return (
-        row.bucket,
-        row.service,
-        row.method,
-        row.route,
-        row.requests,
-        row.errors,
-        msgspec.json.encode(row.status_classes).decode(),
-        row.request_bytes,
-        row.response_bytes,
-        row.latency_sum_seconds,
-        row.latency_sketch,
-    )
+    def aggregate(self) -> Aggregate:
+        """The row's values as an :class:`~modelmonitor.aggregate.Aggregate`."""
+        return Aggregate.from_columns(
+            (
+                self.requests,
+                self.errors,
+                self.status_classes,
+                self.request_bytes,
+                self.response_bytes,
+                self.latency_sum_seconds,
+                self.latency_sketch,
+                self.measures,
+            )
+        )
 
 
 class ServiceSummary(msgspec.Struct, kw_only=True):

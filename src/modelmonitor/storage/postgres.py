@@ -25,8 +25,7 @@ from typing import Any
 import msgspec
 
 from modelmonitor._tasks import cancel_and_wait
-from modelmonitor.events import RequestEvent
-from modelmonitor.pipeline.rollup import aggregate, merge_rows
+from modelmonitor.events import SQL_IS_ERROR, RequestEvent
 from modelmonitor.storage.base import (
     EVENT_FIELDS,
     MODEL_FIELDS,
@@ -34,10 +33,15 @@ from modelmonitor.storage.base import (
     RollupRow,
     ServiceSummary,
     event_from_row,
+)
+from modelmonitor.storage.pg_migrations import Migration, apply_migrations
+from modelmonitor.storage.rollups import (
+    ROLLUP_COLUMNS,
+    aggregate_rollups,
+    merge_row,
     rollup_from_row,
     rollup_values,
 )
-from modelmonitor.storage.pg_migrations import Migration, apply_migrations
 from modelmonitor.types import Clock
 
 __all__ = ["DAY_SECONDS", "PostgresStore", "partition_name"]
@@ -62,10 +66,7 @@ _STAGING = (
     + "".join(f", {name} {_PG_TYPES[kind]}" for name, kind in MODEL_FIELDS.items())
     + ") ON COMMIT DELETE ROWS"
 )
-_ROLLUP_COLUMNS = (
-    "bucket, service, method, route, requests, errors, status_classes, request_bytes,"
-    " response_bytes, latency_sum_seconds, latency_sketch"
-)
+_ROLLUP_COLUMNS = ", ".join(ROLLUP_COLUMNS)
 _KEYS = (
     "unnest($1::float8[], $2::text[], $3::text[], $4::text[]) AS k(bucket, service, method, route)"
 )
@@ -231,7 +232,7 @@ class PostgresStore:
 
     @staticmethod
     async def _update_rollups(connection: Any, events: Sequence[RequestEvent]) -> None:
-        new = aggregate(events)
+        new = aggregate_rollups(events)
         keys = sorted(new, key=lambda key: (key[1], key[0], key[2], key[3]))
         columns = (
             [key[0] for key in keys],
@@ -243,13 +244,13 @@ class PostgresStore:
         # (empty placeholders), then lock them all.
         await connection.execute(
             f"INSERT INTO rollups ({_ROLLUP_COLUMNS})"
-            f" SELECT bucket, service, method, route, 0, 0, '{{}}', 0, 0, 0, ''::bytea FROM {_KEYS}"
-            " ORDER BY service, bucket, method, route"
+            " SELECT bucket, service, method, route, 0, 0, '{}', 0, 0, 0, ''::bytea, ''::bytea"
+            f" FROM {_KEYS} ORDER BY service, bucket, method, route"
             " ON CONFLICT (service, bucket, method, route) DO NOTHING",
             *columns,
         )
         existing = await connection.fetch(
-            f"SELECT {', '.join('r.' + c.strip() for c in _ROLLUP_COLUMNS.split(','))}"
+            f"SELECT {', '.join('r.' + c for c in ROLLUP_COLUMNS)}"
             f" FROM rollups r JOIN {_KEYS} USING (bucket, service, method, route)"
             " ORDER BY r.service, r.bucket, r.method, r.route FOR UPDATE OF r",
             *columns,
@@ -257,12 +258,12 @@ class PostgresStore:
         merged: list[RollupRow] = []
         for found in existing:
             current = rollup_from_row(found)
-            row = new[(current.bucket, current.service, current.method, current.route)]
-            merged.append(merge_rows(current, row) if current.requests else row)
+            key = (current.bucket, current.service, current.method, current.route)
+            merged.append(merge_row(current, key, new[key]))
         await connection.executemany(
             "UPDATE rollups SET requests = $5, errors = $6, status_classes = $7::jsonb,"
             " request_bytes = $8, response_bytes = $9, latency_sum_seconds = $10,"
-            " latency_sketch = $11"
+            " latency_sketch = $11, measures = $12"
             " WHERE bucket = $1 AND service = $2 AND method = $3 AND route = $4",
             [rollup_values(row) for row in merged],
         )
@@ -326,7 +327,7 @@ class PostgresStore:
                 low = int(query.status_class[0]) * 100
                 clauses.append(f"status >= {param(low)} AND status < {param(low + 100)}")
         if query.errors_only:
-            clauses.append("(status >= 500 OR error <> '')")
+            clauses.append(SQL_IS_ERROR)
         if query.min_latency_seconds is not None:
             clauses.append(f"latency_seconds >= {param(query.min_latency_seconds)}")
         if query.start is not None:

@@ -14,8 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from modelmonitor.events import RequestEvent
-from modelmonitor.pipeline.rollup import aggregate, merge_rows
+from modelmonitor.events import SQL_IS_ERROR, RequestEvent
 from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.base import (
     EVENT_FIELDS,
@@ -24,6 +23,11 @@ from modelmonitor.storage.base import (
     RollupRow,
     ServiceSummary,
     event_from_row,
+)
+from modelmonitor.storage.rollups import (
+    ROLLUP_COLUMNS,
+    aggregate_rollups,
+    merge_row,
     rollup_from_row,
     rollup_values,
 )
@@ -64,6 +68,7 @@ _SCHEMA = [
         response_bytes INTEGER NOT NULL,
         latency_sum_seconds REAL NOT NULL,
         latency_sketch BLOB NOT NULL,
+        measures BLOB NOT NULL DEFAULT x'',
         PRIMARY KEY (service, bucket, method, route)
     )""",
     "CREATE INDEX IF NOT EXISTS rollups_bucket ON rollups (bucket)",
@@ -82,10 +87,7 @@ _SQLITE_TYPES = {
     float: "REAL NOT NULL DEFAULT 0",
     bool: "INTEGER NOT NULL DEFAULT 0",
 }
-_ROLLUP_COLUMNS = (
-    "bucket, service, method, route, requests, errors, status_classes, request_bytes,"
-    " response_bytes, latency_sum_seconds, latency_sketch"
-)
+_ROLLUP_COLUMNS = ", ".join(ROLLUP_COLUMNS)
 _INSERT_EVENT = (
     f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * len(EVENT_FIELDS))})"
 )
@@ -97,6 +99,13 @@ def _add_model_columns(db: sqlite3.Connection) -> None:
     for name, kind in MODEL_FIELDS.items():
         if name not in present:
             db.execute(f"ALTER TABLE events ADD COLUMN {name} {_SQLITE_TYPES[kind]}")
+
+
+def _add_rollup_measures(db: sqlite3.Connection) -> None:
+    """Files written before rollups kept the measures blob gain its column."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(rollups)")}
+    if "measures" not in present:
+        db.execute("ALTER TABLE rollups ADD COLUMN measures BLOB NOT NULL DEFAULT x''")
 
 
 def sqlite_path(url: str) -> str:
@@ -129,6 +138,7 @@ class SQLiteStore:
     async def connect(self) -> None:
         await self._sqlite.open()
         await self._run(_add_model_columns)
+        await self._run(_add_rollup_measures)
 
     async def close(self) -> None:
         await self._sqlite.close()
@@ -187,21 +197,24 @@ class SQLiteStore:
             if event.id not in seen:
                 seen.add(event.id)  # duplicates inside one batch count once
                 fresh.append(event)
-        db.executemany(_INSERT_EVENT, [msgspec.structs.astuple(event) for event in fresh])
+        db.executemany(
+            _INSERT_EVENT,
+            [msgspec.structs.astuple(event) for event in fresh],
+        )
         return fresh
 
     @staticmethod
     def _update_rollups(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:
-        for key, row in aggregate(events).items():
+        marks = ",".join("?" * len(ROLLUP_COLUMNS))
+        for key, aggregate in aggregate_rollups(events).items():
             found = db.execute(
                 f"SELECT {_ROLLUP_COLUMNS} FROM rollups"
                 " WHERE bucket = ? AND service = ? AND method = ? AND route = ?",
                 key,
             ).fetchone()
-            merged = merge_rows(rollup_from_row(found), row) if found else row
+            merged = merge_row(rollup_from_row(found) if found else None, key, aggregate)
             db.execute(
-                f"INSERT OR REPLACE INTO rollups ({_ROLLUP_COLUMNS})"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO rollups ({_ROLLUP_COLUMNS}) VALUES ({marks})",
                 rollup_values(merged),
             )
 
@@ -287,7 +300,7 @@ class SQLiteStore:
                 clauses.append("status >= ? AND status < ?")
                 params.extend([low, low + 100])
         if query.errors_only:
-            clauses.append("(status >= 500 OR error != '')")
+            clauses.append(SQL_IS_ERROR)
         if query.min_latency_seconds is not None:
             clauses.append("latency_seconds >= ?")
             params.append(query.min_latency_seconds)

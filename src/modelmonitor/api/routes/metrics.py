@@ -21,7 +21,7 @@ from modelmonitor.api.routes.anomalies import (
 )
 from modelmonitor.live.base import WINDOWS, LiveSnapshot, ServiceLive, WindowStats
 from modelmonitor.live.windows import service_status
-from modelmonitor.pipeline.history import (
+from modelmonitor.query.history import (
     METRICS,
     RouteSummary,
     Series,

@@ -1,82 +1,168 @@
-"""``GET /metrics``: the live windows in Prometheus text format, for existing dashboards."""
+"""``GET /metrics``: the cluster view in Prometheus format.
+
+Counters and histograms of every proxied request (summed over all workers, so
+``rate()`` and ``histogram_quantile()`` work), the proxies' own state as they last
+reported it, and the live windows as gauges for dashboards that already use them.
+Each proxy and worker also serves its own ``/metrics`` (see ``runtime``).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from collections.abc import Iterator
 
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import Context
 from modelmonitor.api.routes.metrics import realtime_snapshot
 from modelmonitor.live.base import LiveSnapshot
+from modelmonitor.telemetry import encode, gauge, request_families
 
-__all__ = ["render", "router"]
+__all__ = ["alert_families", "live_families", "proxy_families", "router"]
 
 router = APIRouter(tags=["metrics"])
 
-_QUANTILES = (
-    ("0.5", "p50_seconds"),
-    ("0.9", "p90_seconds"),
-    ("0.95", "p95_seconds"),
-    ("0.99", "p99_seconds"),
+#: Window percentiles as a ``percentile`` label: a gauge may not carry ``quantile``
+#: (that label belongs to summaries), and these are not summaries a scraper may sum.
+_PERCENTILES = (
+    ("p50", "p50_seconds"),
+    ("p90", "p90_seconds"),
+    ("p95", "p95_seconds"),
+    ("p99", "p99_seconds"),
 )
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def render(snapshot: LiveSnapshot) -> str:
-    """Gauges over the 1-minute window, plus proxy buffer and drop counters."""
-    lines = [
-        "# HELP modelmonitor_requests_per_second Requests per second over the window.",
-        "# TYPE modelmonitor_requests_per_second gauge",
-    ]
-    latency = [
-        "# HELP modelmonitor_latency_seconds Request latency quantiles over the window.",
-        "# TYPE modelmonitor_latency_seconds gauge",
-    ]
-    errors = [
-        "# HELP modelmonitor_error_ratio Share of requests that failed (5xx or transport error).",
-        "# TYPE modelmonitor_error_ratio gauge",
-    ]
-    in_flight = [
-        "# HELP modelmonitor_in_flight_requests Requests being proxied now.",
-        "# TYPE modelmonitor_in_flight_requests gauge",
-    ]
+def live_families(snapshot: LiveSnapshot) -> Iterator[Metric]:
+    """The live windows as gauges (kept for dashboards built on them)."""
+    window_labels = ["service", "window"]
+    rps = GaugeMetricFamily(
+        "modelmonitor_requests_per_second",
+        "Requests per second over the window.",
+        labels=window_labels,
+    )
+    latency = GaugeMetricFamily(
+        "modelmonitor_latency_seconds",
+        "Request latency percentiles over the window (for the histogram, see "
+        "modelmonitor_request_duration_seconds).",
+        labels=[*window_labels, "percentile"],
+    )
+    errors = GaugeMetricFamily(
+        "modelmonitor_error_ratio",
+        "Share of requests that failed (5xx or transport error) over the window.",
+        labels=window_labels,
+    )
+    in_flight = GaugeMetricFamily(
+        "modelmonitor_in_flight_requests", "Requests being proxied now.", labels=["service"]
+    )
     for service in snapshot.services:
-        name = _label(service.service)
-        in_flight.append(f'modelmonitor_in_flight_requests{{service="{name}"}} {service.in_flight}')
+        in_flight.add_metric([service.service], service.in_flight)
         for window_name, window in service.windows.items():
-            labels = f'service="{name}",window="{window_name}"'
-            lines.append(f"modelmonitor_requests_per_second{{{labels}}} {window.rps}")
-            errors.append(f"modelmonitor_error_ratio{{{labels}}} {window.error_rate}")
-            for quantile, field in _QUANTILES:
+            labels = [service.service, window_name]
+            rps.add_metric(labels, window.rps)
+            errors.add_metric(labels, window.error_rate)
+            for percentile, field in _PERCENTILES:
                 value = getattr(window, field)
                 if value is not None:
-                    latency.append(
-                        f'modelmonitor_latency_seconds{{{labels},quantile="{quantile}"}} {value}'
-                    )
-    proxies = [
-        "# HELP modelmonitor_dropped_events_total Events dropped because a proxy buffer was full.",
-        "# TYPE modelmonitor_dropped_events_total counter",
-    ]
-    buffers = [
-        "# HELP modelmonitor_buffer_events Events waiting in a proxy's capture buffer.",
-        "# TYPE modelmonitor_buffer_events gauge",
-    ]
+                    latency.add_metric([*labels, percentile], value)
+    yield from (rps, latency, errors, in_flight)
+    yield gauge(
+        "modelmonitor_ingest_events_per_second",
+        "Events stored per second over the last 10 seconds.",
+        snapshot.ingest_rate,
+    )
+
+
+def proxy_families(snapshot: LiveSnapshot) -> Iterator[Metric]:
+    """Each proxy's capture counters, as it last reported them."""
+    labels = ["proxy"]
+    captured = CounterMetricFamily(
+        "modelmonitor_captured_events", "Events a proxy captured.", labels=labels
+    )
+    dropped = CounterMetricFamily(
+        "modelmonitor_dropped_events",
+        "Events dropped because a proxy's capture buffer was full.",
+        labels=labels,
+    )
+    buffered = GaugeMetricFamily(
+        "modelmonitor_buffer_events", "Events waiting in a proxy's capture buffer.", labels=labels
+    )
+    capacity = GaugeMetricFamily(
+        "modelmonitor_buffer_capacity_events", "Size of a proxy's capture buffer.", labels=labels
+    )
+    spooled = GaugeMetricFamily(
+        "modelmonitor_spooled_events",
+        "Events a proxy holds on disk while the bus is unreachable.",
+        labels=labels,
+    )
     for proxy in snapshot.proxies:
-        label = f'proxy="{_label(proxy.proxy_id)}"'
-        proxies.append(f"modelmonitor_dropped_events_total{{{label}}} {proxy.dropped_total}")
-        buffers.append(f"modelmonitor_buffer_events{{{label}}} {proxy.buffer_size}")
-    ingest = [
-        "# HELP modelmonitor_ingest_events_per_second Events stored per second (last 10 s).",
-        "# TYPE modelmonitor_ingest_events_per_second gauge",
-        f"modelmonitor_ingest_events_per_second {snapshot.ingest_rate}",
+        label = [proxy.proxy_id]
+        captured.add_metric(label, proxy.captured_total)
+        dropped.add_metric(label, proxy.dropped_total)
+        buffered.add_metric(label, proxy.buffer_size)
+        capacity.add_metric(label, proxy.buffer_capacity)
+        spooled.add_metric(label, proxy.spooled)
+    yield from (captured, dropped, buffered, capacity, spooled)
+
+
+async def alert_families(alerts: AlertSystem) -> list[Metric]:
+    """Evaluations and notification outcomes of this API's alert system, and firing alerts."""
+    engine = alerts.engine
+    families: list[Metric] = [
+        CounterMetricFamily(
+            "modelmonitor_alert_rounds", "Alert evaluation rounds.", value=engine.rounds_total
+        ),
+        CounterMetricFamily(
+            "modelmonitor_alert_evaluations",
+            "Rule evaluations (one rule on one service).",
+            value=engine.totals.evaluated,
+        ),
+        CounterMetricFamily(
+            "modelmonitor_alert_transitions",
+            "Alert state changes (pending, firing, resolved).",
+            value=engine.totals.transitions,
+        ),
+        CounterMetricFamily(
+            "modelmonitor_alert_evaluation_errors",
+            "Rule evaluations that failed.",
+            value=engine.totals.errors,
+        ),
     ]
-    return "\n".join([*lines, *latency, *errors, *in_flight, *proxies, *buffers, *ingest]) + "\n"
+    outcomes = CounterMetricFamily(
+        "modelmonitor_notifications",
+        "Notifications finished, by channel and outcome (delivered, failed, refused, skipped).",
+        labels=["channel", "outcome"],
+    )
+    for (channel, outcome), count in sorted(alerts.dispatcher.outcomes.items()):
+        outcomes.add_metric([channel, outcome], count)
+    families.append(outcomes)
+    firing = GaugeMetricFamily(
+        "modelmonitor_alerts_firing", "Alerts firing now.", labels=["service"]
+    )
+    counts: dict[str, int] = {}
+    for state in await alerts.store.list_states():
+        if state.status == "firing":
+            counts[state.service] = counts.get(state.service, 0) + 1
+    for service, count in sorted(counts.items()):
+        firing.add_metric([service], count)
+    families.append(firing)
+    return families
 
 
-@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus exposition")
-async def prometheus_metrics(context: Context) -> PlainTextResponse:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus exposition",
+    responses={200: {"content": {"text/plain": {}, "application/openmetrics-text": {}}}},
+)
+async def prometheus_metrics(context: Context, request: Request) -> Response:
     snapshot = await realtime_snapshot(context, None)
-    return PlainTextResponse(render(snapshot), media_type="text/plain; version=0.0.4")
+    families: list[Metric] = [*live_families(snapshot), *proxy_families(snapshot)]
+    if context.cluster_metrics is not None:
+        families.extend(request_families(await context.cluster_metrics.read()))
+    alerts = context.extras.get("alerts")
+    if isinstance(alerts, AlertSystem):
+        families.extend(await alert_families(alerts))
+    body, content_type = encode(families, request.headers.get("accept"))
+    return Response(body, media_type=content_type)

@@ -56,7 +56,7 @@ class RequestPage(msgspec.Struct, kw_only=True):
 
 
 def _record(event: RequestEvent) -> RequestRecord:
-    return RequestRecord(**msgspec.structs.asdict(event))
+    return RequestRecord(**{name: getattr(event, name) for name in RequestRecord.__struct_fields__})
 
 
 def encode_cursor(start: float, event_id: str) -> str:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from modelmonitor.sketch import LatencySketch
-from modelmonitor.storage.base import ROLLUP_SECONDS, EventStore, RollupRow
+from modelmonitor.aggregate import Aggregate
+from modelmonitor.storage.base import ROLLUP_SECONDS, EventStore
 
 __all__ = [
     "METRICS",
@@ -70,49 +70,28 @@ def choose_step(start: float, end: float, *, requested: float | None, max_points
     return next((s for s in _NICE_STEPS if s >= wanted), int(math.ceil(wanted / 86400) * 86400))
 
 
-class _Accumulator:
-    __slots__ = ("errors", "latency_sum", "req_bytes", "requests", "resp_bytes", "sketch", "status")
-
-    def __init__(self, with_sketch: bool) -> None:
-        self.requests = 0
-        self.errors = 0
-        self.latency_sum = 0.0
-        self.req_bytes = 0
-        self.resp_bytes = 0
-        self.status: dict[str, int] = {}
-        self.sketch = LatencySketch() if with_sketch else None
-
-    def add(self, row: RollupRow) -> None:
-        self.requests += row.requests
-        self.errors += row.errors
-        self.latency_sum += row.latency_sum_seconds
-        self.req_bytes += row.request_bytes
-        self.resp_bytes += row.response_bytes
-        for name, count in row.status_classes.items():
-            self.status[name] = self.status.get(name, 0) + count
-        if self.sketch is not None:
-            self.sketch.merge(LatencySketch.from_bytes(row.latency_sketch))
-
-    def value(self, metric: str, step: int) -> float | None:
-        if metric == "requests":
-            return float(self.requests)
-        if metric == "rps":
-            return self.requests / step
-        if metric == "errors":
-            return float(self.errors)
-        if metric == "error_rate":
-            return self.errors / self.requests if self.requests else None
-        if metric in _QUANTILES:
-            return self.sketch.quantile(_QUANTILES[metric]) if self.sketch else None
-        if metric == "mean_latency":
-            return self.latency_sum / self.requests if self.requests else None
-        if metric.startswith("status_"):
-            return float(self.status.get(metric.removeprefix("status_"), 0))
-        if metric == "request_bytes":
-            return float(self.req_bytes)
-        if metric == "response_bytes":
-            return float(self.resp_bytes)
-        raise ValueError(f"unknown metric {metric!r}")
+def _value(slot: Aggregate, metric: str, step: int) -> float | None:
+    """One metric of a step's aggregate."""
+    n = slot.requests
+    if metric == "requests":
+        return float(n)
+    if metric == "rps":
+        return n / step
+    if metric == "errors":
+        return float(slot.errors)
+    if metric == "error_rate":
+        return slot.errors / n if n else None
+    if metric in _QUANTILES:
+        return slot.latency.quantile(_QUANTILES[metric])
+    if metric == "mean_latency":
+        return slot.latency.total / n if n else None
+    if metric.startswith("status_"):
+        return float(slot.status_classes.get(metric.removeprefix("status_"), 0))
+    if metric == "request_bytes":
+        return float(slot.request_bytes)
+    if metric == "response_bytes":
+        return float(slot.response_bytes)
+    raise ValueError(f"unknown metric {metric!r}")
 
 
 async def load_series(
@@ -128,16 +107,15 @@ async def load_series(
     """One series per metric, a point per step from ``start`` (aligned down) to ``end``."""
     first = math.floor(start / step) * step
     rows = await store.rollups(start=first, end=end, service=service, route=route)
-    with_sketch = any(metric in _QUANTILES for metric in metrics)
-    slots: dict[int, _Accumulator] = {}
+    slots: dict[int, Aggregate] = {}
     for row in rows:
         index = int((row.bucket - first) // step)
         slot = slots.get(index)
         if slot is None:
-            slot = slots[index] = _Accumulator(with_sketch)
-        slot.add(row)
+            slot = slots[index] = Aggregate()
+        slot.merge(row.aggregate())
     count = max(1, math.ceil((end - first) / step))
-    empty = _Accumulator(False)
+    empty = Aggregate()
     result = []
     for metric in metrics:
         points: list[tuple[float, float | None]] = []
@@ -148,10 +126,10 @@ async def load_series(
                     ("status_", "request_", "response_")
                 )
                 points.append(
-                    (float(first + index * step), empty.value(metric, step) if zero_ok else None)
+                    (float(first + index * step), _value(empty, metric, step) if zero_ok else None)
                 )
             else:
-                points.append((float(first + index * step), slot.value(metric, step)))
+                points.append((float(first + index * step), _value(slot, metric, step)))
         result.append(Series(metric=metric, unit=METRICS[metric], points=points))
     return result
 
@@ -161,13 +139,13 @@ async def route_summaries(
 ) -> list[RouteSummary]:
     """Per-route totals over a range, busiest first."""
     rows = await store.rollups(start=start, end=end, service=service)
-    by_route: dict[tuple[str, str], _Accumulator] = {}
+    by_route: dict[tuple[str, str], Aggregate] = {}
     for row in rows:
         key = (row.method, row.route)
         slot = by_route.get(key)
         if slot is None:
-            slot = by_route[key] = _Accumulator(True)
-        slot.add(row)
+            slot = by_route[key] = Aggregate()
+        slot.merge(row.aggregate())
     summaries = [
         RouteSummary(
             method=method,
@@ -175,9 +153,9 @@ async def route_summaries(
             requests=slot.requests,
             errors=slot.errors,
             error_rate=slot.errors / slot.requests if slot.requests else 0.0,
-            p50_seconds=slot.value("p50", 60),
-            p95_seconds=slot.value("p95", 60),
-            p99_seconds=slot.value("p99", 60),
+            p50_seconds=slot.latency.quantile(0.5),
+            p95_seconds=slot.latency.quantile(0.95),
+            p99_seconds=slot.latency.quantile(0.99),
         )
         for (method, route), slot in by_route.items()
     ]
