@@ -30,6 +30,7 @@ from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
 from modelmonitor.settings import Settings, parse_host_port
 from modelmonitor.storage import EventStore, create_store
+from modelmonitor.storage.model_rollups import DimensionCaps
 from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
 
@@ -89,6 +90,10 @@ class Runtime:
             await self._start_demo()
         if self.parts.worker or self.parts.api:
             self.store = create_store(self.settings.effective_database_url)
+            self.store.caps = DimensionCaps(
+                max_models=self.settings.max_models_per_service,
+                max_consumers=self.settings.max_consumers_per_service,
+            )
             await self.store.connect()
             self._stack.push_async_callback(self.store.close)
             self.live = create_live(self.settings.cache_url, clock=self.clock)

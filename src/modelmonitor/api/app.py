@@ -20,6 +20,7 @@ from modelmonitor.api.routes import (
     anomalies,
     health,
     metrics,
+    models,
     prometheus,
     requests,
     services,
@@ -96,7 +97,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_openapi(app)
-    routers = (health, services, metrics, anomalies, requests, prometheus, alerts)
+    routers = (health, services, metrics, models, anomalies, requests, prometheus, alerts)
     for module in routers:
         app.include_router(module.router)
     app.include_router(ws_router)
