@@ -121,7 +121,9 @@ class Runtime:
         """The alert system; the engine runs where the live windows are complete: in a
         worker, or anywhere when the live state is shared (``redis://``)."""
         assert self.live is not None
-        self.alerts = AlertSystem.from_settings(self.settings, live=self.live, clock=self.clock)
+        self.alerts = AlertSystem.from_settings(
+            self.settings, live=self.live, clock=self.clock, events=self.store
+        )
         shared_live = urlsplit(self.settings.cache_url).scheme != "memory"
         await self.alerts.start(evaluate=self.parts.worker or shared_live)
         self._stack.push_async_callback(self.alerts.stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from typing import Any
 
 from modelmonitor.alerts.channels import (
@@ -20,12 +21,14 @@ from modelmonitor.alerts.channels import (
 )
 from modelmonitor.alerts.dispatch import Dispatcher
 from modelmonitor.alerts.engine import AlertEngine
-from modelmonitor.alerts.evaluators import AnomalyEvaluator
+from modelmonitor.alerts.evaluators import AnomalyEvaluator, ThresholdEvaluator
 from modelmonitor.alerts.rules import RuleBase, RuleError, parse_rule
 from modelmonitor.alerts.store import AlertStore, create_alert_store
 from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig
 from modelmonitor.live.base import LiveState
+from modelmonitor.query.models import dimension_window
 from modelmonitor.settings import ConfigError, Settings
+from modelmonitor.storage.base import EventStore
 from modelmonitor.types import Clock
 
 __all__ = ["AlertSystem", "config_rules", "validate_alerting"]
@@ -103,6 +106,7 @@ class AlertSystem:
         rules: list[RuleBase] | None = None,
         own_store: bool = True,
         anomaly: TrackerConfig | None = None,
+        events: EventStore | None = None,
     ) -> None:
         self.store = store
         self.channels = channels
@@ -126,6 +130,10 @@ class AlertSystem:
         self.engine.evaluators["anomaly"] = AnomalyEvaluator(
             store, step_seconds=self.tracker.config.step_seconds
         )
+        if events is not None:  # rules filtered by model or consumer read its rollups
+            threshold = self.engine.evaluators["threshold"]
+            assert isinstance(threshold, ThresholdEvaluator)
+            threshold.dimensions = partial(dimension_window, events)
         self._config_rules = list(rules or [])
         self._own_store = own_store
         self._started = False
@@ -138,6 +146,7 @@ class AlertSystem:
         live: LiveState,
         clock: Clock = time.time,
         store: AlertStore | None = None,
+        events: EventStore | None = None,
     ) -> AlertSystem:
         """Validate the alerting settings (raises :class:`ConfigError`) and build."""
         rules, channels = validate_alerting(settings, now=clock())
@@ -150,6 +159,7 @@ class AlertSystem:
             configured_services=[s.name for s in settings.effective_services],
             rules=rules,
             own_store=store is None,
+            events=events,
             anomaly=TrackerConfig(
                 step_seconds=settings.anomaly_step_seconds,
                 learning_period=settings.anomaly_learning_period,

@@ -79,7 +79,9 @@ def create_app(
                 await context.cluster_metrics.connect()
                 stack.push_async_callback(context.cluster_metrics.close)
             if alert_system is None:
-                own_alerts = AlertSystem.from_settings(settings, live=own_live, clock=clock)
+                own_alerts = AlertSystem.from_settings(
+                    settings, live=own_live, clock=clock, events=own_store
+                )
                 await own_alerts.start(evaluate=True)
                 stack.push_async_callback(own_alerts.stop)
             context.extras["alerts"] = alert_system or own_alerts

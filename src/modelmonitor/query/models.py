@@ -6,10 +6,10 @@ from typing import Literal
 
 import msgspec
 
-from modelmonitor.aggregate import Aggregate
-from modelmonitor.storage.base import EventStore
+from modelmonitor.aggregate import Aggregate, WindowStats
+from modelmonitor.storage.base import ROLLUP_SECONDS, EventStore
 
-__all__ = ["DimensionList", "DimensionSummary", "dimension_summaries"]
+__all__ = ["DimensionList", "DimensionSummary", "dimension_summaries", "dimension_window"]
 
 
 class DimensionSummary(msgspec.Struct, kw_only=True):
@@ -93,3 +93,21 @@ async def dimension_summaries(
         items=items,
         folded_requests=store.caps.folded.get(service, 0),
     )
+
+
+async def dimension_window(
+    store: EventStore,
+    service: str,
+    seconds: int,
+    model: str | None,
+    consumer: str | None,
+    now: float,
+) -> WindowStats:
+    """The last ``seconds`` of one model's or consumer's requests, in whole minutes
+    (from the minute that holds ``now - seconds``)."""
+    first = (now - seconds) // ROLLUP_SECONDS * ROLLUP_SECONDS
+    rows = await store.model_rollups(
+        start=first, end=now + ROLLUP_SECONDS, service=service, model=model, consumer=consumer
+    )
+    total = Aggregate.total(row.aggregate() for row in rows)
+    return total.to_stats(window_seconds=seconds, covered=max(now - first, 1.0))
