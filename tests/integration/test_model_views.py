@@ -3,6 +3,7 @@ consumer, the models and consumers tables, LLM series, and the cardinality cap."
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelmonitor.events import RequestEvent
 from modelmonitor.runtime import Parts, Runtime
@@ -35,6 +37,12 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[Runtime]:
         yield runtime
     finally:
         await runtime.stop()
+
+
+def _completion(exposition: str) -> float:
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    family = families.get("modelmonitor_completion_tokens")
+    return sum(s.value for s in family.samples) if family else 0.0
 
 
 def llm_events(count: int, *, start: float, seed: int = 1) -> list[RequestEvent]:
@@ -79,10 +87,30 @@ async def test_history_tables_and_the_cap(pipeline: Runtime) -> None:
         consumers = (
             await client.get("/api/v1/consumers", params={"service": "svc", "model": "m2"})
         ).json()
+        expected_tokens = sum(e.completion_tokens for e in events)
+        for _ in range(100):  # the cluster totals are shipped every so often
+            exposition = (await client.get("/metrics")).text
+            if _completion(exposition) == expected_tokens:
+                break
+            await asyncio.sleep(0.1)
         bad = await client.get(
             "/api/v1/metrics/historical", params={"service": "svc", "route": "/x", "model": "m"}
         )
     assert bad.status_code == 422 and "route" in bad.text
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    completion = families["modelmonitor_completion_tokens"].samples
+    assert sum(s.value for s in completion if s.labels["service"] == "svc") == sum(
+        e.completion_tokens for e in events
+    )
+    cost = sum(s.value for s in families["modelmonitor_cost_usd"].samples)
+    assert cost == pytest.approx(sum(e.cost_usd for e in events))
+    ttft_count = [
+        s.value
+        for s in families["modelmonitor_time_to_first_token_seconds"].samples
+        if s.name.endswith("_count")
+    ]
+    assert sum(ttft_count) == sum(e.ttft_seconds > 0 for e in events)
+    assert "modelmonitor_llm_time_to_first_token_seconds" in families
     series = {s["metric"]: s["points"] for s in history["series"]}
     mine = [e for e in events if e.model == "m1"]
     assert sum(v for _, v in series["requests"]) == len(mine)
