@@ -195,12 +195,16 @@ _LABELS = {
     "latency_p99": "p99",
     "error_rate": "error rate",
     "throughput": "throughput",
+    "ttft_p95": "TTFT p95",
+    "tokens_per_second": "tokens/s",
 }
 
 
 def _format(metric: str, value: float) -> tuple[str, str]:
-    if metric.startswith("latency_"):
+    if metric.startswith(("latency_", "ttft_")):
         return f"{value * 1000:.0f}", "ms"
+    if metric == "tokens_per_second":
+        return f"{value:.1f}", "tokens/s"
     if metric == "error_rate":
         return f"{value * 100:.1f}", "%"
     return f"{value:.1f}", "req/s"

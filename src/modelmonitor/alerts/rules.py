@@ -22,6 +22,7 @@ from modelmonitor.timeparse import parse_duration
 __all__ = [
     "ANOMALY_METRICS",
     "COMPARATORS",
+    "LANGUAGE_ANOMALY_METRICS",
     "METRICS",
     "RULE_KINDS",
     "WINDOW_SECONDS",
@@ -58,8 +59,18 @@ Metric = Literal[
     "finish_reason_length_rate",
 ]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
-AnomalyMetric = Literal["latency_p50", "latency_p95", "latency_p99", "error_rate", "throughput"]
+AnomalyMetric = Literal[
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "error_rate",
+    "throughput",
+    "ttft_p95",
+    "tokens_per_second",
+]
 ANOMALY_METRICS: tuple[str, ...] = AnomalyMetric.__args__  # type: ignore[attr-defined]
+#: Anomaly metrics that only language-model services have.
+LANGUAGE_ANOMALY_METRICS = ("ttft_p95", "tokens_per_second")
 Comparator = Literal[">", ">=", "<", "<="]
 COMPARATORS: tuple[str, ...] = Comparator.__args__  # type: ignore[attr-defined]
 Severity = Literal["info", "warning", "critical"]

@@ -13,7 +13,7 @@ import msgspec
 from fastapi import APIRouter, Query
 
 from modelmonitor.alerts.models import AnomalyPoint
-from modelmonitor.alerts.rules import ANOMALY_METRICS
+from modelmonitor.alerts.rules import ANOMALY_METRICS, LANGUAGE_ANOMALY_METRICS
 from modelmonitor.alerts.store.base import AlertStore
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import schema_response
@@ -38,6 +38,8 @@ HISTORY_TO_ANOMALY = {
     "error_rate": "error_rate",
     "rps": "throughput",
     "requests": "throughput",
+    "ttft_p95": "ttft_p95",
+    "tokens_per_second": "tokens_per_second",
 }
 #: Newest points older than this are not shown as live (the tracker stopped).
 _LIVE_MAX_AGE = 60.0
@@ -170,4 +172,6 @@ async def anomalies(
     series = await anomaly_series(
         context, service=service, metrics=metrics, start=start_at, end=end_at
     )
+    if metric is None:  # language-model metrics only where the service has them
+        series = [s for s in series if s.points or s.metric not in LANGUAGE_ANOMALY_METRICS]
     return json_response(AnomalyList(start=start_at, end=end_at, series=series))
