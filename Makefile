@@ -9,7 +9,8 @@ WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tailwi
 TARGET ?=
 ARGS ?=
 
-.PHONY: run dev test test-python test-web lint typecheck bench bench-proxy bench-llm bench-pipeline bench-anomaly bench-ws bench-ui services build clean
+
+.PHONY: run dev test test-python test-web lint typecheck bench bench-proxy bench-llm bench-hostile bench-pipeline bench-anomaly bench-ws bench-ui services build clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -32,18 +33,21 @@ run: $(STAMP) $(WEB_DIST)
 dev: $(STAMP) $(WEB_STAMP)
 	$(VENV)/bin/modelmonitor up --demo $(ARGS) & cd web && npm run dev; kill %1
 
-## services: start PostgreSQL, Redis and RabbitMQ when they are not running
+## services: start PostgreSQL, Redis and RabbitMQ when they are not running (TimescaleDB built in)
 services:
 	@bash scripts/services.sh
 	@bash scripts/ensure-prometheus.sh
+	@bash scripts/ensure-timescaledb.sh
 
 ## test: every test (Python, dashboard components, browser end to end)
 test: $(STAMP) services $(WEB_DIST)
+	@bash scripts/ensure-alertmanager.sh
 	$(MAKE) lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(MAKE) test-web
 
 test-python: $(STAMP) services
+	@bash scripts/ensure-alertmanager.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-web: $(STAMP) $(WEB_DIST)
@@ -58,7 +62,7 @@ lint: $(STAMP)
 typecheck: lint
 
 ## bench: proxy, pipeline and anomaly benchmarks (prints ratios against same-run baselines)
-bench: bench-proxy bench-llm bench-pipeline bench-ws bench-ui bench-anomaly
+bench: bench-proxy bench-llm bench-hostile bench-pipeline bench-ws bench-ui bench-anomaly
 
 bench-proxy: $(STAMP)
 	@bash scripts/ensure-bench-tools.sh
@@ -68,6 +72,9 @@ bench-proxy: $(STAMP)
 bench-llm: $(STAMP)
 	@bash scripts/ensure-bench-tools.sh
 	$(PY) bench/llm.py
+## bench-hostile: 100,000 distinct random paths through `modelmonitor up` (memory, latency)
+bench-hostile: $(STAMP)
+	$(PY) bench/hostile.py
 
 bench-pipeline: $(STAMP) services
 	$(PY) bench/pipeline.py

@@ -7,6 +7,8 @@ Targets, all running at once and measured in alternating order each round:
 * bare           wrk -> ``ProxyServer`` alone, capture drained and thrown away (the ceiling)
 * up             wrk -> ``modelmonitor up`` (embedded defaults, everything on, as ``make
                  run`` starts it, a dashboard WebSocket open) -> upstream
+* up-single      the same with ``--single-process`` (proxy and pipeline on one event
+                 loop, as before issue 12); only with ``--targets ...,up-single``
 * proxy-amqp     wrk -> ``modelmonitor proxy`` publishing to RabbitMQ, with a
                  ``modelmonitor worker`` consuming so the queue does not grow
 
@@ -56,7 +58,7 @@ AMQP = os.environ.get("MODELMONITOR_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5
 PATH = "/v1/models/iris/predict"
 
 # Targets (issue 12).
-MIN_RATIO = {"up": 0.5, "proxy-amqp": 0.6}
+MIN_RATIO = {"up": 0.5, "proxy-amqp": 0.6, "up-single": 0.5}
 LATENCY_FACTOR = 2.0
 LATENCY_SLACK_MS = 0.3
 RSS_TOLERANCE = 0.10
@@ -333,8 +335,12 @@ def start_bare(upstream: str) -> Target:
     return Target("bare", port, [child])
 
 
-def start_up(upstream: str, big_upstream: str, tmp: Path) -> Target:
-    """``modelmonitor up`` as ``make run`` starts it, with a second service for big bodies."""
+def start_up(upstream: str, big_upstream: str, tmp: Path, *, single: bool = False) -> Target:
+    """``modelmonitor up`` as ``make run`` starts it, with a second service for big bodies
+    (``single``: with ``--single-process``, everything on one event loop, as before)."""
+    name = "up-single" if single else "up"
+    tmp = tmp / name
+    tmp.mkdir()
     port, big_port, api_port = free_port(), free_port(), free_port()
     config = tmp / "modelmonitor.yaml"
     config.write_text(
@@ -354,11 +360,12 @@ def start_up(upstream: str, big_upstream: str, tmp: Path) -> Target:
         str(tmp / "data"),
         "--log-level",
         "warning",
+        *(["--single-process"] if single else []),
     )
     child = start_child(
-        "up", argv, [port, big_port, api_port], cpu=0, log=tmp / "up.log", env=clean_env()
+        name, argv, [port, big_port, api_port], cpu=0, log=tmp / "up.log", env=clean_env()
     )
-    target = Target("up", port, [child], api_port=api_port)
+    target = Target(name, port, [child], api_port=api_port)
     target.cleanup.append(open_dashboard(api_port))
     target.big_port = big_port  # type: ignore[attr-defined]
     return target
@@ -855,6 +862,7 @@ def run(args: argparse.Namespace, wanted: list[str], tmp: Path, started: list[Ta
         "nginx": lambda: start_nginx(upstream_port, tmp / "nginx"),
         "bare": lambda: start_bare(upstream_url),
         "up": lambda: start_up(upstream_url, big_url, tmp),
+        "up-single": lambda: start_up(upstream_url, big_url, tmp, single=True),
         "proxy-amqp": lambda: start_proxy_amqp(upstream_url, tmp),
     }
     targets = {"direct": started[0]}

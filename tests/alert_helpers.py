@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from modelmonitor.alerts.channels.base import (
     NotificationChannel,
     SendResult,
 )
-from modelmonitor.alerts.models import Notification
+from modelmonitor.alerts.models import AlertNotice, Notification
 from modelmonitor.events import EventBatch, EventIdFactory, ProxyStats, RequestEvent
 from modelmonitor.live.base import LiveState
 
@@ -28,6 +29,7 @@ __all__ = [
     "batch",
     "events_for_second",
     "feed",
+    "sample_notification",
     "serve",
 ]
 
@@ -153,6 +155,8 @@ class Receiver:
     """A real HTTP server on 127.0.0.1 recording what is POSTed to it."""
 
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    #: The path of each request, in the same order.
+    paths: list[str] = field(default_factory=list)
     #: Status codes to answer with, in order; 200 once exhausted.
     statuses: list[int] = field(default_factory=list)
     url: str = ""
@@ -165,6 +169,7 @@ class Receiver:
             body = await request.body()
             status = self.statuses.pop(0) if self.statuses else 200
             self.requests.append((dict(request.headers), body))
+            self.paths.append(request.url.path)
             return Response(status_code=status)
 
         return app
@@ -199,3 +204,34 @@ async def serve(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def sample_notification(
+    status: str = "firing",
+    *,
+    notification_id: str = "n-1",
+    labels: dict[str, str] | None = None,
+    started: float | None = None,
+) -> Notification:
+    """One critical ``error_rate > 0.05`` alert on service ``iris``, firing or resolved."""
+    now = time.time()
+    notice = AlertNotice(
+        id="r1:iris",
+        rule_id="r1",
+        rule_name="High error rate",
+        status=status,
+        reason=status,
+        severity="critical",
+        service="iris",
+        metric="error_rate",
+        comparator=">",
+        threshold=0.05,
+        value=0.5,
+        window="1m",
+        labels={"team": "ml"} if labels is None else labels,
+        starts_at=now - 60 if started is None else started,
+        ends_at=now if status == "resolved" else None,
+    )
+    return Notification(
+        id=notification_id, service="iris", status=status, created_at=now, alerts=[notice]
+    )

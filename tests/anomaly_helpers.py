@@ -13,6 +13,7 @@ from modelmonitor.alerts.models import AlertNotice, AnomalyPoint
 from modelmonitor.anomaly.tracker import AnomalyTracker
 from modelmonitor.events import EventIdFactory, RequestEvent
 from modelmonitor.live.base import LiveState
+from modelmonitor.storage.base import EventStore
 from tests.alert_helpers import SimClock, batch
 
 __all__ = ["Shape", "Traffic", "daily"]
@@ -53,6 +54,8 @@ class Traffic:
     clock: SimClock
     tracker: AnomalyTracker | None = None
     engine: AlertEngine | None = None
+    #: Also stored here (rollups: the history a new detector warms from).
+    events: EventStore | None = None
     service: str = "svc"
     seed: int = 1
     points: list[AnomalyPoint] = field(default_factory=list)
@@ -98,6 +101,8 @@ class Traffic:
                 events.extend(self._events(self.clock.now, shape(self.clock.now)))
                 self.clock.advance(1.0)
             await self.live.record(batch(events, sent_at=self.clock.now))
+            if self.events is not None:
+                await self.events.write_batch(events)
             if self.tracker is not None:
                 self.points.extend(await self.tracker.step())
             if self.engine is not None and self.clock.now % evaluate_every == 0:

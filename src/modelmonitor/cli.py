@@ -46,6 +46,11 @@ def _add_settings_flags(parser: argparse.ArgumentParser, *, proxy: bool, api: bo
         parser.add_argument(
             "--api", help="API and dashboard address HOST:PORT (default 127.0.0.1:8000)"
         )
+        parser.add_argument(
+            "--insecure-no-auth",
+            action="store_true",
+            help="serve the API beyond loopback with no authentication (not recommended)",
+        )
     else:
         parser.add_argument(
             "--health", dest="health_listen", help="serve GET /health on HOST:PORT (for probes)"
@@ -65,6 +70,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "health_listen",
     )
     overrides = {key: getattr(args, key, None) for key in keys}
+    if getattr(args, "insecure_no_auth", False):
+        overrides["auth"] = {"insecure_no_auth": True}
     if getattr(args, "tls_cert", None) is not None:
         overrides["listen_tls"] = {"cert_file": args.tls_cert, "key_file": args.tls_key}
     elif getattr(args, "tls_key", None) is not None:
@@ -95,6 +102,7 @@ def _run_parts(args: argparse.Namespace, *, proxy: bool, worker: bool, api: bool
         parts=Parts(proxy=proxy, worker=worker, api=api),
         demo=demo,
         demo_port=getattr(args, "demo_port", 8080),
+        proxy_process=proxy and worker and not getattr(args, "single_process", False),
     )
     _install_loop()
     asyncio.run(run_until_signalled(runtime, ready="ModelMonitor is running; Ctrl-C stops it"))
@@ -197,10 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modelmonitor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    up = commands.add_parser("up", help="run proxy, worker and API in one process")
+    up = commands.add_parser(
+        "up", help="run proxy, worker and API (the proxy in a process of its own)"
+    )
     _add_settings_flags(up, proxy=True, api=True)
     up.add_argument("--demo", action="store_true", help="also start the bundled demo model API")
     up.add_argument("--demo-port", type=int, default=8080, help="the demo model API's port")
+    up.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run the proxy in the same process and event loop as the pipeline (slower)",
+    )
     up.set_defaults(handler=_cmd_up)
 
     for name, helptext, proxy, api, handler in (
@@ -243,12 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--concurrency", type=int, default=64)
     traffic.set_defaults(handler=_cmd_demo_traffic)
 
+    from modelmonitor.auth.cli import add_auth_commands
+
+    add_auth_commands(commands)
     try:
         from modelmonitor.anomaly.cli import add_anomaly_commands
     except ImportError:
         pass
     else:
         add_anomaly_commands(commands)
+    from modelmonitor.quality.cli import add_drift_commands
+
+    add_drift_commands(commands)
     return parser
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "SQL_IS_ERROR",
     "EventBatch",
     "EventIdFactory",
+    "PayloadSample",
     "ProxyStats",
     "RequestEvent",
     "decode_batch",
@@ -87,6 +88,11 @@ class RequestEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
     finish_reason: str = ""
     streamed: bool = False
     cost_usd: float = 0.0
+    # W3C trace context (hex), set when the service propagates traces: the proxy's span
+    # is ``span_id`` in trace ``trace_id``, a child of the caller's ``parent_span_id``.
+    trace_id: str = ""
+    span_id: str = ""
+    parent_span_id: str = ""
 
     @property
     def is_error(self) -> bool:
@@ -111,13 +117,31 @@ class ProxyStats(msgspec.Struct, array_like=True, frozen=True, gc=False):
     in_flight: dict[str, int] = {}
     bus_state: str = "connected"
     spooled: int = 0
+    #: Refusals at the proxy's edge per kind, and ``routes_folded`` (requests past a
+    #: service's route cap), since the proxy started.
+    edge: dict[str, int] = {}
+
+
+class PayloadSample(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """The first bytes of a sampled request's and response's bodies (opt-in per service).
+
+    Unredacted: the worker redacts before anything is stored or logged.
+    """
+
+    event_id: str
+    request: bytes
+    response: bytes
+    request_truncated: bool = False
+    response_truncated: bool = False
 
 
 class EventBatch(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """What travels on the bus: a proxy's events and its stats."""
+    """What travels on the bus: a proxy's events and its stats (and sampled bodies)."""
 
     stats: ProxyStats
     events: list[RequestEvent]
+    #: Added after the first release: batches without it decode with none.
+    samples: list[PayloadSample] = []
 
 
 _encoder = msgspec.msgpack.Encoder()

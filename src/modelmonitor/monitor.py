@@ -41,16 +41,23 @@ _KNOWN_KEYS = {
     "config_file",
     "notification_channels",
     "alert_rules",
+    "proxy_process",
 }
 
 
 class ModelAPIMonitor:
-    """Monitor one model API from Python: proxy, pipeline and API in this process."""
+    """Monitor one model API from Python: pipeline and API in this process; the proxy
+    here too, or (``"proxy_process": True``) in a child process of its own, as
+    ``modelmonitor up`` runs it, so this program's event loop never slows a request."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         unknown = sorted(set(config) - _KNOWN_KEYS)
         if unknown:
             raise ConfigError(f"unknown ModelAPIMonitor option(s): {', '.join(unknown)}")
+        proxy_process = config.get("proxy_process", False)
+        if not isinstance(proxy_process, bool):
+            raise ConfigError("proxy_process must be true or false")
+        self._proxy_process = proxy_process
         self.settings = self._settings(config)
         self._runtime: Runtime | None = None
         self._alert_configs: list[dict[str, Any]] = []
@@ -105,7 +112,7 @@ class ModelAPIMonitor:
         """Start the proxy, the pipeline and the API; returns once all listen."""
         if self._runtime is not None:
             raise RuntimeError("monitoring is already started")
-        runtime = Runtime(self.settings)
+        runtime = Runtime(self.settings, proxy_process=self._proxy_process)
         await runtime.start()
         self._runtime = runtime
         try:

@@ -1,8 +1,10 @@
 """The composition root: builds backends from URLs and runs proxy, worker and API.
 
 Only this module chooses adapters; every other package depends on the contracts.
-``modelmonitor up`` runs all parts in one process; ``proxy``, ``worker`` and
-``api`` run one part each around shared production backends.
+``modelmonitor up`` runs all parts on one machine: with ``proxy_process`` the proxy
+runs in a child process (:mod:`modelmonitor.proxy_process`) fed to this process's
+worker over a ``unix://`` bus, else everything shares one event loop. ``proxy``,
+``worker`` and ``api`` run one part each around shared production backends.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,8 +32,9 @@ from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import ComponentHealth
 from modelmonitor.bus import EventBus, create_bus
 from modelmonitor.live import LiveState, create_live
-from modelmonitor.settings import Settings, parse_host_port
-from modelmonitor.storage import EventStore, create_store
+from modelmonitor.quality.store import QualityStore, create_quality_store
+from modelmonitor.settings import ConfigError, Settings, parse_host_port
+from modelmonitor.storage import EventStore, RollupTier, create_store
 from modelmonitor.storage.model_rollups import DimensionCaps
 from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
@@ -61,19 +66,27 @@ class Runtime:
     demo: bool = False
     demo_port: int = 8080
     clock: Clock = time.time
+    #: Run the proxy in a child process (only when this runtime runs proxy and worker).
+    proxy_process: bool = False
 
     bus: EventBus | None = None
     store: EventStore | None = None
     live: LiveState | None = None
     proxy: Any = None
+    proxy_child: Any = None
     shipper: Any = None
     capture: Any = None
     worker: Any = None
     alerts: AlertSystem | None = None
+    quality_store: QualityStore | None = None
+    quality: Any = None
     api_server: uvicorn.Server | None = None
     health_server: uvicorn.Server | None = None
     demo_url: str | None = None
+    auth_enabled: bool | None = None
+    auth_store: Any = None
     cluster_metrics: ClusterMetrics | None = None
+    otlp: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -86,10 +99,15 @@ class Runtime:
             raise
 
     async def _start(self) -> None:
+        if self.parts.api:
+            await self._open_auth()
         if self.demo:
             await self._start_demo()
         if self.parts.worker or self.parts.api:
-            self.store = create_store(self.settings.effective_database_url)
+            self.store = create_store(
+                self.settings.effective_database_url,
+                compress_after_seconds=self.settings.timescale_compress_after,
+            )
             self.store.caps = DimensionCaps(
                 max_models=self.settings.max_models_per_service,
                 max_consumers=self.settings.max_consumers_per_service,
@@ -102,14 +120,20 @@ class Runtime:
             self.cluster_metrics = create_cluster(self.settings.cache_url)
             await self.cluster_metrics.connect()
             self._stack.push_async_callback(self.cluster_metrics.close)
+            self.quality_store = create_quality_store(self.settings.effective_database_url)
+            await self.quality_store.connect()
+            self._stack.push_async_callback(self.quality_store.close)
             await self._start_alerts()
+        split = self.proxy_process and self.parts.proxy and self.parts.worker
         if self.parts.proxy or self.parts.worker:
-            self.bus = create_bus(self.settings.broker_url)
+            self.bus = create_bus(self._local_bus_url() if split else self.settings.broker_url)
             await self.bus.connect()
             self._stack.push_async_callback(self.bus.close)
         if self.parts.worker:
             await self._start_worker()
-        if self.parts.proxy:
+        if split:
+            await self._start_proxy_process()
+        elif self.parts.proxy:
             await self._start_proxy()
         if self.parts.api:
             await self._start_api()
@@ -122,8 +146,12 @@ class Runtime:
         worker, or anywhere when the live state is shared (``redis://``)."""
         assert self.live is not None
         self.alerts = AlertSystem.from_settings(
-            self.settings, live=self.live, clock=self.clock, events=self.store
+            self.settings, live=self.live, clock=self.clock, history=self.store
         )
+        if self.quality_store is not None:
+            from modelmonitor.quality.alerting import install_drift_alerts
+
+            install_drift_alerts(self.alerts, self.quality_store, self.settings)
         shared_live = urlsplit(self.settings.cache_url).scheme != "memory"
         await self.alerts.start(evaluate=self.parts.worker or shared_live)
         self._stack.push_async_callback(self.alerts.stop)
@@ -175,14 +203,57 @@ class Runtime:
             live=self.live,
             retention_raw_seconds=self.settings.retention_raw,
             retention_rollups_seconds=self.settings.retention_rollups,
+            retention_tiers_seconds={
+                RollupTier.HOUR: self.settings.retention_rollups_hour,
+                RollupTier.DAY: self.settings.retention_rollups_day,
+            },
             clock=self.clock,
         )
         await self.worker.start()
+        if self.settings.otlp is not None:
+            await self._start_otlp(self.worker)
         # Stopped in reverse: the worker, then the shipping loop, then one last flush.
         self._stack.push_async_callback(self._flush_request_metrics)
         shipping = asyncio.create_task(self._ship_request_metrics(), name="request-metrics")
         self._stack.push_async_callback(cancel_and_wait, [shipping])
         self._stack.push_async_callback(self.worker.stop)
+        await self._start_quality()
+
+    async def _start_quality(self) -> None:
+        """Profile sampled payloads in the worker, for services that opted in."""
+        from modelmonitor.quality.processor import QualityProcessor
+
+        assert self.worker is not None and self.quality_store is not None
+        sampling = {s.name: s.sampling for s in self.settings.effective_services}
+        self.quality = QualityProcessor(
+            store=self.quality_store,
+            services=sampling,
+            profile_retention_seconds=self.settings.retention_rollups,
+            bucket_seconds=self.settings.quality_bucket_seconds,
+            clock=self.clock,
+        )
+        if self.quality.enabled:
+            self.worker.hooks.append(self.quality)
+            await self.quality.start()
+            self._stack.push_async_callback(self.quality.stop)
+
+    async def _start_otlp(self, worker: Any) -> None:
+        from modelmonitor.telemetry._otlp import OtlpExporter
+
+        config = self.settings.otlp
+        assert config is not None
+        exporter = OtlpExporter(
+            config.endpoint,
+            headers=config.headers,
+            service_name=config.service_name,
+            traces=config.traces,
+            metrics=config.metrics,
+            metrics_interval_seconds=config.metrics_interval_seconds,
+        )
+        worker.add_observer(exporter.submit)
+        await exporter.start(worker.request_metrics.snapshot)
+        self.otlp = exporter
+        self._stack.push_async_callback(exporter.stop)
 
     async def _flush_request_metrics(self) -> None:
         if self.worker is not None and self.cluster_metrics is not None:
@@ -231,6 +302,7 @@ class Runtime:
             batch_max_events=settings.batch_max_events,
             flush_interval_seconds=settings.flush_interval_seconds,
             in_flight=self.proxy.in_flight,
+            edge=self.proxy.edge_counts,
             spool=spool,
         )
         await self.shipper.start()
@@ -239,13 +311,62 @@ class Runtime:
         await self.proxy.start()
         self._stack.push_async_callback(self.proxy.stop)
 
-    async def _drain_pipeline(self) -> None:
-        """With the in-process bus, let the worker store what the shipper flushed."""
-        from modelmonitor.bus.memory import MemoryBus
+    def _local_bus_url(self) -> str:
+        """The bus between this process and its proxy process: a Unix socket in a
+        private directory, unless a broker is configured (then both use it)."""
+        if not self.settings.broker_url.startswith("memory:"):
+            return self.settings.broker_url
+        directory = tempfile.mkdtemp(prefix="modelmonitor-")  # mode 0700
+        self._stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        return f"unix://{directory}/bus.sock"
 
-        if isinstance(self.bus, MemoryBus) and self.worker is not None:
+    async def _start_proxy_process(self) -> None:
+        from modelmonitor.proxy_process import ProxyProcess
+
+        assert self.bus is not None
+        if not self.settings.effective_services:
+            raise RuntimeError(
+                "nothing to proxy: give --target URL, --demo, or services in --config"
+            )
+        # The child needs the proxy's settings only: no channel secrets, no rules.
+        child_settings = self.settings.model_copy(
+            update={"broker_url": self.bus.url, "notification_channels": {}, "alert_rules": []}
+        )
+        self.proxy_child = ProxyProcess(child_settings)
+        await self.proxy_child.start()
+        self._stack.push_async_callback(self._drain_pipeline)
+        self._stack.push_async_callback(self.proxy_child.stop)
+
+    async def _drain_pipeline(self) -> None:
+        """With a bus held in this process, let the worker store what the shipper flushed."""
+        from modelmonitor.bus.memory import MemoryBus
+        from modelmonitor.bus.unix import UnixBus
+
+        if isinstance(self.bus, MemoryBus | UnixBus) and self.worker is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.bus.join(), timeout=10.0)
+
+    async def _open_auth(self) -> None:
+        """The auth store; refuse, before anything listens, to serve an API beyond
+        loopback with no authentication."""
+        from modelmonitor.auth.exposure import exposure_problem
+        from modelmonitor.auth.service import AuthService
+        from modelmonitor.auth.store import create_auth_store
+
+        self.auth_store = create_auth_store(self.settings.effective_database_url)
+        await self.auth_store.connect()
+        self._stack.push_async_callback(self.auth_store.close)
+        token = self.settings.admin_token
+        service = AuthService(
+            store=self.auth_store,
+            config=self.settings.auth,
+            admin_token=token.get_secret_value() if token else None,
+            clock=self.clock,
+        )
+        problem = await exposure_problem(self.settings, service)
+        if problem is not None:
+            raise ConfigError(problem)
+        self.auth_enabled = await service.enabled()
 
     async def _start_api(self) -> None:
         from modelmonitor.api.app import create_app
@@ -257,7 +378,9 @@ class Runtime:
             clock=self.clock,
             health_sources=[self._health],
             alert_system=self.alerts,
+            auth_store=self.auth_store,
             cluster_metrics=self.cluster_metrics,
+            quality_store=self.quality_store,
         )
         host, port = parse_host_port(self.settings.api)
         self.api_server = await self._serve(app, host, port)
@@ -277,6 +400,8 @@ class Runtime:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            # Forwarded headers are believed only from auth.trusted_proxies, by the API.
+            proxy_headers=False,
             ws_ping_interval=20.0,
             # Snapshots go to many clients: compressing each copy costs more CPU than it saves.
             ws_per_message_deflate=False,
@@ -315,6 +440,9 @@ class Runtime:
 
     @property
     def proxy_addresses(self) -> dict[str, str]:
+        if self.proxy_child is not None:
+            child: dict[str, str] = self.proxy_child.addresses
+            return child
         if self.proxy is None:
             return {}
         addresses: dict[str, str] = self.proxy.addresses
@@ -354,13 +482,19 @@ class Runtime:
 
     def _part_families(self) -> list[Any]:
         """This process's own Prometheus families (a lone proxy or worker)."""
-        from modelmonitor.telemetry._parts import proxy_part_families, worker_part_families
+        from modelmonitor.telemetry._parts import (
+            otlp_part_families,
+            proxy_part_families,
+            worker_part_families,
+        )
 
         families: list[Any] = []
         if self.proxy is not None and self.capture is not None:
             families.extend(proxy_part_families(self.proxy, self.capture, self.shipper))
         if self.worker is not None:
             families.extend(worker_part_families(self.worker, now=self.clock()))
+        if self.otlp is not None:
+            families.extend(otlp_part_families(self.otlp.stats))
         return families
 
     def _health(self) -> dict[str, ComponentHealth]:
@@ -397,18 +531,22 @@ class Runtime:
                 status="degraded" if tracker.last_error else "ok",
                 detail=tracker.last_error or detail,
             )
+        if self.proxy_child is not None:
+            state = self.proxy_child.state
+            restarted = f", restarted {state.restarts}x" if state.restarts else ""
+            components["proxy"] = ComponentHealth(
+                status="ok" if state.running else "down",
+                detail=f"proxy process {state.pid}{restarted}"
+                if state.running
+                else f"proxy process exited with code {state.last_exit}; starting it again",
+            )
         if self.capture is not None:
             fill = self.capture.size / self.capture.capacity
             components["proxy"] = ComponentHealth(
                 status="degraded" if fill > 0.9 else "ok",
                 detail=f"buffer {self.capture.size}/{self.capture.capacity}, "
                 f"{self.capture.dropped_total} dropped"
-                + (
-                    f", {self.proxy.open_tunnels} open tunnels, "
-                    f"{self.proxy.unrouted_total} unrouted (404)"
-                    if self.proxy
-                    else ""
-                ),
+                + (f", {self.proxy.health_detail()}" if self.proxy else ""),
             )
         return components
 
@@ -423,12 +561,17 @@ class Runtime:
             lines.append(f"proxy    {name}: {scheme}://{address}")
         if self.api_url:
             lines.append(f"api      {self.api_url}  (dashboard at /, OpenAPI at /docs)")
+            lines.append(
+                "auth     on: log in with a user, a token or single sign-on"
+                if self.auth_enabled
+                else "auth     off: no users yet (modelmonitor users add NAME --role admin)"
+            )
         if self.health_server is not None:
             lines.append(f"health   http://{self.settings.health_listen}/health")
         if self.demo_url is not None:
             lines.append(f"demo     model API at {self.demo_url}")
         lines.append(
-            f"backends broker={_redact(self.settings.broker_url)} "
+            f"backends broker={_redact(self.bus.url if self.bus else self.settings.broker_url)} "
             f"database={_redact(self.settings.effective_database_url)} "
             f"cache={_redact(self.settings.cache_url)}"
         )

@@ -6,6 +6,7 @@ naming the field, instead of failing at the first request.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import ssl
 from pathlib import Path
@@ -21,18 +22,22 @@ from pydantic import (
     FilePath,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from modelmonitor.protocols.config import ConsumerConfig, ModelPrice, ProtocolName
+from modelmonitor.quality.config import DriftConfig, SamplingConfig
 from modelmonitor.timeparse import parse_duration
 
 __all__ = [
+    "AuthConfig",
     "ConfigError",
     "HostPort",
     "ListenTLSConfig",
+    "OIDCConfig",
     "ProxyLimits",
     "ServiceConfig",
     "Settings",
@@ -180,6 +185,29 @@ class ProxyLimits(BaseModel):
         return self
 
 
+class OtlpConfig(BaseModel):
+    """Export a span per request and the request metrics to an OpenTelemetry collector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``http(s)://host:4318`` (OTLP/HTTP, protobuf) or ``grpc(s)://host:4317`` (OTLP/gRPC).
+    endpoint: str
+    #: Sent with every export (an API key for a hosted collector): kept out of logs.
+    headers: dict[str, str] = Field(default_factory=dict)
+    service_name: str = "modelmonitor"
+    traces: bool = True
+    metrics: bool = True
+    metrics_interval_seconds: Duration = Field(default=10.0, gt=0)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https", "grpc", "grpcs") or not parts.netloc:
+            raise ValueError("must be http(s)://host:port or grpc(s)://host:port")
+        return value
+
+
 class ServiceConfig(BaseModel):
     """One monitored model API."""
 
@@ -213,6 +241,12 @@ class ServiceConfig(BaseModel):
     preserve_host: bool = False
     forwarded_headers: bool = True
     tls: TLSConfig = Field(default_factory=TLSConfig)
+    #: W3C trace context: continue the caller's ``traceparent`` (or start a trace) and
+    #: forward the proxy's own span as the parent. Opt-in: it changes a request header.
+    propagate_trace: bool = False
+    #: Opt-in payload sampling for data quality and drift (docs/drift.md).
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
     def _check(self) -> ServiceConfig:
@@ -229,6 +263,93 @@ class ServiceConfig(BaseModel):
             if not pattern.startswith("/"):
                 raise ValueError(f"route pattern {pattern!r} must start with '/'")
         return self
+
+
+RoleName = Literal["viewer", "editor", "admin"]
+
+
+def _check_network(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected an IP address or network such as 10.0.0.0/8")
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network") from None
+
+
+Network = Annotated[str, BeforeValidator(_check_network)]
+
+
+class OIDCConfig(BaseModel):
+    """Log in through an OpenID Connect provider (authorization code flow with PKCE)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The provider's issuer URL; its ``/.well-known/openid-configuration`` is read.
+    issuer: UpstreamURL
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    #: Claim naming the person (the first present of these is used).
+    username_claims: list[str] = Field(
+        default_factory=lambda: ["email", "preferred_username", "sub"]
+    )
+    groups_claim: str = "groups"
+    #: Where the provider sends the browser back; default: this API's
+    #: ``/api/v1/auth/oidc/callback`` on the host the browser used.
+    redirect_url: UpstreamURL | None = None
+    #: Label of the dashboard's sign-in button.
+    display_name: str = "single sign-on"
+
+
+class AuthConfig(BaseModel):
+    """Who may use the API and dashboard, and how they prove it. See docs/security.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Host names (``Host`` header) the API answers besides loopback names and the
+    #: address it binds; ``*`` accepts any (not recommended: DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    #: Other origins (``https://ops.example.com``) allowed to call the API from a
+    #: browser (CORS) and to open the WebSocket. Same-origin is always allowed.
+    allowed_origins: list[str] = Field(default_factory=list)
+    #: A session ends this long after login, whatever happens.
+    session_ttl: Duration = Field(default=parse_duration("12h"), gt=0)
+    #: ... or after this long without a request.
+    session_idle_timeout: Duration = Field(default=parse_duration("30m"), gt=0)
+    #: Failed logins allowed per user name and per source address in ``login_window``.
+    login_attempts: int = Field(default=5, ge=1, le=1000)
+    login_window: Duration = Field(default=parse_duration("15m"), gt=0)
+    audit_retention: Duration = Field(default=parse_duration("365d"), gt=0)
+    #: Reverse proxies whose ``X-Forwarded-For``/``-Proto`` (and, with
+    #: ``proxy_auth``, user headers) are believed. Nobody else's are.
+    trusted_proxies: list[Network] = Field(default_factory=list)
+    #: Accept oauth2-proxy style user headers from ``trusted_proxies``.
+    proxy_auth: bool = False
+    proxy_user_header: str = "X-Forwarded-User"
+    proxy_email_header: str = "X-Forwarded-Email"
+    proxy_groups_header: str = "X-Forwarded-Groups"
+    #: SSO group -> role; a person in several groups gets the highest role.
+    group_roles: dict[str, RoleName] = Field(default_factory=dict)
+    #: Role of SSO people in no mapped group (none: they are refused).
+    default_sso_role: RoleName | None = None
+    oidc: OIDCConfig | None = None
+    #: Serve the API beyond loopback with no authentication (``--insecure-no-auth``).
+    insecure_no_auth: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> AuthConfig:
+        if self.proxy_auth and not self.trusted_proxies:
+            raise ValueError("proxy_auth needs trusted_proxies (the proxies' addresses)")
+        for origin in self.allowed_origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+                raise ValueError(f"allowed origin {origin!r} must look like https://host[:port]")
+        return self
+
+    @property
+    def sso(self) -> bool:
+        return self.proxy_auth or self.oidc is not None
 
 
 class Settings(BaseSettings):
@@ -253,6 +374,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     cache_url: str = "memory://"
     services: list[ServiceConfig] = Field(default_factory=list)
+    #: An admin bearer token for automation (``MODELMONITOR_ADMIN_TOKEN``); compared in
+    #: constant time, never stored or logged.
+    admin_token: SecretStr | None = Field(default=None, min_length=24)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     #: Limits at the proxy's edge (request and upstream heads, timeouts, routes).
     proxy_limits: ProxyLimits = Field(default_factory=ProxyLimits)
 
@@ -281,22 +406,31 @@ class Settings(BaseSettings):
     # Pipeline and API.
     ws_interval_seconds: Duration = 1.0
     retention_raw: Duration = parse_duration("7d")
+    #: Retention of the minute rollup tier (the name predates the tiers).
     retention_rollups: Duration = parse_duration("90d")
+    retention_rollups_hour: Duration = parse_duration("400d")
+    retention_rollups_day: Duration = parse_duration("1825d")
+    #: TimescaleDB only: compress raw-event chunks older than this (0 = never).
+    timescale_compress_after: Duration = parse_duration("7d")
+    #: Sampled payloads are profiled per bucket of this length (drift windows merge them).
+    quality_bucket_seconds: Duration = Field(default=60.0, ge=1.0, le=3600.0)
     max_history_points: int = Field(default=1_000, ge=10, le=100_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Alert rules from the config file (validated by the alerting package).
     alert_rules: list[dict[str, Any]] = Field(default_factory=list)
-    #: Channel name -> settings with a ``type`` (email, slack, webhook); validated by
-    #: the alerting package. See docs/alerting.md.
+    #: Channel name -> settings with a ``type`` (email, slack, webhook, alertmanager,
+    #: apprise); validated by the alerting package. See docs/alerting.md.
     notification_channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     alert_evaluation_interval_seconds: Duration = Field(default=5.0, gt=0, le=300)
     #: Anomaly detection: one point per series every step, from the 1-minute window.
-    anomaly_step_seconds: Duration = Field(default=10.0, ge=1, le=3600)
-    #: Points each detector learns from before it scores.
+    anomaly_step_seconds: Duration = Field(default=60.0, ge=1, le=3600)
+    #: The calibration window of each detector, in points (also the history it warms from).
     anomaly_learning_period: int = Field(default=600, ge=10, le=100_000)
     #: How long scored points are kept (for the historical API).
     anomaly_retention: Duration = Field(default=parse_duration("7d"), gt=0)
+    #: OpenTelemetry export (from the workers): None turns it off.
+    otlp: OtlpConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

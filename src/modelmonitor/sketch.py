@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
@@ -70,6 +71,27 @@ class LatencySketch:
     def extend(self, values: Iterable[float]) -> None:
         for value in values:
             self.add(value)
+
+    def extend_array(self, values: Any) -> None:
+        """Add a numpy array of values at once (same buckets as :meth:`add`)."""
+        import numpy as np
+
+        array = np.asarray(values, dtype=np.float64)
+        if array.size == 0:
+            return
+        self.count += int(array.size)
+        self.total += float(array.sum())
+        self.minimum = min(self.minimum, float(array.min()))
+        self.maximum = max(self.maximum, float(array.max()))
+        positive = array[array > MIN_VALUE]
+        self._zero += int(array.size - positive.size)
+        if positive.size:
+            keys, counts = np.unique(
+                np.ceil(np.log(positive) / self._gamma_ln).astype(np.int64), return_counts=True
+            )
+            bins = self.bins
+            for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
+                bins[key] = bins.get(key, 0) + n
 
     @property
     def zero_count(self) -> int:
@@ -145,6 +167,25 @@ class LatencySketch:
                 estimate = 2.0 * math.exp(key * self._gamma_ln) / (1.0 + math.exp(self._gamma_ln))
                 return min(max(estimate, self.minimum), self.maximum)
         return self.maximum
+
+    def buckets(self) -> list[tuple[float, float, int]]:
+        """``(low, high, count)`` per non-empty bucket, ascending; values lie in ``(low, high]``.
+
+        The zero bucket is ``(0.0, 0.0, n)``. Counts are exact; a value's position
+        inside its bucket is known to within the sketch's relative accuracy.
+        """
+        out: list[tuple[float, float, int]] = []
+        if self._zero:
+            out.append((0.0, 0.0, self._zero))
+        for key in sorted(self.bins):
+            out.append(
+                (
+                    math.exp((key - 1) * self._gamma_ln),
+                    math.exp(key * self._gamma_ln),
+                    self.bins[key],
+                )
+            )
+        return out
 
     def quantiles(self, qs: Iterable[float]) -> list[float | None]:
         return [self.quantile(q) for q in qs]

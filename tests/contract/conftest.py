@@ -1,6 +1,7 @@
 """Fixtures for the contract suites: one URL per backend, each isolated and cleaned up.
 
-PostgreSQL gets a fresh database per test, RabbitMQ a vhost per session and a
+PostgreSQL gets a fresh database per test (TimescaleDB too, with the extension
+created in it), RabbitMQ a vhost per session and a
 queue per test, Redis a key prefix per test. A backend whose service does not
 answer is skipped (``make services`` starts them).
 """
@@ -75,6 +76,43 @@ async def postgres_url() -> AsyncIterator[str]:
         await drop_database(url)
 
 
+#: Where `make services` builds TimescaleDB from (scripts/ensure-timescaledb.sh).
+TIMESCALE_SOURCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "vendor" / "timescaledb"
+
+
+@pytest.fixture
+async def timescale_url() -> AsyncIterator[str]:
+    """A fresh database with ``CREATE EXTENSION timescaledb``."""
+    import asyncpg
+
+    _require("127.0.0.1:5432", "PostgreSQL")
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        available = await admin.fetchval(
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+        )
+        preloaded = "timescaledb" in await admin.fetchval("SHOW shared_preload_libraries")
+    finally:
+        await admin.close()
+    if not (available and preloaded):
+        if not TIMESCALE_SOURCE.is_dir():
+            pytest.skip(
+                f"TimescaleDB is not installed and {TIMESCALE_SOURCE} (its vendored source)"
+                " is absent, so `make services` could not build it"
+            )
+        pytest.fail("TimescaleDB is not installed: run scripts/ensure-timescaledb.sh")
+    url = await create_database()
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    finally:
+        await connection.close()
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
@@ -134,6 +172,30 @@ async def alert_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     _require("127.0.0.1:5432", "PostgreSQL")
     schema = unique("alerts_contract_")
     pg = PostgresAlertStore("postgresql://postgres@127.0.0.1:5432/test", schema=schema)
+    await pg.connect()
+    try:
+        yield pg
+    finally:
+        async with pg.session() as session:
+            await session.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pg.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+async def auth_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The auth store over SQLite and over PostgreSQL (in a schema of its own)."""
+    from modelmonitor.auth.store import create_auth_store
+    from modelmonitor.auth.store.postgres import PostgresAuthStore
+
+    if request.param == "sqlite":
+        store = create_auth_store(f"sqlite:///{tmp_path / 'auth.db'}")
+        await store.connect()
+        yield store
+        await store.close()
+        return
+    _require("127.0.0.1:5432", "PostgreSQL")
+    schema = unique("auth_contract_")
+    pg = PostgresAuthStore(PG_ADMIN_URL, schema_name=schema)
     await pg.connect()
     try:
         yield pg

@@ -16,7 +16,9 @@ from tests.alert_helpers import T0, SimClock
 from tests.anomaly_helpers import Shape, Traffic
 
 #: A short learning period keeps these tests quick; the behaviour does not depend on it.
-CONFIG = TrackerConfig(learning_period=60, save_interval_seconds=60.0)
+CONFIG = TrackerConfig(
+    step_seconds=10.0, window_seconds=10, learning_period=60, save_interval_seconds=60.0
+)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 from collections.abc import AsyncIterator
@@ -10,18 +11,21 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
+from modelmonitor.aggregate import Aggregate
 from modelmonitor.events import EventIdFactory, RequestEvent
+from modelmonitor.query.history import choose_step, load_series
 from modelmonitor.sketch import DEFAULT_RELATIVE_ACCURACY, LatencySketch
-from modelmonitor.storage import EventStore, RequestFilter, create_store
+from modelmonitor.storage import EventStore, RequestFilter, RollupTier, create_store
+from modelmonitor.storage.rollups import downsample
 
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", "postgresql", "timescaledb"]
+_FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "timescaledb": "timescale_url"}
 BASE = 1_795_000_020.0  # a fixed minute-aligned-ish instant (Nov 2026)
 
 
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    return str(request.getfixturevalue(fixture))
+    return str(request.getfixturevalue(_FIXTURES[request.param]))
 
 
 @pytest.fixture
@@ -258,3 +262,182 @@ async def test_model_rollups_count_each_model_and_consumer_once(store: EventStor
     assert {row.consumer for row in only} == {"team-1"}
     await store.delete_before(raw_before=BASE * 2, rollups_before=BASE * 2)
     assert await store.model_rollups(start=0, end=BASE * 2, service="alpha") == []
+
+
+async def test_hour_and_day_tiers_hold_the_minute_rows_summed(store: EventStore) -> None:
+    day = 86_400.0
+    events = make_events(3000, start=BASE - 2 * day, spread=2.5 * day, seed=21)
+    for offset in range(0, len(events), 1000):
+        await store.write_batch(events[offset : offset + 1000])
+    minutes = await store.rollups(start=0, end=BASE * 2)
+    for tier in (RollupTier.HOUR, RollupTier.DAY):
+        rows = await store.rollups(start=0, end=BASE * 2, tier=tier)
+        assert rows == sorted(rows, key=lambda row: row.bucket)
+        assert all(row.bucket % tier == 0 for row in rows)
+        expected = downsample(minutes, seconds=tier)
+        assert {(r.bucket, r.service, r.method, r.route) for r in rows} == set(expected)
+        for row in rows:
+            want = expected[(row.bucket, row.service, row.method, row.route)]
+            mine = row.aggregate()
+            assert (mine.requests, mine.errors, mine.status_classes) == (
+                want.requests,
+                want.errors,
+                want.status_classes,
+            )
+            assert (mine.request_bytes, mine.response_bytes) == (
+                want.request_bytes,
+                want.response_bytes,
+            )
+            assert mine.latency.total == pytest.approx(want.latency.total)
+            assert mine.latency.count == want.latency.count
+            assert mine.latency.quantiles([0.5, 0.99]) == pytest.approx(
+                want.latency.quantiles([0.5, 0.99])
+            )
+    # Every measure, language-model ones included, reaches every tier.
+    reasons: dict[str, int] = {}
+    for event in events:
+        if event.finish_reason:
+            reasons[event.finish_reason] = reasons.get(event.finish_reason, 0) + 1
+    for tier in RollupTier:
+        total = Aggregate.total(
+            row.aggregate() for row in await store.rollups(start=0, end=BASE * 2, tier=tier)
+        )
+        assert total.prompt_tokens == sum(e.prompt_tokens for e in events)
+        assert total.completion_tokens == sum(e.completion_tokens for e in events)
+        assert total.streamed == sum(e.streamed for e in events)
+        assert total.cost_usd == pytest.approx(sum(e.cost_usd for e in events))
+        assert total.ttft.count == sum(e.ttft_seconds > 0 for e in events)
+        assert total.finish_reasons == reasons
+    hourly = await store.rollups(
+        start=BASE - day, end=BASE, service="alpha", route="/v1/predict", tier=RollupTier.HOUR
+    )
+    assert hourly and all(
+        BASE - day <= r.bucket < BASE and r.route == "/v1/predict" for r in hourly
+    )
+
+
+async def test_each_tier_has_its_own_retention(store: EventStore) -> None:
+    day = 86_400.0
+    await store.write_batch(make_events(600, start=BASE - 10 * day, spread=10 * day, seed=22))
+    total = sum(r.requests for r in await store.rollups(start=0, end=BASE * 2))
+    assert total == 600
+    _, rolled = await store.delete_before(
+        raw_before=0.0,
+        rollups_before=BASE - 2 * day,
+        tiers_before={RollupTier.HOUR: BASE - 5 * day},
+    )
+    assert rolled > 0
+    minutes = await store.rollups(start=0, end=BASE * 2)
+    hours = await store.rollups(start=0, end=BASE * 2, tier=RollupTier.HOUR)
+    days = await store.rollups(start=0, end=BASE * 2, tier=RollupTier.DAY)
+    assert minutes and min(r.bucket for r in minutes) >= BASE - 2 * day
+    assert hours and min(r.bucket for r in hours) >= BASE - 5 * day
+    assert min(r.bucket for r in hours) < BASE - 2 * day  # the hour tier kept more
+    assert sum(r.requests for r in days) == 600  # the day tier kept everything
+    assert await store.count_events() == 600  # raw events are not a tier
+
+
+async def test_thirty_days_of_history_answer_from_the_hourly_tier(store: EventStore) -> None:
+    day = 86_400.0
+    end = math.floor(BASE / 21_600) * 21_600.0
+    start = end - 30 * day
+    ids = EventIdFactory()
+    events = [
+        RequestEvent(
+            id=ids(),
+            start=start + i * 600 + 1,
+            service="alpha",
+            method="POST",
+            route="/v1/predict",
+            path="/v1/predict",
+            status=500 if i % 10 == 0 else 200,
+            latency_seconds=0.05 + (i % 7) * 0.01,
+            ttfb_seconds=0.01,
+            request_bytes=10,
+            response_bytes=20,
+        )
+        for i in range(int(30 * day / 600))
+    ]
+    for offset in range(0, len(events), 1500):
+        await store.write_batch(events[offset : offset + 1500])
+    step = choose_step(start, end, requested=None, max_points=1000)
+    assert step == 21_600 and RollupTier.for_step(step) is RollupTier.HOUR
+    # The minute tier's retention has removed all but the last day: the hourly tier
+    # still answers for the whole month.
+    await store.delete_before(raw_before=0.0, rollups_before=end - day)
+    [requests, errors] = await load_series(
+        store,
+        service="alpha",
+        route=None,
+        metrics=["requests", "errors"],
+        start=start,
+        end=end,
+        step=step,
+    )
+    assert len(requests.points) == 120
+    assert sum(value or 0 for _, value in requests.points) == len(events)
+    assert sum(value or 0 for _, value in errors.points) == len(events) // 10
+    assert all(value == 36 for _, value in requests.points)  # 6 hours of one per 10 min
+    # Read from the minute tier instead, most of the month is gone.
+    [minute] = await load_series(
+        store,
+        service="alpha",
+        route=None,
+        metrics=["requests"],
+        start=start,
+        end=end,
+        step=step,
+        tier=RollupTier.MINUTE,
+    )
+    assert sum(value or 0 for _, value in minute.points) == 144
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_url(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """The backends whose tiers are tables (TimescaleDB computes them)."""
+    return request.param, str(request.getfixturevalue(_FIXTURES[request.param]))
+
+
+async def test_tiers_are_filled_from_minute_rows_stored_before_they_existed(
+    backend_url: tuple[str, str],
+) -> None:
+    """A database from before the tiers: its minute rollups fill the hour and day tiers
+    at the first connect (once), so its history reads the same from every tier."""
+    backend, url = backend_url
+    day = 86_400.0
+    store = create_store(url)
+    await store.connect()
+    await store.write_batch(make_events(900, start=BASE - 3 * day, spread=3 * day, seed=31))
+    minutes = await store.rollups(start=0, end=BASE * 2)
+    await store.close()
+    # Back to the state of a database made before the tiers.
+    if backend == "sqlite":
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db, db:
+            db.executescript(
+                "DELETE FROM rollups_hour; DELETE FROM rollups_day; DELETE FROM rollup_backfill;"
+            )
+    else:
+        import asyncpg
+
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                "TRUNCATE rollups_hour, rollups_day, rollup_backfill;"
+                " UPDATE schema_migrations SET applied_at = now() WHERE version = 2"
+            )
+        finally:
+            await connection.close()
+    for _ in range(2):  # the second connect must not add them again
+        store = create_store(url)
+        await store.connect()
+        try:
+            for tier in (RollupTier.HOUR, RollupTier.DAY):
+                rows = await store.rollups(start=0, end=BASE * 2, tier=tier)
+                expected = downsample(minutes, seconds=tier)
+                assert {(r.bucket, r.service, r.method, r.route): r.requests for r in rows} == {
+                    key: row.requests for key, row in expected.items()
+                }
+        finally:
+            await store.close()

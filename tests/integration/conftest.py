@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.alert_helpers import Receiver, serve
 from tests.integration.services_support import (
     PG_ADMIN_URL,
     REDIS_URL,
@@ -54,3 +55,12 @@ async def backends() -> AsyncIterator[Backends]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 recording what is POSTed to it."""
+    found = Receiver()
+    async with serve(found.app()) as url:
+        found.url = url
+        yield found

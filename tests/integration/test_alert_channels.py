@@ -11,7 +11,6 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -25,40 +24,13 @@ from modelmonitor.alerts.channels import build_channels
 from modelmonitor.alerts.channels.base import DeliveryError
 from modelmonitor.alerts.channels.netguard import check_target, is_public
 from modelmonitor.alerts.dispatch import Dispatcher
-from modelmonitor.alerts.models import AlertNotice, Delivery, Notification
+from modelmonitor.alerts.models import Delivery, Notification
 from modelmonitor.alerts.store.sqlite import SQLiteAlertStore
-from tests.alert_helpers import FakeChannel, Receiver, serve
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    found = Receiver()
-    async with serve(found.app()) as url:
-        found.url = url
-        yield found
+from tests.alert_helpers import FakeChannel, Receiver, sample_notification, serve
 
 
 def notification(status: str = "firing") -> Notification:
-    notice = AlertNotice(
-        id="r1:iris",
-        rule_id="r1",
-        rule_name="High error rate",
-        status=status,
-        reason=status,
-        severity="critical",
-        service="iris",
-        metric="error_rate",
-        comparator=">",
-        threshold=0.05,
-        value=0.5,
-        window="1m",
-        labels={"team": "ml"},
-        starts_at=time.time() - 60,
-        ends_at=time.time() if status == "resolved" else None,
-    )
-    return Notification(
-        id="n-1", service="iris", status=status, created_at=time.time(), alerts=[notice]
-    )
+    return sample_notification(status)
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: float = 300) -> bool:

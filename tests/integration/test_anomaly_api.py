@@ -46,7 +46,15 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def point(at: float, value: float, score: float, *, anomalous: bool = False) -> AnomalyPoint:
+def point(
+    at: float,
+    value: float,
+    score: float,
+    *,
+    anomalous: bool = False,
+    member: str = "",
+    event: str = "",
+) -> AnomalyPoint:
     return AnomalyPoint(
         service="iris",
         metric="latency_p95",
@@ -59,6 +67,8 @@ def point(at: float, value: float, score: float, *, anomalous: bool = False) -> 
         count=700,
         anomalous=anomalous,
         episode_score=score if anomalous else 0.0,
+        member=member,
+        event=event,
     )
 
 
@@ -66,7 +76,7 @@ async def test_scores_and_bands_in_the_api(runtime: Runtime, client: httpx.Async
     assert runtime.alerts is not None
     now = time.time()
     stored = [point(now - 600 + 10 * i, 0.14, 0.0) for i in range(58)]
-    stored.append(point(now - 10, 0.412, 0.99, anomalous=True))
+    stored.append(point(now - 10, 0.412, 0.99, anomalous=True, member="novelty"))
     await runtime.alerts.store.add_anomaly_points(stored)
 
     live = (await client.get("/metrics/realtime")).json()
@@ -79,6 +89,8 @@ async def test_scores_and_bands_in_the_api(runtime: Runtime, client: httpx.Async
         "upper": 0.16,
         "at": now - 10,
         "anomalous": True,
+        "member": "novelty",
+        "event": "",
     }
 
     found = (await client.get("/anomalies", params={"service": "iris", "start": "-1h"})).json()
@@ -87,6 +99,18 @@ async def test_scores_and_bands_in_the_api(runtime: Runtime, client: httpx.Async
     p95 = series["latency_p95"]
     assert p95["unit"] == "seconds" and len(p95["points"]) == 59
     assert p95["points"][-1] == [now - 10, 0.412, 0.99, 0.14, 0.12, 0.16, True]
+    assert p95["events"] == [
+        {
+            "at": now - 10,
+            "kind": "anomaly",
+            "member": "novelty",
+            "value": 0.412,
+            "score": 0.99,
+            "expected": 0.14,
+            "lower": 0.12,
+            "upper": 0.16,
+        }
+    ]
 
     history = await client.get(
         "/metrics/historical",
@@ -201,3 +225,33 @@ async def test_the_running_tracker_scores_live_traffic(tmp_path: Path) -> None:
             assert health["components"]["anomaly"]["detail"].startswith("feeding")
     finally:
         await runtime.stop()
+
+
+async def test_new_normal_events_survive_thinning_and_state_size_is_exposed(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    assert runtime.alerts is not None
+    now = time.time()
+    stored = [point(now - 3000 + 2 * i, 0.14, 0.0) for i in range(1400)]
+    stored[100] = point(now - 2800, 0.42, 0.9, anomalous=True, member="baseline")
+    stored[101] = point(now - 2798, 0.42, 0.0, anomalous=True)
+    stored[900] = point(now - 1200, 0.41, 0.0, event="new_normal")
+    await runtime.alerts.store.add_anomaly_points(stored)
+    found = await client.get(
+        "/anomalies", params={"service": "iris", "metric": "latency_p95", "start": "-1h"}
+    )
+    series = found.json()["series"][0]
+    assert len(series["points"]) <= 1000  # thinned (max_history_points)
+    assert [(e["kind"], e["member"], e["at"]) for e in series["events"]] == [
+        ("anomaly", "baseline", now - 2800),
+        ("new_normal", "", now - 1200),
+    ]
+
+    await runtime.alerts.tracker.step()  # this process feeds the detectors: it holds the lease
+    await runtime.alerts.tracker.save()
+    assert runtime.api_url is not None
+    text = (await client.get(f"{runtime.api_url}/metrics")).text
+    assert "# TYPE modelmonitor_anomaly_state_bytes gauge" in text
+    size = runtime.alerts.tracker.state_bytes
+    assert f"modelmonitor_anomaly_state_bytes {float(size)}" in text
+    assert "modelmonitor_anomaly_detectors " in text

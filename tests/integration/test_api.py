@@ -278,3 +278,27 @@ async def test_prometheus_exposition(pipeline: Runtime) -> None:
         for line in lines
     )
     assert 'modelmonitor_dropped_events_total{proxy="test-proxy"} 0.0' in lines
+
+
+async def test_thirty_days_of_history_come_from_the_hourly_tier(pipeline: Runtime) -> None:
+    now = time.time()
+    month = 30 * 86_400
+    events = make_events(1_440, service="iris", start=now - month + 60, spread=month - 120, seed=5)
+    await publish(pipeline, events)
+    await stored(pipeline, len(events))
+    async with httpx.AsyncClient(base_url=pipeline.api_url) as client:
+        history = (
+            await client.get(
+                "/api/v1/metrics/historical",
+                params={"service": "iris", "metric": "requests", "start": "-30d"},
+            )
+        ).json()
+        recent = (
+            await client.get(
+                "/api/v1/metrics/historical",
+                params={"service": "iris", "metric": "requests", "start": "-1h"},
+            )
+        ).json()
+    assert (history["tier"], history["step_seconds"]) == ("hour", 21_600)
+    assert sum(v for _, v in history["series"][0]["points"]) == len(events)
+    assert recent["tier"] == "minute"

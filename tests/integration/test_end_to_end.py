@@ -54,10 +54,13 @@ def model_api() -> Iterator[int]:
         process.wait(10)
 
 
-@pytest.fixture
-async def monitor(model_api: int, tmp_path: Path) -> AsyncIterator[ModelAPIMonitor]:
+@pytest.fixture(params=[False, True], ids=["proxy-in-process", "proxy-process"])
+async def monitor(
+    model_api: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[ModelAPIMonitor]:
     monitor = ModelAPIMonitor(
         {
+            "proxy_process": request.param,
             "target_host": "127.0.0.1",
             "target_port": model_api,
             "monitoring_host": "127.0.0.1",

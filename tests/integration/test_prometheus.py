@@ -20,7 +20,7 @@ from modelmonitor.runtime import Parts, Runtime
 from modelmonitor.settings import load_settings
 from modelmonitor.telemetry import LATENCY_BUCKETS_SECONDS
 from tests.integration.prometheus_support import Prometheus, running_prometheus
-from tests.integration.proxy_upstreams import Request, Upstream, running_upstream
+from tests.integration.proxy_upstreams import Request, Upstream, raw_exchange, running_upstream
 from tests.integration.services_support import Backends
 
 FAST_SECONDS = 0.015
@@ -158,16 +158,22 @@ async def test_exposition_passes_promtool_on_the_api(monitor: Runtime) -> None:
     assert monitor.api_url is not None
     async with httpx.AsyncClient(base_url=proxy_url(monitor)) as client:
         await send(client, ["/fast", "/fail"] * 5)
+    # A request with no Host: refused at the proxy's edge, counted per kind.
+    port = host_port(proxy_url(monitor)).rsplit(":", 1)[1]
+    assert (await raw_exchange(int(port), b"GET / HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 400")
+    refused = 'modelmonitor_refused_requests_total{kind="bad_host",proxy="'
     async with httpx.AsyncClient(base_url=monitor.api_url) as client:
         for _ in range(100):
             text = (await client.get("/metrics")).text
-            if "modelmonitor_requests_total{" in text:
+            if "modelmonitor_requests_total{" in text and refused in text:
                 break
             await asyncio.sleep(0.1)
         openmetrics = await client.get(
             "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
         )
     assert "modelmonitor_request_duration_seconds_bucket{" in text
+    assert refused in text
+    assert "modelmonitor_routes_folded_requests_total{" in text
     promtool_check(text)
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
     assert openmetrics.text.rstrip().endswith("# EOF")

@@ -5,6 +5,7 @@ Raw sockets on the client side, raw upstreams the tests start."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 
@@ -210,3 +211,44 @@ def test_limits_are_settings_that_fail_fast(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ConfigError, match="max_url_bytes must not exceed max_head_bytes"):
         load_settings(proxy_limits={"max_head_bytes": 4096, "max_url_bytes": 8192})
     assert ProxyLimits().write_timeout_seconds == 60.0
+
+
+async def test_endless_trailer_fields_are_bounded_both_ways() -> None:
+    """After a chunked body, trailer lines count against the head limit: neither a client
+    nor an upstream can grow the proxy's memory with them."""
+
+    async def endless_trailers(
+        request: Request, _: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n")
+        for index in range(100_000):
+            writer.write(b"X-T-%d: %s\r\n" % (index, b"t" * 1000))
+            await writer.drain()
+        return False
+
+    async with (
+        running_upstream(endless_trailers) as upstream,
+        running_proxy(
+            ServiceConfig(name="svc", upstream=upstream.url),
+            max_head_bytes=16384,
+            max_upstream_head_bytes=16384,
+        ) as (proxy, capture),
+    ):
+        port = proxy.bound[0][1]
+        answer = await raw_exchange(port, b"GET /down HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200")  # the head went out; the body is cut
+        assert not answer.endswith(b"\r\n\r\n")
+        await wait_for_events(capture, 1)
+        assert capture.snapshot()[0].error == "upstream_head_too_large"
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n")
+        with contextlib.suppress(ConnectionError):
+            for index in range(100):
+                writer.write(b"X-T-%d: %s\r\n" % (index, b"t" * 1000))
+                await writer.drain()
+        async with asyncio.timeout(5):
+            answer = await reader.read(-1)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 431")
+        assert proxy.refusals() == {"head_too_large": 1, "upstream_head_too_large": 1}

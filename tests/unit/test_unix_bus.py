@@ -76,6 +76,22 @@ async def test_join_waits_for_messages_a_client_published(url: str) -> None:
         await hub.close()
 
 
+async def test_the_hub_refuses_past_its_byte_bound_until_the_worker_acks(url: str) -> None:
+    hub, client = UnixBus(url, max_bytes=1000), UnixBus(url)
+    await hub.connect()
+    await client.connect()
+    try:
+        await client.publish(b"x" * 600)
+        with pytest.raises(BusUnavailable, match="full"):
+            await client.publish(b"y" * 600)
+        delivery = await asyncio.wait_for(anext(hub.consume()), 5)
+        await delivery.ack()
+        await client.publish(b"y" * 600)
+    finally:
+        await client.close()
+        await hub.close()
+
+
 @pytest.mark.parametrize(
     ("url", "problem"),
     [("unix://relative/bus.sock", "absolute path"), ("unix:///" + "x" * 120, "longer than")],

@@ -21,8 +21,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from modelmonitor._tasks import cancel_and_wait
+from modelmonitor.alerts.channels import resolve_channels
 from modelmonitor.alerts.channels.base import ChannelConfig, DeliveryError, NotificationChannel
-from modelmonitor.alerts.models import Delivery, Notification
+from modelmonitor.alerts.models import AlertNotice, Delivery, Notification
+from modelmonitor.alerts.rules import RuleBase
+from modelmonitor.alerts.silences import Silence
 from modelmonitor.alerts.store.base import AlertStore
 from modelmonitor.types import Clock
 
@@ -54,6 +57,7 @@ class Dispatcher:
         self._recover_every = recover_every_seconds
         self._queues: dict[str, asyncio.Queue[Delivery]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         for name, channel in self.channels.items():
@@ -66,8 +70,9 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Stop sending; unfinished deliveries stay pending for the next claimer."""
-        await cancel_and_wait(self._tasks)
+        await cancel_and_wait([*self._tasks, *self._refreshing])
         self._tasks.clear()
+        self._refreshing.clear()
         self._queues.clear()
         for channel in self.channels.values():
             await channel.close()
@@ -120,6 +125,28 @@ class Dispatcher:
         delivery.id = await self._store.add_delivery(delivery)
         await self.queue(delivery)
         return delivery
+
+    def external_silences(self, now: float) -> list[Silence]:
+        """Silences held by the channels' receivers (Alertmanager) to respect too."""
+        return [silence for channel in self.channels.values() for silence in channel.silences(now)]
+
+    def refresh_due(self, now: float) -> bool:
+        return any(channel.refresh_due(now) for channel in self.channels.values())
+
+    def refresh(self, firing: list[tuple[RuleBase, AlertNotice]]) -> None:
+        """Hand the alerts still firing to the channels that re-post them (Alertmanager),
+        each its own routed share, without waiting for them."""
+        now = self._clock()
+        types = {name: channel.type for name, channel in self.channels.items()}
+        for name, channel in self.channels.items():
+            if not channel.refresh_due(now):
+                continue
+            notices = [
+                notice for rule, notice in firing if name in resolve_channels(rule.channels, types)
+            ]
+            task = asyncio.create_task(channel.refresh(notices), name=f"alerts-refresh-{name}")
+            self._refreshing.add(task)
+            task.add_done_callback(self._refreshing.discard)
 
     async def recover(self) -> int:
         """Claim pending deliveries nobody holds (crashed senders, full queues) into the

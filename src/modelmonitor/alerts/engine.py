@@ -72,6 +72,8 @@ class _Round:
     silences: list[Silence]
     #: Service -> the changes of its alerts, stored together at the end of the round.
     changes: dict[str, list[_Change]] = field(default_factory=lambda: defaultdict(list))
+    #: Alerts firing (and notified) after this round, for channels that re-post them.
+    firing: list[_Change] = field(default_factory=list)
 
 
 @dataclass
@@ -179,6 +181,8 @@ class AlertEngine:
         rules = await self._store.list_rules()
         states = await self._store.list_states()
         silences = await self._store.list_silences()
+        if self._dispatcher is not None:
+            silences.extend(self._dispatcher.external_silences(now))
         round_ = _Round(
             now=now,
             report=report,
@@ -205,6 +209,13 @@ class AlertEngine:
                     log.warning("rule %r on %r failed: %s", rule.name, service, exc)
         for service, changes in sorted(round_.changes.items()):
             await self._commit(round_, service, changes)
+        if self._dispatcher is not None and self._dispatcher.refresh_due(now):
+            self._dispatcher.refresh(
+                [
+                    (change.rule, self._notice(change, change.result.state))
+                    for change in round_.firing
+                ]
+            )
         self.rounds_total += 1
         self.totals.evaluated += report.evaluated
         self.totals.transitions += report.transitions
@@ -230,22 +241,25 @@ class AlertEngine:
             route=rule.route,
             labels=rule_labels(rule),
         )
-        silenced = any(silence.matches(labels) for silence in round_.silences)
+        # ``alertname`` lets silences written for Alertmanager match (see channels).
+        matchable = {**labels, "alertname": rule.name}
+        silenced = any(silence.matches(matchable) for silence in round_.silences)
         result = step(old, rule, active=active, value=value, now=now, silenced=silenced)
+        change = _Change(
+            rule=rule,
+            evaluator=evaluator,
+            service=service,
+            old=old,
+            result=result,
+            value=value,
+            labels=labels,
+            silenced=silenced,
+            detail=detail,
+        )
         if result.changed:
-            round_.changes[service].append(
-                _Change(
-                    rule=rule,
-                    evaluator=evaluator,
-                    service=service,
-                    old=old,
-                    result=result,
-                    value=value,
-                    labels=labels,
-                    silenced=silenced,
-                    detail=detail,
-                )
-            )
+            round_.changes[service].append(change)
+        if result.state.status == "firing" and result.state.notified and not silenced:
+            round_.firing.append(change)
 
     async def _commit(self, round_: _Round, service: str, changes: list[_Change]) -> None:
         """Store one service's changes with their history and outbox rows in one

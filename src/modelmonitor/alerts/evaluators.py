@@ -211,12 +211,14 @@ def _format(metric: str, value: float) -> tuple[str, str]:
 
 
 def describe_point(point: AnomalyPoint) -> str:
-    """``"p95 412 ms, expected 120-160 ms"``: the value and the band it was judged against."""
+    """``"p95 412 ms, expected 120-160 ms (novelty)"``: the value, the band it was
+    judged against and the detector member that fired."""
     value, unit = _format(point.metric, point.value)
     lower, _ = _format(point.metric, max(point.lower, 0.0))
     upper, _ = _format(point.metric, point.upper)
     name = _LABELS.get(point.metric, point.metric)
-    return f"{name} {value} {unit}, expected {lower}-{upper} {unit}"
+    fired = f" ({point.member})" if point.member else ""
+    return f"{name} {value} {unit}, expected {lower}-{upper} {unit}{fired}"
 
 
 class AnomalyEvaluator(Evaluator):

@@ -159,7 +159,9 @@ class AnomalyPoint(msgspec.Struct, kw_only=True):
     before this point, or the band frozen when the current anomaly began);
     ``count`` the points the detector had seen; ``anomalous`` the value is outside
     the band during an anomaly (or scored an alarm); ``episode_score`` the highest
-    score since that anomaly began (0 outside one).
+    score since that anomaly began (0 outside one); ``member`` the detector member
+    that fired (``novelty``, ``baseline``, ``spread``; empty when none did);
+    ``event`` ``"new_normal"`` where the detector re-learned after a lasting shift.
     """
 
     service: str
@@ -173,6 +175,8 @@ class AnomalyPoint(msgspec.Struct, kw_only=True):
     count: int
     anomalous: bool = False
     episode_score: float = 0.0
+    member: str = ""
+    event: str = ""
 
 
 class DetectorRecord(msgspec.Struct, kw_only=True):

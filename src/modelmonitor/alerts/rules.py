@@ -15,13 +15,22 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from modelmonitor.timeparse import parse_duration
 
 __all__ = [
     "ANOMALY_METRICS",
     "COMPARATORS",
+    "DRIFT_METRICS",
     "LANGUAGE_ANOMALY_METRICS",
     "METRICS",
     "RULE_KINDS",
@@ -30,6 +39,7 @@ __all__ = [
     "AnomalyMetric",
     "AnomalyRule",
     "Comparator",
+    "DriftRule",
     "Metric",
     "RuleError",
     "Severity",
@@ -206,18 +216,18 @@ class ThresholdRule(RuleBase):
 
 
 #: Evidence (score / (1 - score)) an anomaly rule needs at sensitivity 0; 1 at sensitivity 1.
-_MAX_EVIDENCE = 400.0
+_MAX_EVIDENCE = 4.0
 
 
 def score_threshold(sensitivity: float) -> float:
     """The anomaly score at which a rule of this sensitivity fires.
 
-    Sensitivity 1 fires at the detector's own alarm line (score 0.5); 0.5 (default)
-    at evidence 20 (score 0.952); 0 at evidence 400 (score 0.9975). Evidence is
-    geometric in sensitivity. Calibrated on simulated demo-like traffic sampled by
-    the tracker (10-second windows, 5 seeds): 10 hours of a day-like drift peaked at
-    evidence 6 to 13; a 2x latency regression scored 70 to 90 on p95 (p50 about 150,
-    p99 30 to 40) and a 20 % error burst 70 to 90 on the error rate.
+    A detector's evidence is ``log p / log alpha``: ``p`` the probability of so large
+    a score on normal data, ``alpha`` its alarm rate (1e-3 per point and member).
+    Sensitivity 1 fires at the detector's own alarm line (evidence 1, ``p <= 1e-3``,
+    score 0.5); 0.5 (default) at evidence 2 (``p <= 1e-6``: about one false alarm in
+    two years of a series scored every minute; score 0.667); 0 at evidence 4
+    (``p <= 1e-12``, score 0.8). Evidence is geometric in sensitivity.
     """
     evidence: float = _MAX_EVIDENCE ** (1.0 - sensitivity)
     return evidence / (1.0 + evidence)
@@ -277,8 +287,53 @@ class AnomalyRule(RuleBase):
         return math.ceil(parse_duration(self.learning_period) / step_seconds)
 
 
+DriftMetric = Literal["drift_score", "feature_drift", "missing_rate", "prediction_share"]
+DRIFT_METRICS: tuple[str, ...] = DriftMetric.__args__  # type: ignore[attr-defined]
+
+
+class DriftRule(RuleBase):
+    """Fires on data quality and drift of sampled payloads (docs/drift.md).
+
+    ``drift_score``: share of drifted features and outputs; ``feature_drift``: the
+    Jensen-Shannon distance of ``feature`` (the largest of any when unset);
+    ``missing_rate``: of ``feature`` (the largest when unset); ``prediction_share``:
+    share of predictions equal to ``value``. Computed over the last ``window``
+    against the service's reference (or ``reference``).
+    """
+
+    kind: Literal["drift"] = "drift"
+    metric: DriftMetric
+    feature: str | None = Field(default=None, max_length=200)
+    #: The predicted class for ``prediction_share``.
+    value: str | None = Field(default=None, max_length=200, validate_default=True)
+    comparator: Comparator = ">"
+    threshold: float
+    window: Duration = 3600.0
+    reference: str | None = Field(default=None, max_length=200)
+    #: Rows (sampled requests) the window needs before the condition may hold.
+    min_rows: int = Field(default=30, ge=0)
+
+    @field_validator("value")
+    @classmethod
+    def _value_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("metric") == "prediction_share" and value is None:
+            raise ValueError("prediction_share needs value: the predicted class to watch")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _long_enough(cls, value: float) -> float:
+        if value < 60:
+            raise ValueError("window must be at least 1m")
+        return value
+
+
 #: Rule kind -> model.
-RULE_KINDS: dict[str, type[RuleBase]] = {"threshold": ThresholdRule, "anomaly": AnomalyRule}
+RULE_KINDS: dict[str, type[RuleBase]] = {
+    "threshold": ThresholdRule,
+    "anomaly": AnomalyRule,
+    "drift": DriftRule,
+}
 
 #: Any rule (a kind's model); typed as the base so new kinds fit.
 AlertRule = RuleBase

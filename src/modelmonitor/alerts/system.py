@@ -24,7 +24,7 @@ from modelmonitor.alerts.engine import AlertEngine
 from modelmonitor.alerts.evaluators import AnomalyEvaluator, ThresholdEvaluator
 from modelmonitor.alerts.rules import RuleBase, RuleError, parse_rule
 from modelmonitor.alerts.store import AlertStore, create_alert_store
-from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig
+from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig, window_for
 from modelmonitor.live.base import LiveState
 from modelmonitor.query.models import dimension_window
 from modelmonitor.settings import ConfigError, Settings
@@ -106,7 +106,7 @@ class AlertSystem:
         rules: list[RuleBase] | None = None,
         own_store: bool = True,
         anomaly: TrackerConfig | None = None,
-        events: EventStore | None = None,
+        history: EventStore | None = None,
     ) -> None:
         self.store = store
         self.channels = channels
@@ -126,14 +126,15 @@ class AlertSystem:
             clock=clock,
             config=anomaly,
             configured_services=configured_services,
+            history=history,
         )
         self.engine.evaluators["anomaly"] = AnomalyEvaluator(
             store, step_seconds=self.tracker.config.step_seconds
         )
-        if events is not None:  # rules filtered by model or consumer read its rollups
+        if history is not None:  # rules filtered by model or consumer read its rollups
             threshold = self.engine.evaluators["threshold"]
             assert isinstance(threshold, ThresholdEvaluator)
-            threshold.dimensions = partial(dimension_window, events)
+            threshold.dimensions = partial(dimension_window, history)
         self._config_rules = list(rules or [])
         self._own_store = own_store
         self._started = False
@@ -146,7 +147,7 @@ class AlertSystem:
         live: LiveState,
         clock: Clock = time.time,
         store: AlertStore | None = None,
-        events: EventStore | None = None,
+        history: EventStore | None = None,
     ) -> AlertSystem:
         """Validate the alerting settings (raises :class:`ConfigError`) and build."""
         rules, channels = validate_alerting(settings, now=clock())
@@ -159,12 +160,13 @@ class AlertSystem:
             configured_services=[s.name for s in settings.effective_services],
             rules=rules,
             own_store=store is None,
-            events=events,
             anomaly=TrackerConfig(
                 step_seconds=settings.anomaly_step_seconds,
+                window_seconds=window_for(settings.anomaly_step_seconds),
                 learning_period=settings.anomaly_learning_period,
                 retention_seconds=settings.anomaly_retention,
             ),
+            history=history,
         )
 
     @property

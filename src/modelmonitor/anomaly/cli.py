@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from modelmonitor.anomaly.detector import AnomalyDetector
+from modelmonitor.anomaly.detector import DEFAULT_MEMBERS, AnomalyDetector
 
 __all__ = ["InputError", "add_anomaly_commands", "add_subcommands", "parse_rows", "run_score"]
 
@@ -70,7 +70,7 @@ def run_score(
     *,
     sensitivity: float = 0.5,
     probation: int | None = None,
-    refractory: int = 60,
+    refractory: int = 120,
     baseline: bool = True,
 ) -> None:
     """Score every row of ``source`` and write the NAB results CSV to ``out``."""
@@ -84,7 +84,8 @@ def run_score(
         sensitivity=sensitivity,
         learning_period=probation,
         refractory=refractory,
-        baseline=baseline,
+        # --no-baseline: value novelty alone (the baseline member is the pattern one).
+        members=DEFAULT_MEMBERS if baseline else ("novelty",),
     )
     lines = ["timestamp,value,anomaly_score"]
     for stamp_text, value_text, stamp, value in rows:
@@ -171,8 +172,8 @@ def add_subcommands(commands: argparse._SubParsersAction[Any]) -> None:
     score.add_argument(
         "--refractory",
         type=_non_negative,
-        default=60,
-        help="rows after an alarm during which only a larger novelty alarms (default 60)",
+        default=120,
+        help="rows after an alarm during which only larger evidence alarms (default 120)",
     )
     score.add_argument(
         "--no-baseline",

@@ -1,248 +1,157 @@
-"""Streaming anomaly detector: an ensemble of value novelty and a baseline z-score.
+"""Streaming anomaly detector: calibrated members, the most surprised one speaks.
 
-Two members score every point after a learning period; the larger evidence wins,
-and one refractory period is shared.
+Each member turns a value into a raw score (see ``_members``): value **novelty**
+(distance to the nearest value seen, in cells of 1/100 of the learned range),
+a **baseline** z-score (short mean of residuals against a daily/weekly profile, or
+against the level), and a robust **spread** z-score (median/IQR over a window).
+A :class:`~modelmonitor.anomaly._tail.Tail` per member turns the raw score into the
+probability of a score at least as large in the recent window (conformal inside the
+window, an exponential tail beyond it). The evidence of a member is
+``log p / log alpha``, ``alpha`` the alarm rate (false alarms per point and member
+that the user accepts), so ``score = e / (1 + e) >= 0.5`` means ``p <= alpha``.
 
-1. **Value novelty.** The learning period fixes the range of the series; grids of
-   cells (several resolutions, 1/80 .. 1/200 of that range) remember which cells
-   have held a value. A new value scores by how far it lies from the nearest value
-   seen before, relative to the range seen so far, averaged over the grids. A value
-   in a familiar cell scores 0; a new extreme or a value in a never visited gap
-   scores up to 1. A series that was non-negative while learning is scored on
-   ``log(x + c)``, ``c`` the 90th percentile of the learning values: the usual range
-   stays nearly linear and the long tail of counts, latencies and bytes is compressed.
-2. **Baseline z-score.** If the learning period covers two days (or two weeks) and
-   the series correlates with itself a day (a week) later, the baseline is a seasonal
-   profile (an exponentially weighted mean per point of the period); otherwise it is
-   the long-run level. The mean residual over a short window (12 points seasonal,
-   48 points level) is compared with the distribution of such means seen so far.
-   This catches changes of pattern within familiar values: a day that does not rise,
-   holiday traffic shapes, a higher density of familiar spikes.
+While the calibration window is not yet full, ``alpha`` is scaled by the share that
+is filled: fewer points, stronger evidence needed (the conservative start).
 
-Each member gives evidence in units of its own alarm level (novelty over a margin,
-|z| over 6.4 at sensitivity 0.5); ``score = e / (1 + e)``, so ``score >= 0.5`` is an
-alarm. After one, alarms are held back for ``refractory`` points unless the
-evidence grows beyond the alarm's. Memory per series is bounded: a grid that fills
-up is coarsened by merging neighbouring cells, and the profile has one slot per
-point of the period (at most half the learning period).
-
-Why this method (measured on NAB, see docs/anomaly.md): most labelled anomalies in
-monitoring data are values the series has never taken, and firing once at the first
-such value is what NAB rewards; the baseline member adds the pattern changes that
-value novelty cannot see, at a high enough z that it costs few false positives.
+Why this shape (docs/anomaly.md): the members' raw scores have no common scale and
+series differ wildly in how often they take new values; calibrating each member on
+the series' own recent scores replaces the hand-set alarm levels of version 2 (a
+novelty margin, a z level), which were fitted to NAB, by one rate with a meaning.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from bisect import bisect_left
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
-__all__ = ["DEFAULT_RESOLUTIONS", "AnomalyDetector", "AnomalyResult"]
+from modelmonitor.anomaly._members import Baseline, Grid, Spread, find_season, level
+from modelmonitor.anomaly._tail import Tail
 
-#: Cells per learned range of each grid; the novelty is averaged over them.
-DEFAULT_RESOLUTIONS = (80, 100, 120, 150, 200)
-#: A grid holding more than this many cells per unit of resolution is coarsened.
-_CELL_CAP = 8
-#: Largest cell index kept (well inside int64 for serialisation).
-_MAX_CELL = 2**40
-#: Values are clamped to this magnitude before they reach the grids (keeps arithmetic finite).
+__all__ = ["DEFAULT_MEMBERS", "MEMBERS", "AnomalyDetector", "AnomalyResult"]
+
+#: Every member a detector can run.
+MEMBERS = ("novelty", "baseline", "spread")
+#: The members run by default (chosen by nested cross-validation, docs/anomaly.md).
+DEFAULT_MEMBERS = ("novelty", "baseline")
+#: Alarm rate at sensitivity 0.5: false alarms per point and member.
+_BASE_ALPHA = 1e-3
+#: Cells per learned range of the novelty grid (a percent of the range).
+_RESOLUTION = 100
+#: Values are clamped to this magnitude (keeps arithmetic finite).
 _MAX_VALUE = 1e300
-#: Relative novelty at which the score reaches 0.5 for sensitivity 0.5.
-_BASE_MARGIN = 0.018
-#: State format: 2 added the seasonal member (version 1 states still load).
-_VERSION = 2
+#: State format: 3 calibrated the members (older states cannot be converted).
+_VERSION = 3
 #: Evidence is capped here so that scores stay below 1 and finite.
 _MAX_EVIDENCE = 1e12
-#: Non-negative series are scored as log(x + c), c this quantile of the learning values.
-_LOG_QUANTILE = 0.9
-#: Smoothing of ``expected`` (an exponentially weighted mean).
+#: Smoothing of ``expected`` when no member forecasts (an exponentially weighted mean).
 _EWMA_ALPHA = 0.05
-#: Candidate periods of the seasonal member, in seconds (a day, a week).
-_PERIODS = (86_400.0, 604_800.0)
-#: Lag correlation over the learning period above which a period is used.
-_MIN_SEASONAL_CORRELATION = 0.5
-#: Points in the short mean of the seasonal residual.
-_SHORT_WINDOW = 12
-#: Short means needed before the seasonal member scores.
-_MIN_SEASONAL_HISTORY = 20
-#: z-score of the short mean at which the seasonal member reaches 0.5 for sensitivity 0.5.
-_BASE_Z = 6.4
-#: Points in the short mean of the level member (series without a daily or weekly cycle).
+#: Points in the short mean of the seasonal and of the level residual.
+_SEASONAL_WINDOW = 12
 _LEVEL_WINDOW = 48
 #: Weight of the newest period in the seasonal profile.
 _PROFILE_ALPHA = 0.5
+#: The calibration window is capped (memory: two floats per point and member).
+_MAX_WINDOW = 2000
+#: Tail scale floors: one cell of novelty, one standard deviation of a z-score.
+_FLOORS = {"novelty": 1.0 / _RESOLUTION, "baseline": 1.0, "spread": 1.0}
 
 
 class AnomalyResult(msgspec.Struct, frozen=True, gc=False):
-    """One scored point: ``score`` in [0, 1] (>= 0.5 is an alarm) and the normal band."""
+    """One scored point: ``score`` in [0, 1] (>= 0.5 is an alarm), the band of values
+    that would not have alarmed, the value expected, and the member that scored highest."""
 
     score: float
     expected: float
     lower: float
     upper: float
-
-
-class _Grid(msgspec.Struct, gc=False):
-    """Cells of width ``width`` from ``origin`` that have held a value, kept sorted."""
-
-    resolution: int
-    origin: float
-    width: float
-    cells: list[int]
-
-    def cell(self, x: float) -> int:
-        """The index of the cell holding ``x``, coarsening first when it would be too large."""
-        q = (x - self.origin) / self.width
-        while not -_MAX_CELL < q < _MAX_CELL:
-            ratio = abs(q) / _MAX_CELL
-            exponent = min(64, math.ceil(math.log2(ratio))) if math.isfinite(ratio) else 64
-            self._coarsen(2 ** max(1, exponent))
-            q = (x - self.origin) / self.width
-        return math.floor(q)
-
-    def _coarsen(self, factor: int) -> None:
-        self.width *= factor
-        self.cells = sorted({c // factor for c in self.cells})
-
-    def novelty(self, x: float) -> float:
-        """Distance from ``x`` to the nearest seen cell over the seen span; marks ``x`` seen."""
-        q = (x - self.origin) / self.width
-        b = math.floor(q) if -_MAX_CELL < q < _MAX_CELL else self.cell(x)
-        cells = self.cells
-        i = bisect_left(cells, b)
-        n = len(cells)
-        if i < n and cells[i] == b:
-            return 0.0
-        span = cells[-1] - cells[0] + 1
-        if i == 0:
-            gap = cells[0] - b
-        elif i == n:
-            gap = b - cells[-1]
-        else:
-            gap = min(b - cells[i - 1], cells[i] - b)
-        cells.insert(i, b)
-        if n >= _CELL_CAP * self.resolution:
-            self._coarsen(2)
-        return gap / span
-
-
-class _Baseline(msgspec.Struct, gc=False):
-    """Baseline member: residual against a baseline, its short mean, and that mean's z-score.
-
-    Seasonal (``lag`` > 1): ``profile`` holds one exponentially weighted mean (weight
-    ``alpha``) per point of the period, ``pos`` the slot of the next point. Level
-    (``lag`` 1, ``alpha`` 0): the profile is 0, so the residual is the value itself and
-    its short mean is compared with the long-run distribution of short means.
-    ``recent`` holds the last residuals (up to ``window``); ``n``, ``mean`` and ``m2``
-    are Welford statistics of the short means seen so far.
-    """
-
-    lag: int
-    window: int
-    alpha: float
-    floor: float
-    profile: list[float]
-    pos: int = 0
-    recent: list[float] = []
-    n: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-
-    def forecast(self) -> float:
-        """The value expected next: the profile, shifted by the mean residual."""
-        return self.profile[self.pos] + self.mean
-
-    def z(self, x: float) -> float:
-        """|z| of the short mean of residuals including ``x`` (0 while history is short)."""
-        profile = self.profile
-        residual = x - profile[self.pos]
-        profile[self.pos] += self.alpha * residual
-        self.pos = (self.pos + 1) % self.lag
-        recent = self.recent
-        recent.append(residual)
-        if len(recent) > self.window:
-            del recent[0]
-        elif len(recent) < self.window:
-            return 0.0
-        short = sum(recent) / self.window
-        z = 0.0
-        if self.n > _MIN_SEASONAL_HISTORY:
-            sd = max(math.sqrt(self.m2 / (self.n - 1)), self.floor)
-            z = abs(short - self.mean) / sd
-        self.n += 1
-        d = short - self.mean
-        self.mean += d / self.n
-        self.m2 += d * (short - self.mean)
-        return z
+    member: str = ""
 
 
 class _State(msgspec.Struct, gc=False):
     """Everything a detector remembers; encoded as MessagePack by ``to_state``."""
 
     version: int
-    sensitivity: float
+    alpha: float
     learning_period: int
+    window: int
     refractory: int
-    resolutions: list[int]
+    members: list[str]
+    log_quantile: float
     count: int = 0
     learning: list[float] = []
-    grids: list[_Grid] = []
+    stamps: list[float] = []
+    fitted: bool = False
+    log_offset: float = 0.0
+    grid: Grid | None = None
+    season: Baseline | None = None
+    spread: Spread | None = None
+    tails: dict[str, Tail] = {}
     quiet: int = 0
     last_alarm: float = 0.0
     expected: float = math.nan
     low: float = math.inf
     high: float = -math.inf
     last_timestamp: float = math.nan
-    baseline: bool = True
-    stamps: list[float] = []
-    season: _Baseline | None = None
-    log_offset: float = 0.0
 
 
+_Shape = tuple[int, int, float, float]
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_State)
 
 
-class AnomalyDetector:
-    """Scores one series, one point at a time; constant memory, a few microseconds per point.
+def alarm_rate(sensitivity: float) -> float:
+    """False alarms per point and member: 1e-3 at sensitivity 0.5, ten times more
+    (fewer) for each 0.25 above (below)."""
+    return float(_BASE_ALPHA * 10.0 ** (4.0 * (sensitivity - 0.5)))
 
-    ``sensitivity`` in (0, 1): higher flags smaller novelties (0.5 is tuned on NAB).
-    ``learning_period``: points used to learn the range before scoring (scores are 0
-    meanwhile; at least 10). ``refractory``: points after an alarm during which only a
-    larger novelty alarms again. ``baseline``: also run the baseline member (a seasonal
-    profile when the learning period shows a daily or weekly cycle, else the level).
+
+class AnomalyDetector:
+    """Scores one series, one point at a time; constant memory, serialisable state.
+
+    ``sensitivity`` in (0, 1) sets the alarm rate (see :func:`alarm_rate`).
+    ``learning_period``: points kept before the first score (at least 10).
+    ``window``: the calibration window in points (default ``learning_period``,
+    at most 2000). ``refractory``: points after an alarm during which only larger
+    evidence alarms again. ``members``: a subset of :data:`MEMBERS`.
+    ``log_quantile``: non-negative series are scored on ``log(x + c)``, ``c`` this
+    quantile of the learning values.
     """
 
-    __slots__ = ("_margin", "_s", "_z0")
+    __slots__ = ("_log_alpha", "_s")
 
     def __init__(
         self,
         sensitivity: float = 0.5,
         learning_period: int = 600,
-        refractory: int = 60,
-        resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS,
-        baseline: bool = True,
+        refractory: int = 120,
+        *,
+        window: int | None = None,
+        members: Iterable[str] = DEFAULT_MEMBERS,
+        log_quantile: float = 0.9,
     ) -> None:
         if not 0.0 < sensitivity < 1.0:
             raise ValueError("sensitivity must be between 0 and 1 (exclusive)")
         if refractory < 0:
             raise ValueError("refractory must be >= 0")
-        if not resolutions or min(resolutions) < 2:
-            raise ValueError("resolutions must be integers >= 2")
+        chosen = list(members)
+        if not chosen or any(m not in MEMBERS for m in chosen):
+            raise ValueError(f"members must be a non-empty subset of {', '.join(MEMBERS)}")
+        if not 0.0 <= log_quantile <= 1.0:
+            raise ValueError("log_quantile must be between 0 and 1")
+        learning = max(int(learning_period), 10)
         self._s = _State(
             version=_VERSION,
-            sensitivity=sensitivity,
-            learning_period=max(int(learning_period), 10),
+            alpha=alarm_rate(sensitivity),
+            learning_period=learning,
+            window=min(max(int(window or learning), 10), _MAX_WINDOW),
             refractory=int(refractory),
-            resolutions=list(resolutions),
-            baseline=bool(baseline),
+            members=chosen,
+            log_quantile=log_quantile,
         )
-        self._margin = _margin(sensitivity)
-        self._z0 = _z0(sensitivity)
+        self._log_alpha = math.log(self._s.alpha)
 
     @property
     def period(self) -> int:
@@ -258,7 +167,24 @@ class AnomalyDetector:
     @property
     def learning(self) -> bool:
         """True until the learning period is over."""
-        return not self._s.grids
+        return not self._s.fitted
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(self._s.members)
+
+    def warm(self, points: Iterable[tuple[float, float]]) -> None:
+        """Learn from history (``(timestamp, value)`` pairs) without scoring it.
+
+        The history shapes the range, the log scale and the baseline; the
+        calibration then restarts empty, because history may be sampled coarser
+        than live points: alarms need strong evidence until the window fills.
+        """
+        for timestamp, value in points:
+            self.update(timestamp, value)
+        for tail in self._s.tails.values():
+            tail.ring, tail.ordered, tail.pos = [], [], 0
+        self._s.quiet = 0
 
     def update(self, timestamp: float, value: float) -> AnomalyResult:
         """Score ``value`` (taken at ``timestamp``, Unix seconds) and learn from it."""
@@ -271,24 +197,27 @@ class AnomalyDetector:
         s.expected = value if s.count == 1 else s.expected + _EWMA_ALPHA * (value - s.expected)
         s.low = min(s.low, value)
         s.high = max(s.high, value)
-        if not s.grids:
+        if not s.fitted:
             s.learning.append(value)
-            if s.baseline:
-                s.stamps.append(timestamp)
+            s.stamps.append(timestamp)
             if len(s.learning) >= s.learning_period:
                 self._fit()
             return AnomalyResult(0.0, s.expected, s.low, s.high)
-
-        # Evidence of each member, in units of its alarm level: >= 1 alarms.
         y = _compress(value, s.log_offset) if s.log_offset > 0.0 else value
-        grids = s.grids
-        evidence = sum([grid.novelty(y) for grid in grids]) / (len(grids) * self._margin)
-        season = s.season
-        expected = s.expected
-        if season is not None:
-            forecast = season.forecast()
-            expected = _expand(forecast, s.log_offset) if s.log_offset > 0.0 else forecast
-            evidence = max(evidence, season.z(y) / self._z0)
+        tails = s.tails
+        shapes = {name: tail.shape() for name, tail in tails.items()}
+        log_alpha = self._scaled_log_alpha(shapes)
+        # The band and the forecast the value is judged against: from before it.
+        lower, upper = self._band(log_alpha, shapes)
+        expected = min(max(self._expected(), lower), upper)
+        evidence, member = 0.0, ""
+        for name, raw in self._raw_scores(y):
+            tail = tails[name]
+            p = tail.p_value(raw, shapes[name])
+            tail.add(raw)
+            e = math.log(max(p, 1e-300)) / log_alpha
+            if e > evidence:
+                evidence, member = e, name
         score = 0.0
         if s.quiet > 0:
             s.quiet -= 1
@@ -300,31 +229,102 @@ class AnomalyDetector:
             if score >= 0.5:
                 s.quiet = s.refractory
                 s.last_alarm = evidence
-        pad = self._margin * (s.high - s.low)
-        lower, upper = s.low - pad, s.high + pad
-        return AnomalyResult(score, min(max(expected, lower), upper), lower, upper)
+        return AnomalyResult(score, expected, lower, upper, member)
+
+    def band(self) -> tuple[float, float, float]:
+        """``(expected, lower, upper)`` for the next value (the learned range while learning)."""
+        s = self._s
+        if not s.fitted:
+            return s.expected, s.low, s.high
+        shapes = {name: tail.shape() for name, tail in s.tails.items()}
+        lower, upper = self._band(self._scaled_log_alpha(shapes), shapes)
+        return min(max(self._expected(), lower), upper), lower, upper
+
+    def _scaled_log_alpha(self, shapes: dict[str, _Shape]) -> float:
+        """``log alpha``, scaled by the filled share of the calibration window."""
+        filled = min((shape[0] for shape in shapes.values()), default=0)
+        if filled >= self._s.window:
+            return self._log_alpha
+        return self._log_alpha + math.log(max(filled, 1) / self._s.window)
+
+    def _raw_scores(self, y: float) -> list[tuple[str, float]]:
+        s = self._s
+        out = []
+        if s.grid is not None:
+            out.append(("novelty", s.grid.novelty(y)))
+        if s.season is not None:
+            out.append(("baseline", s.season.z(y)))
+        if s.spread is not None:
+            out.append(("spread", s.spread.z(y)))
+        return out
+
+    def _band(self, log_alpha: float, shapes: dict[str, _Shape]) -> tuple[float, float]:
+        """Values that would not alarm now, in the series' units."""
+        s = self._s
+        p = math.exp(log_alpha)
+        if s.grid is not None:
+            lo, hi = s.grid.bounds()
+            r = s.tails["novelty"].score_at(p, shapes["novelty"])
+            # An empty calibration window alarms on nothing; the seen range is drawn.
+            pad = max(0.0, r * s.grid.span() - s.grid.width) if math.isfinite(r) else 0.0
+        elif s.spread is not None:
+            mid = s.spread.median()
+            z = s.tails["spread"].score_at(p, shapes["spread"])
+            pad = z * s.spread.scale() if math.isfinite(z) else 0.0
+            lo = hi = mid
+        else:
+            return s.low, s.high
+        lower, upper = lo - pad, hi + pad
+        if s.log_offset > 0.0:
+            return _expand(lower, s.log_offset), _expand(upper, s.log_offset)
+        return lower, upper
+
+    def _expected(self) -> float:
+        s = self._s
+        if s.season is not None and s.season.lag > 1:
+            forecast = s.season.forecast()
+        elif s.spread is not None and s.spread.ordered:
+            forecast = s.spread.median()
+        elif s.season is not None:
+            forecast = s.season.mean
+        else:
+            return s.expected
+        return _expand(forecast, s.log_offset) if s.log_offset > 0.0 else forecast
 
     def _fit(self) -> None:
+        """Fix the scale and build the members: the first half of the learning data
+        trains them, the second half calibrates them (split conformal)."""
         s = self._s
         ordered = sorted(s.learning)
         if ordered[0] >= 0.0:
-            # Non-negative series (counts, latencies, bytes): work on log(x + c), c the 90th
-            # percentile, so the typical range stays linear and the long tail is compressed.
-            c = ordered[int(_LOG_QUANTILE * (len(ordered) - 1))]
+            # Counts, latencies, bytes: multiplicative noise, log(x + c) with c a
+            # typical value, so the usual range stays near linear.
+            c = ordered[int(s.log_quantile * (len(ordered) - 1))]
             s.log_offset = c if c > 0.0 else max(ordered[-1] * 0.01, 1e-12)
-            s.learning = [_compress(v, s.log_offset) for v in s.learning]
-        lo, hi = min(s.learning), max(s.learning)
-        span = hi - lo
-        if span <= 0.0:
-            span = max(abs(hi) * 0.01, 1e-12)
-        for resolution in s.resolutions:
-            grid = _Grid(resolution, lo, span / resolution, [])
-            grid.cells = sorted({grid.cell(v) for v in s.learning})
-            s.grids.append(grid)
-        if s.baseline:
-            s.season = _find_season(s.learning, s.stamps, span) or _level(s.learning, span)
-        s.learning = []
-        s.stamps = []
+        ys = [_compress(v, s.log_offset) if s.log_offset > 0.0 else v for v in s.learning]
+        lo, hi = min(ys), max(ys)
+        span = hi - lo if hi > lo else max(abs(hi) * 0.01, 1e-12)
+        half = len(ys) // 2
+        s.tails = {m: Tail(s.window, _FLOORS[m]) for m in s.members}
+        if "novelty" in s.members:
+            s.grid = Grid(_RESOLUTION, lo, span / _RESOLUTION, [])
+        if "spread" in s.members:
+            s.spread = Spread(s.window, span / _RESOLUTION)
+        if "baseline" in s.members:
+            s.season = find_season(ys, s.stamps, span, _SEASONAL_WINDOW, _PROFILE_ALPHA)
+            if s.season is None:
+                s.season = level(span, _LEVEL_WINDOW)
+        start = s.season.lag if s.season is not None and s.season.lag > 1 else 0
+        for i, y in enumerate(ys):
+            if s.season is not None and i < start:
+                continue  # the profile's first period
+            for name, raw in self._raw_scores(y):
+                if i >= half:
+                    s.tails[name].add(raw)
+        if s.grid is not None:
+            for y in ys[:start]:
+                s.grid.novelty(y)
+        s.learning, s.stamps, s.fitted = [], [], True
 
     def to_state(self) -> bytes:
         """Serialise the whole state (MessagePack); see :meth:`from_state`."""
@@ -335,81 +335,37 @@ class AnomalyDetector:
         data: dict[str, Any] = msgspec.to_builtins(self._s)
         return data
 
+    @property
+    def state_size(self) -> int:
+        """Bytes of the serialised state."""
+        return len(self.to_state())
+
     @classmethod
     def from_state(cls, state: bytes | dict[str, Any]) -> AnomalyDetector:
-        """Rebuild a detector from :meth:`to_state` bytes or :meth:`to_dict` data."""
-        if isinstance(state, bytes):
-            decoded = _decoder.decode(state)
-        else:
-            decoded = msgspec.convert(state, _State)
-        if decoded.version not in (1, _VERSION):
-            raise ValueError(f"unsupported detector state version {decoded.version}")
-        margin = _margin(decoded.sensitivity)
-        if decoded.version == 1:  # alarms were recorded as novelty, not evidence
-            decoded.last_alarm /= margin
-            decoded.version = _VERSION
+        """Rebuild a detector from :meth:`to_state` bytes or :meth:`to_dict` data.
+
+        Raises ``ValueError`` for a state of another format version (a detector of
+        version 2 or older learns anew)."""
+        try:
+            if isinstance(state, bytes):
+                version = msgspec.msgpack.decode(state, type=dict[str, Any]).get("version")
+            else:
+                version = state.get("version")
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"unreadable detector state: {exc}") from exc
+        if version != _VERSION:
+            raise ValueError(f"unsupported detector state version {version}")
+        try:
+            if isinstance(state, bytes):
+                decoded = _decoder.decode(state)
+            else:
+                decoded = msgspec.convert(state, _State)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValueError(f"unreadable detector state: {exc}") from exc
         detector = cls.__new__(cls)
         detector._s = decoded
-        detector._margin = margin
-        detector._z0 = _z0(decoded.sensitivity)
+        detector._log_alpha = math.log(decoded.alpha)
         return detector
-
-
-def _margin(sensitivity: float) -> float:
-    # Log scale: sensitivity 0.5 -> 0.018 of the seen range, 0 -> 10x that, 1 -> 1/10.
-    return float(_BASE_MARGIN * 10.0 ** (2.0 * (0.5 - sensitivity)))
-
-
-def _z0(sensitivity: float) -> float:
-    # Log scale: sensitivity 0.5 -> z of 6.4, 0 -> 6.4 * sqrt(10), 1 -> 6.4 / sqrt(10).
-    return float(_BASE_Z * 10.0 ** (0.5 - sensitivity))
-
-
-def _find_season(values: list[float], stamps: list[float], span: float) -> _Baseline | None:
-    """The seasonal member for the best of a day or a week, if one correlates well enough.
-
-    The lag in points comes from the median sampling interval; a lag needs two whole
-    periods in the learning data. The member's statistics are warmed up on that data.
-    """
-    if len(stamps) < 2 or len(stamps) != len(values) or min(values) == max(values):
-        return None
-    steps = sorted(b - a for a, b in itertools.pairwise(stamps))
-    step = steps[len(steps) // 2]
-    if not step > 0.0:
-        return None
-    best, best_lag = _MIN_SEASONAL_CORRELATION, 0
-    for seconds in _PERIODS:
-        lag = round(seconds / step)
-        if lag < 2 or 2 * lag > len(values):
-            continue
-        r = _correlation(values[lag:], values[:-lag])
-        if r >= best:
-            best, best_lag = r, lag
-    if not best_lag:
-        return None
-    season = _Baseline(best_lag, _SHORT_WINDOW, _PROFILE_ALPHA, 1e-9 * span, values[:best_lag])
-    for v in values[best_lag:]:
-        season.z(v)
-    return season
-
-
-def _level(values: list[float], span: float) -> _Baseline:
-    """The level member, warmed up on the learning data."""
-    level = _Baseline(1, _LEVEL_WINDOW, 0.0, 1e-9 * span, [0.0])
-    for v in values:
-        level.z(v)
-    return level
-
-
-def _correlation(a: list[float], b: list[float]) -> float:
-    n = len(a)
-    ma, mb = sum(a) / n, sum(b) / n
-    sab = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
-    saa = sum((x - ma) ** 2 for x in a)
-    sbb = sum((y - mb) ** 2 for y in b)
-    if saa <= 0.0 or sbb <= 0.0:
-        return 0.0
-    return sab / math.sqrt(saa * sbb)
 
 
 def _compress(x: float, c: float) -> float:

@@ -6,29 +6,48 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from modelmonitor import __version__
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import install_openapi
+from modelmonitor.api.audit_trail import AuditTrailMiddleware, alert_loaders
 from modelmonitor.api.deps import ApiContext, ComponentHealth
+from modelmonitor.api.guard import Guard, LoginRedirect, auth_responses, check_routes
 from modelmonitor.api.routes import (
     alerts,
     anomalies,
+    audit,
+    auth,
+    drift,
     health,
     metrics,
     models,
+    oidc,
     prometheus,
     requests,
     services,
+    tokens,
+    users,
 )
+from modelmonitor.api.security import SecurityMiddleware
 from modelmonitor.api.ws import SnapshotHub
 from modelmonitor.api.ws import router as ws_router
+from modelmonitor.auth.exposure import exposure_problem
+from modelmonitor.auth.network import HostPolicy
+from modelmonitor.auth.roles import Role
+from modelmonitor.auth.service import AuthService
+from modelmonitor.auth.store import AuthStore, create_auth_store
 from modelmonitor.live import LiveState, create_live
-from modelmonitor.settings import Settings
+from modelmonitor.quality.alerting import install_drift_alerts
+from modelmonitor.quality.store import QualityStore, create_quality_store
+from modelmonitor.settings import Settings, parse_host_port
 from modelmonitor.storage import EventStore, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster
 from modelmonitor.types import Clock
@@ -48,14 +67,31 @@ def create_app(
     health_sources: list[Callable[[], dict[str, ComponentHealth]]] | None = None,
     static_dir: Path = STATIC_DIR,
     alert_system: AlertSystem | None = None,
+    auth_store: AuthStore | None = None,
     cluster_metrics: ClusterMetrics | None = None,
+    quality_store: QualityStore | None = None,
 ) -> FastAPI:
-    """Build the API. Store, live state and the alert system are opened here unless given
-    (``modelmonitor up`` shares its own with the worker)."""
+    """Build the API. Store, live state, the alert system and the auth store are opened
+    here unless given (``modelmonitor up`` shares its own with the worker)."""
+    own_auth_store = auth_store or create_auth_store(settings.effective_database_url)
+    auth_service = AuthService(
+        store=own_auth_store,
+        config=settings.auth,
+        admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+        clock=clock,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            if auth_store is None:
+                await own_auth_store.connect()
+                stack.push_async_callback(own_auth_store.close)
+                problem = await exposure_problem(settings, auth_service)
+                if problem is not None:
+                    raise RuntimeError(problem)
+            auth_service.start()
+            stack.push_async_callback(auth_service.stop)
             own_store = store or create_store(settings.effective_database_url)
             own_live = live or create_live(settings.cache_url, clock=clock)
             if store is None:
@@ -78,10 +114,16 @@ def create_app(
                 context.cluster_metrics = create_cluster(settings.cache_url)
                 await context.cluster_metrics.connect()
                 stack.push_async_callback(context.cluster_metrics.close)
+            if quality_store is None:
+                own_quality = create_quality_store(settings.effective_database_url)
+                await own_quality.connect()
+                stack.push_async_callback(own_quality.close)
+            app.state.quality = quality_store or own_quality
             if alert_system is None:
                 own_alerts = AlertSystem.from_settings(
-                    settings, live=own_live, clock=clock, events=own_store
+                    settings, live=own_live, clock=clock, history=own_store
                 )
+                install_drift_alerts(own_alerts, app.state.quality, settings)
                 await own_alerts.start(evaluate=True)
                 stack.push_async_callback(own_alerts.stop)
             context.extras["alerts"] = alert_system or own_alerts
@@ -97,14 +139,59 @@ def create_app(
         version=__version__,
         description="Real-time monitoring of machine-learning model APIs.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
+    app.state.auth = auth_service
     install_openapi(app)
-    routers = (health, services, metrics, models, anomalies, requests, prometheus, alerts)
-    for module in routers:
-        app.include_router(module.router)
-    app.include_router(ws_router)
+    _include_routes(app)
     _mount_dashboard(app, static_dir)
+    check_routes(app)
+    app.add_middleware(AuditTrailMiddleware, fastapi=app, loaders=alert_loaders())
+    host, _ = parse_host_port(settings.api)
+    policy = HostPolicy(
+        bind_host=host,
+        allowed_hosts=settings.auth.allowed_hosts,
+        allowed_origins=settings.auth.allowed_origins,
+    )
+    app.add_middleware(SecurityMiddleware, policy=policy, trusted=auth_service.trusted_networks)
     return app
+
+
+def _include_routes(app: FastAPI) -> None:
+    """Every router with its least role; writes declare a higher one on the route."""
+    denied = auth_responses()
+    viewer = [Depends(Guard(Role.VIEWER))]
+    app.include_router(health.router)  # /health is public; /api/v1/health guards itself
+    app.include_router(auth.router)  # login and state are public; logout guards itself
+    app.include_router(oidc.router)  # public: the way in
+    for module in (services, metrics, models, anomalies, requests, alerts, drift):
+        app.include_router(module.router, dependencies=viewer, responses=denied)
+    app.include_router(
+        prometheus.router, dependencies=[Depends(Guard(Role.METRICS))], responses=denied
+    )
+    for module in (users, tokens, audit):
+        app.include_router(module.router, responses=denied)
+    app.include_router(ws_router, dependencies=viewer)
+    _api_docs(app)
+
+
+def _api_docs(app: FastAPI) -> None:
+    """The OpenAPI schema and its viewers, for viewers and up."""
+    viewer = [Depends(Guard(Role.VIEWER))]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=viewer)
+    async def openapi_schema() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=viewer)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=viewer)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} API")
 
 
 def _mount_dashboard(app: FastAPI, static_dir: Path) -> None:
@@ -113,16 +200,38 @@ def _mount_dashboard(app: FastAPI, static_dir: Path) -> None:
     if assets.is_dir():
         app.mount("/assets", StaticFiles(directory=assets), name="assets")
 
-    @app.get("/{path:path}", include_in_schema=False, response_model=None)
-    def dashboard(path: str) -> FileResponse | JSONResponse:
-        if path.startswith(_API_PREFIXES):
-            raise HTTPException(status_code=404, detail="Not Found")
-        candidate = (static_dir / path).resolve()
-        if path and candidate.is_file() and candidate.is_relative_to(static_dir.resolve()):
-            return FileResponse(candidate)
+    def page() -> FileResponse | JSONResponse:
         if index.is_file():
             return FileResponse(index, headers={"Cache-Control": "no-cache"})
         return JSONResponse(
             {"detail": "the dashboard is not built: run `make run` (or `cd web && npm run build`)"},
             status_code=404,
         )
+
+    @app.get("/login", include_in_schema=False, response_model=None)
+    def login_page() -> FileResponse | JSONResponse:
+        return page()
+
+    @app.exception_handler(LoginRedirect)
+    async def to_login(request: Request, exc: LoginRedirect) -> Any:
+        if exc.next_path.lstrip("/").startswith(_API_PREFIXES):
+            return JSONResponse(
+                {"detail": "authentication required: log in or send a bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="modelmonitor"'},
+            )
+        return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)
+
+    @app.get(
+        "/{path:path}",
+        include_in_schema=False,
+        response_model=None,
+        dependencies=[Depends(Guard(Role.VIEWER, login_redirect=True))],
+    )
+    def dashboard(path: str) -> FileResponse | JSONResponse:
+        if path.startswith(_API_PREFIXES):
+            raise HTTPException(status_code=404, detail="Not Found")
+        candidate = (static_dir / path).resolve()
+        if path and candidate.is_file() and candidate.is_relative_to(static_dir.resolve()):
+            return FileResponse(candidate)
+        return page()

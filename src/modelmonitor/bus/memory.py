@@ -27,7 +27,7 @@ class _MemoryDelivery:
     async def ack(self) -> None:
         if not self._done:
             self._done = True
-            self._bus._finished()
+            self._bus._finished(len(self.body))
 
     async def reject(self, *, requeue: bool = True) -> None:
         if self._done:
@@ -36,15 +36,20 @@ class _MemoryDelivery:
         if requeue:
             self._bus._requeue(self.body)
         else:
-            self._bus._finished()
+            self._bus._finished(len(self.body))
 
 
 class MemoryBus:
-    """Bounded in-process queue of message bodies."""
+    """Bounded in-process queue of message bodies (by count and by bytes, counting
+    messages delivered but not yet acked)."""
 
-    def __init__(self, url: str = "memory://", *, max_messages: int = 10_000) -> None:
+    def __init__(
+        self, url: str = "memory://", *, max_messages: int = 10_000, max_bytes: int = 256 << 20
+    ) -> None:
         self.url = url
         self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._queue: deque[bytes] = deque()
         self._ready = asyncio.Event()
         self._open = False
@@ -73,13 +78,17 @@ class MemoryBus:
             raise BusUnavailable("memory bus is closed")
         if len(self._queue) >= self._max_messages:
             raise BusUnavailable(f"memory bus is full ({self._max_messages} messages)")
+        if self._bytes and self._bytes + len(body) > self._max_bytes:
+            raise BusUnavailable(f"memory bus is full ({self._max_bytes} bytes)")
+        self._bytes += len(body)
         self._queue.append(body)
         self.published_total += 1
         self._unfinished += 1
         self._idle.clear()
         self._ready.set()
 
-    def _finished(self) -> None:
+    def _finished(self, size: int) -> None:
+        self._bytes -= size
         self._unfinished -= 1
         if self._unfinished <= 0:
             self._idle.set()

@@ -141,9 +141,15 @@ class UnixBus:
     """A bus between processes of one machine; the first handle on a path is the hub."""
 
     def __init__(
-        self, url: str, *, publish_timeout: float = 10.0, retry_seconds: float = 0.5
+        self,
+        url: str,
+        *,
+        publish_timeout: float = 10.0,
+        retry_seconds: float = 0.5,
+        max_bytes: int = 64 << 20,
     ) -> None:
         self.url = url
+        self._max_bytes = max_bytes
         self.path = socket_path(url)
         self._publish_timeout = publish_timeout
         self._retry_seconds = retry_seconds
@@ -188,7 +194,9 @@ class UnixBus:
         self._lock = lock
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)  # left by a hub that died: the lock says nobody listens
-        self._memory = MemoryBus(self.url)
+        # Bounded: a worker that falls behind makes publishers hold (then drop, counted)
+        # instead of growing this process without limit.
+        self._memory = MemoryBus(self.url, max_bytes=self._max_bytes)
         await self._memory.connect()
         old_umask = os.umask(0o177)  # only this user may publish events
         try:

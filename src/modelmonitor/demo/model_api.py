@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from modelmonitor.demo.kserve import add_v2_routes
 from modelmonitor.demo.llm import add_chat_routes
+from modelmonitor.demo.tabular import add_invocations_route
 
 __all__ = ["Chaos", "create_demo_app"]
 
@@ -151,6 +152,7 @@ def create_demo_app(*, seed: int | None = None, base_latency_ms: float = 12.0) -
 
     add_chat_routes(app, rng=rng, behave=behave)
     add_v2_routes(app, models=models, behave=behave)
+    add_invocations_route(app, behave=behave)
 
     @app.get("/admin/chaos")
     async def get_chaos() -> Chaos:

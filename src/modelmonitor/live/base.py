@@ -49,6 +49,9 @@ class LiveAnomaly(msgspec.Struct, kw_only=True):
     upper: float
     at: float
     anomalous: bool
+    #: The detector member that fired ("" when none did) and "new_normal" on re-learning.
+    member: str = ""
+    event: str = ""
 
 
 class ServiceLive(msgspec.Struct, kw_only=True):
@@ -77,6 +80,8 @@ class ProxyStatus(msgspec.Struct, kw_only=True):
     in_flight: dict[str, int]
     bus_state: str
     spooled: int
+    #: Edge refusals per kind and ``routes_folded`` (see ``ProxyStats.edge``).
+    edge: dict[str, int] = msgspec.field(default_factory=dict)
 
     @classmethod
     def from_stats(cls, stats: ProxyStats) -> ProxyStatus:

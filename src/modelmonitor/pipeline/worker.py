@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 
 from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.bus.base import Delivery, EventBus
-from modelmonitor.events import EventBatch, decode_batch
+from modelmonitor.events import EventBatch, RequestEvent, decode_batch
 from modelmonitor.live.base import LiveState
-from modelmonitor.storage.base import EventStore
+from modelmonitor.storage.base import EventStore, RollupTier
 from modelmonitor.telemetry import RequestMetrics
 from modelmonitor.types import Clock
 
@@ -54,17 +54,23 @@ class Worker:
         prefetch: int = 32,
         retention_raw_seconds: float | None = None,
         retention_rollups_seconds: float | None = None,
+        retention_tiers_seconds: Mapping[RollupTier, float] | None = None,
         retention_every_seconds: float = 600.0,
         clock: Clock = time.time,
         request_metrics: RequestMetrics | None = None,
+        observers: Sequence[Callable[[list[RequestEvent]], None]] = (),
     ) -> None:
         self._bus = bus
         #: Prometheus counters and histograms of what this worker stored.
         self.request_metrics = request_metrics or RequestMetrics()
+        #: Called with every committed batch's events; must return at once (export queues).
+        self._observers = list(observers)
         self._store = store
         self._live = live
         self._prefetch = prefetch
         self._retention = (retention_raw_seconds, retention_rollups_seconds)
+        #: The hour and day tiers' retention (0 or absent keeps them).
+        self._tier_retention = dict(retention_tiers_seconds or {})
         self._retention_every = retention_every_seconds
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
@@ -72,10 +78,13 @@ class Worker:
         self.hooks: list[BatchHook] = []
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=prefetch)
 
+    def add_observer(self, observe: Callable[[list[RequestEvent]], None]) -> None:
+        self._observers.append(observe)
+
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._pump(), name="worker-pump"))
         self._tasks.append(asyncio.create_task(self._process(), name="worker-process"))
-        if any(self._retention):
+        if any(self._retention) or any(self._tier_retention.values()):
             self._tasks.append(asyncio.create_task(self._retain(), name="worker-retention"))
 
     async def stop(self) -> None:
@@ -127,6 +136,8 @@ class Worker:
                 delay = min(delay * 2, 5.0)
         self.stats.store_ok = True
         self.request_metrics.observe(events)
+        for observe in self._observers:
+            observe(events)
         for batch in batches:
             try:
                 await self._live.record(batch)
@@ -154,6 +165,11 @@ class Worker:
                 deleted = await self._store.delete_before(
                     raw_before=now - raw if raw else 0.0,
                     rollups_before=now - rollups if rollups else 0.0,
+                    tiers_before={
+                        tier: now - seconds
+                        for tier, seconds in self._tier_retention.items()
+                        if seconds
+                    },
                 )
                 if any(deleted):
                     log.info("retention removed %d events and %d rollup rows", *deleted)

@@ -19,7 +19,8 @@ from typing import Protocol
 
 from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.bus.base import BusUnavailable, EventBus
-from modelmonitor.events import EventBatch, ProxyStats, RequestEvent, encode_batch
+from modelmonitor.events import EventBatch, PayloadSample, ProxyStats, RequestEvent, encode_batch
+from modelmonitor.proxy.sampling import SampleSink
 
 __all__ = ["CaptureBuffer", "Shipper", "Spool"]
 
@@ -44,6 +45,7 @@ class CaptureBuffer:
         "capacity",
         "captured_total",
         "dropped_total",
+        "samples",
     )
 
     def __init__(self, capacity: int) -> None:
@@ -56,6 +58,8 @@ class CaptureBuffer:
         self.dropped_total = 0
         self._notify: Callable[[], None] | None = None
         self._notify_at = 0
+        #: Sampled bodies waiting for their events (services that sample; else None).
+        self.samples: SampleSink | None = None
 
     @property
     def size(self) -> int:
@@ -148,6 +152,7 @@ class Shipper:
         batch_max_events: int = 2000,
         flush_interval_seconds: float = 0.1,
         in_flight: Callable[[], dict[str, int]] = dict,
+        edge: Callable[[], dict[str, int]] = dict,
         heartbeat_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
         publish_timeout_seconds: float = 10.0,
@@ -159,12 +164,16 @@ class Shipper:
         self._batch_max = max(1, batch_max_events)
         self._interval = max(0.001, flush_interval_seconds)
         self._in_flight = in_flight
+        self._edge = edge
         self._heartbeat = heartbeat_seconds
         self._max_backoff = max_backoff_seconds
         self._publish_timeout = publish_timeout_seconds
         self._spool = spool
         self._wake = asyncio.Event()
         self._held: list[RequestEvent] | None = None
+        #: The sampled bodies of the batch last built, and which event list it was.
+        self._samples: list[PayloadSample] = []
+        self._samples_of: list[RequestEvent] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_sent = 0.0
@@ -213,7 +222,18 @@ class Shipper:
             in_flight=self._in_flight(),
             bus_state=self.bus_state,
             spooled=self._spool.spooled if self._spool is not None else 0,
+            edge=self._edge(),
         )
+
+    def _batch(self, events: list[RequestEvent]) -> EventBatch:
+        """The batch for ``events``, with their sampled bodies (kept for retries)."""
+        sink = self._buffer.samples
+        if sink is None:
+            return EventBatch(self.stats(), events)
+        if events is not self._samples_of:
+            self._samples = sink.pop_for(events)
+            self._samples_of = events
+        return EventBatch(self.stats(), events, self._samples)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -245,7 +265,7 @@ class Shipper:
         if self._held is None:
             self._held = self._buffer.take(self._batch_max)
         events = self._held
-        body = encode_batch(EventBatch(self.stats(), events))
+        body = encode_batch(self._batch(events))
         try:
             async with asyncio.timeout(self._publish_timeout):  # a hung broker is a down one
                 if self._spool is not None and self._spool.spooled:
@@ -279,7 +299,7 @@ class Shipper:
                     await self._wake.wait()
             self._wake.clear()
             held = self._held or []
-            await self._spill(encode_batch(EventBatch(self.stats(), held)), held)
+            await self._spill(encode_batch(self._batch(held)), held)
 
     async def _spill(self, body: bytes, events: list[RequestEvent]) -> None:
         """The bus is down: move the held batch and everything buffered to the spool,
@@ -295,7 +315,7 @@ class Shipper:
             if not events:
                 return
             self._held = events
-            body = encode_batch(EventBatch(self.stats(), events))
+            body = encode_batch(self._batch(events))
 
     async def _replay_spool(self) -> None:
         """Deliver spooled batches, oldest first, before new ones."""

@@ -30,6 +30,7 @@ from modelmonitor.proxy.http import (
     transfer_codings,
 )
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
+from modelmonitor.proxy.routes import MAX_CACHED_PATH, OTHER
 from modelmonitor.proxy.tunnel import Tunnel
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ _SEEN_HOST = int(Forwarded.HOST)
 _RESUMABLE = int(ReadBlock.UPSTREAM_FULL | ReadBlock.WAITING)
 
 _HEAD = b"HEAD"
+_NO_ROUTE = ("", "")
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive"))
 _NO_LIST: list[bytes] = []
 _CHUNKED = [b"chunked"]
@@ -166,7 +168,9 @@ class ClientConnection(asyncio.Protocol):
         self.held = b""
         self.http10 = -1  # unknown until the first request
         self.awaiting_head = True
-        #: Bytes of the head being received, and ``monotonic()`` at its first byte.
+        #: Bytes received since the last body piece: the head being received, or chunk
+        #: lines and trailer fields (bounded like a head); ``monotonic()`` at the
+        #: first byte of a head.
         self.head_size = 0
         self.head_started = 0.0
         #: Bumped on every read; the server closes connections idle for too long.
@@ -215,10 +219,9 @@ class ClientConnection(asyncio.Protocol):
         if self.stop_reading:
             return
         self.activity += 1
-        if self.awaiting_head:
-            if not self.head_size:
-                self.head_started = monotonic()  # the header deadline is total
-            self.head_size += len(data)
+        if self.awaiting_head and not self.head_size:
+            self.head_started = monotonic()  # the header deadline is total
+        self.head_size += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -233,8 +236,9 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._reject(*_parser_refusal(exc))
             return
-        if self.awaiting_head and self.head_size > self.listener.max_head_bytes:
-            self._reject(Refusal.HEAD_TOO_LARGE, 431, "request head too large")
+        if self.head_size > self.listener.max_head_bytes:
+            what = "request head" if self.awaiting_head else "chunk lines or trailer fields"
+            self._reject(Refusal.HEAD_TOO_LARGE, 431, f"{what} too large")
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -485,6 +489,7 @@ class ClientConnection(asyncio.Protocol):
         return b"".join(parts)
 
     def on_body(self, body: bytes) -> None:
+        self.head_size = 0
         exchange = self.reading
         if exchange is None or exchange.done:
             return
@@ -507,6 +512,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.awaiting_head = True
+        self.head_size = 0
         end = LAST_CHUNK
         if self.header_count:  # trailer fields came after a chunked body
             end = self._take_trailers()
@@ -680,12 +686,21 @@ class ClientConnection(asyncio.Protocol):
         listener = self.listener
         now = perf_counter()
         path = exchange.path.decode("utf-8", "replace")
+        routes = service.routes
+        # The route, and the path with emails and keys masked (cached unless long).
+        route, path = (
+            (routes.describe if len(path) <= MAX_CACHED_PATH else routes.describe_uncached)(path)
+            if path
+            else _NO_ROUTE
+        )
+        if route is OTHER:
+            routes.folded += 1
         event = RequestEvent(
             listener.ids(),
             time() - (now - exchange.t0),
             service.name,
             exchange.method,
-            service.template(path) if path else "",
+            route,
             path,
             exchange.status,
             now - exchange.t0,

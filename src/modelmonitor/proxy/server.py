@@ -21,6 +21,7 @@ from modelmonitor.events import EventIdFactory
 from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.client import ClientConnection
 from modelmonitor.proxy.edge import EdgeCounters, Refusal
+from modelmonitor.proxy.sampling import SampleSink
 from modelmonitor.proxy.service import Listener, Service
 from modelmonitor.proxy.upstream import UpstreamConnection
 from modelmonitor.settings import ProxyLimits, ServiceConfig, parse_host_port
@@ -69,6 +70,10 @@ class ProxyServer:
             Service(config, max_idle=max_idle_per_service, limits=limits, models=models)
             for config in services
         ]
+        if any(config.sampling.enabled for config in services):
+            capture.samples = SampleSink()
+            for service in self.services:
+                service.sample_into(capture.samples)
         # The main port, then one listener per distinct own ``listen`` (port 0 included).
         groups: dict[tuple[bool, str], list[Service]] = {(False, listen): []}
         for service in self.services:
@@ -198,6 +203,32 @@ class ProxyServer:
     def refusals(self) -> dict[str, int]:
         """Requests and responses refused at the edge since start, per kind."""
         return self.edge.as_dict()
+
+    def routes(self) -> dict[str, tuple[int, int]]:
+        """Per service: distinct routes so far, and requests folded into ``{other}``."""
+        return {s.name: (s.routes.routes, s.routes.folded) for s in self.services}
+
+    def edge_counts(self) -> dict[str, int]:
+        """Refusals per kind plus ``routes_folded`` (requests past a service's route
+        cap): what the proxy reports with its stats."""
+        counts = self.edge.as_dict()
+        folded = sum(service.routes.folded for service in self.services)
+        if folded:
+            counts["routes_folded"] = folded
+        return counts
+
+    def health_detail(self) -> str:
+        """One line for the proxy's health: tunnels, unrouted, refusals, route caps."""
+        refused = self.refusals()
+        parts = [f"{self.open_tunnels} open tunnels", f"{self.unrouted_total} unrouted (404)"]
+        if refused:
+            kinds = ", ".join(f"{kind} {count}" for kind, count in refused.items())
+            parts.append(f"{sum(refused.values())} refused at the edge ({kinds})")
+        for name, (routes, folded) in self.routes().items():
+            if folded:
+                cap = self.limits.max_routes_per_service
+                parts.append(f"{name}: {routes}/{cap} routes, {folded} requests in {{other}}")
+        return ", ".join(parts)
 
     # -- timeouts ----------------------------------------------------------
     # One coarse timer for every connection keeps timers off the hot path: the

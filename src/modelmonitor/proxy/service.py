@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 from modelmonitor.events import EventIdFactory
 from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.edge import EdgeCounters
+from modelmonitor.proxy.inspect import HookFactory, chain
 from modelmonitor.proxy.routes import RouteTemplater
+from modelmonitor.proxy.sampling import SampleSink, sampling_hooks
 from modelmonitor.proxy.upstream import UpstreamTarget
 from modelmonitor.settings import ProxyLimits, ServiceConfig
 
@@ -23,6 +25,7 @@ class Service:
     """One monitored service as the hot path needs it: precomputed, no lookups."""
 
     __slots__ = (
+        "_measure",
         "config",
         "consumers",
         "forwarded",
@@ -32,6 +35,7 @@ class Service:
         "model_header",
         "name",
         "preserve_host",
+        "routes",
         "template",
         "timeout",
         "upstream",
@@ -58,11 +62,12 @@ class Service:
             model=config.model or "",
             model_version=config.model_version or "",
         )
-        self.template = RouteTemplater(config.route_patterns, special=aware.route).template
-        #: Starts a request's body hook (protocol measurements), or ``None``.
-        self.hooks = aware.hooks
-        #: Names a request's consumer from its headers, or ``None``.
-        self.consumers = aware.consumers
+        #: Route templates (a serving protocol's own first), capped at
+        #: ``limits.max_routes_per_service``.
+        self.routes = RouteTemplater(
+            config.route_patterns, max_routes=limits.max_routes_per_service, special=aware.route
+        )
+        self.template = self.routes.template
         self.upstream = UpstreamTarget(
             config, max_idle=max_idle, max_head_bytes=limits.max_upstream_head_bytes
         )
@@ -72,6 +77,16 @@ class Service:
         self.forwarded = config.forwarded_headers
         self.timeout = config.timeout_seconds
         self.in_flight = 0
+        #: Names a request's consumer from its headers, or ``None``.
+        self.consumers = aware.consumers
+        self._measure = aware.hooks
+        #: Starts a request's body hook (protocol measurements, payload sampling).
+        self.hooks: HookFactory | None = aware.hooks
+
+    def sample_into(self, sink: SampleSink) -> None:
+        """Copy sampled bodies of this service into ``sink`` (when its config samples)."""
+        sampling = sampling_hooks(self.config.sampling, sink)
+        self.hooks = chain([f for f in (self._measure, sampling) if f is not None])
 
 
 class Listener:

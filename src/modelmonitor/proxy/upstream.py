@@ -209,7 +209,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.length = False
         #: Transfer-Encoding field values of the response being parsed.
         self.codings: list[bytes] = []
-        #: Response head bytes received for the current exchange (limit check).
+        #: Bytes received since the last body piece: the response head, or chunk
+        #: lines and trailer fields (bounded by ``max_head_bytes`` either way).
         self.head_bytes = 0
         self.upstream_close = False
         self.upgrade: bytes | None = None
@@ -298,8 +299,7 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange.ttfb < 0:
             exchange.ttfb = perf_counter() - exchange.t0
             self.first = data
-        if not exchange.head_sent:
-            self.head_bytes += len(data)
+        self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -314,8 +314,9 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._give_up(exchange, 502, "upstream_protocol", f"bad response: {exc}")
             return
-        if self.head_bytes > self.target.max_head_bytes and not exchange.head_sent:
-            detail = f"upstream response head over {self.target.max_head_bytes} bytes"
+        if self.head_bytes > self.target.max_head_bytes:
+            what = "chunk lines or trailer fields" if exchange.head_sent else "response head"
+            detail = f"upstream {what} over {self.target.max_head_bytes} bytes"
             self._give_up(exchange, 502, Refusal.UPSTREAM_HEAD_TOO_LARGE, detail)
             return
         if self.out:
@@ -502,6 +503,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.head_sent = True
 
     def on_body(self, body: bytes) -> None:
+        self.head_bytes = 0
         exchange = self.exchange
         if exchange is None or self.complete:
             return

@@ -1,4 +1,9 @@
-"""Historical series from per-minute rollups: counts, rates and merged percentiles."""
+"""Historical series from rollups: counts, rates and merged percentiles.
+
+A series reads the coarsest rollup tier whose buckets tile its step (minute, hour
+or day; :meth:`RollupTier.for_step`), so 30 days at a 6-hour step merge 720 hourly
+rows per route instead of 43,200 minute rows, and still answer once the minute
+tier's shorter retention has removed that past."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Sequence
 import msgspec
 
 from modelmonitor.aggregate import Aggregate
-from modelmonitor.storage.base import ROLLUP_SECONDS, EventStore, RollupRow
+from modelmonitor.storage.base import ROLLUP_SECONDS, EventStore, RollupRow, RollupTier
 from modelmonitor.storage.model_rollups import ModelRollup
 
 __all__ = [
@@ -88,15 +93,25 @@ class RouteSummary(msgspec.Struct, kw_only=True):
     p99_seconds: float | None
 
 
+def _whole(step: float) -> int:
+    """``step`` rounded up to whole minutes, or whole hours (days) past an hour (a day),
+    so that it is tiled by the coarsest tier it spans."""
+    unit = ROLLUP_SECONDS
+    for tier in (RollupTier.HOUR, RollupTier.DAY):
+        if step > tier:
+            unit = tier
+    return int(math.ceil(step / unit) * unit)
+
+
 def choose_step(start: float, end: float, *, requested: float | None, max_points: int) -> int:
     """A whole-minute step giving at most ``max_points`` points (about 120 when not asked)."""
     span = max(end - start, ROLLUP_SECONDS)
-    floor = max(ROLLUP_SECONDS, math.ceil(span / max_points))
+    # max_points - 1: aligning the first point down to the step can add one.
+    floor = max(ROLLUP_SECONDS, math.ceil(span / max(1, max_points - 1)))
     if requested is not None:
-        step = max(requested, floor)
-        return int(math.ceil(step / ROLLUP_SECONDS) * ROLLUP_SECONDS)
+        return _whole(max(requested, floor))
     wanted = max(floor, span / 120)
-    return next((s for s in _NICE_STEPS if s >= wanted), int(math.ceil(wanted / 86400) * 86400))
+    return next((s for s in _NICE_STEPS if s >= wanted), _whole(wanted))
 
 
 def _value(slot: Aggregate, metric: str, step: int) -> float | None:
@@ -149,13 +164,16 @@ async def load_series(
     start: float,
     end: float,
     step: int,
+    tier: RollupTier | None = None,
     model: str | None = None,
     consumer: str | None = None,
 ) -> list[Series]:
-    """One series per metric, a point per step from ``start`` (aligned down) to ``end``.
+    """One series per metric, a point per step from ``start`` (aligned down) to ``end``,
+    read from ``tier`` (by default the coarsest that tiles ``step``).
 
     With ``model`` or ``consumer``, the series count only those requests (from the
-    model rollups, which do not split by route)."""
+    per-minute model rollups, which do not split by route)."""
+    tier = RollupTier.for_step(step) if tier is None else tier
     first = math.floor(start / step) * step
     rows: Sequence[RollupRow | ModelRollup]
     if model is not None or consumer is not None:
@@ -163,7 +181,7 @@ async def load_series(
             start=first, end=end, service=service, model=model, consumer=consumer
         )
     else:
-        rows = await store.rollups(start=first, end=end, service=service, route=route)
+        rows = await store.rollups(start=first, end=end, service=service, route=route, tier=tier)
     slots: dict[int, Aggregate] = {}
     for row in rows:
         index = int((row.bucket - first) // step)

@@ -9,6 +9,7 @@ from modelmonitor.storage.base import (
     EventStore,
     RequestFilter,
     RollupRow,
+    RollupTier,
     ServiceSummary,
 )
 
@@ -17,13 +18,15 @@ __all__ = [
     "EventStore",
     "RequestFilter",
     "RollupRow",
+    "RollupTier",
     "ServiceSummary",
     "create_store",
 ]
 
 
-def create_store(url: str) -> EventStore:
-    """Build (not connect) the store for ``url``; drivers are imported only when used."""
+def create_store(url: str, *, compress_after_seconds: float = 7 * 86400.0) -> EventStore:
+    """Build (not connect) the store for ``url``; drivers are imported only when used.
+    ``compress_after_seconds`` applies to PostgreSQL with TimescaleDB."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         from modelmonitor.storage.sqlite import SQLiteStore
@@ -32,6 +35,6 @@ def create_store(url: str) -> EventStore:
     if scheme in ("postgresql", "postgres"):
         from modelmonitor.storage.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
 
-        store: EventStore = PostgresStore(url)
+        store: EventStore = PostgresStore(url, compress_after_seconds=compress_after_seconds)
         return store
     raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:// or postgresql://")

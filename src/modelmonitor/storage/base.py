@@ -1,14 +1,17 @@
-"""The event-store contract: raw events (idempotent on id) and per-minute rollups.
+"""The event-store contract: raw events (idempotent on id) and rollups in three
+downsampling tiers (minute, hour, day), each with its own retention.
 
 ``write_batch`` stores events and updates the rollups in one transaction, counting
-only events it had not stored before, so a redelivered batch changes nothing.
+only events it had not stored before, so a redelivered batch changes nothing
+(TimescaleDB computes the tiers as continuous aggregates instead).
 Series (p95 over time, error rate, ...) are computed from rollups by
 :mod:`modelmonitor.query.history`, so backends stay thin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
@@ -26,6 +29,7 @@ __all__ = [
     "EventStore",
     "RequestFilter",
     "RollupRow",
+    "RollupTier",
     "ServiceSummary",
     "event_from_row",
 ]
@@ -53,6 +57,34 @@ def event_from_row(row: Sequence[Any]) -> RequestEvent:
     for index in _BOOL_INDEXES:
         values[index] = bool(values[index])
     return RequestEvent(*values)
+
+
+class RollupTier(IntEnum):
+    """A downsampling tier: the width of its buckets in seconds."""
+
+    MINUTE = 60
+    HOUR = 3600
+    DAY = 86400
+
+    @property
+    def table(self) -> str:
+        """The table (or TimescaleDB continuous aggregate) holding this tier."""
+        return _TIER_TABLES[self]
+
+    @classmethod
+    def for_step(cls, step: float) -> RollupTier:
+        """The coarsest tier whose buckets tile ``step`` exactly."""
+        for tier in (cls.DAY, cls.HOUR):
+            if step >= tier and step % tier == 0:
+                return tier
+        return cls.MINUTE
+
+
+_TIER_TABLES = {
+    RollupTier.MINUTE: "rollups",
+    RollupTier.HOUR: "rollups_hour",
+    RollupTier.DAY: "rollups_day",
+}
 
 
 class RollupRow(msgspec.Struct, kw_only=True):
@@ -138,9 +170,15 @@ class EventStore(Protocol):
     async def services(self) -> list[ServiceSummary]: ...
 
     async def rollups(
-        self, *, start: float, end: float, service: str | None = None, route: str | None = None
+        self,
+        *,
+        start: float,
+        end: float,
+        service: str | None = None,
+        route: str | None = None,
+        tier: RollupTier = RollupTier.MINUTE,
     ) -> list[RollupRow]:
-        """Rows with ``start <= bucket < end``, ordered by bucket."""
+        """Rows of ``tier`` with ``start <= bucket < end``, ordered by bucket."""
         ...
 
     async def model_rollups(
@@ -159,6 +197,14 @@ class EventStore(Protocol):
         """Newest first, at most ``query.limit``."""
         ...
 
-    async def delete_before(self, *, raw_before: float, rollups_before: float) -> tuple[int, int]:
-        """Retention: delete older raw events and rollups; return both counts."""
+    async def delete_before(
+        self,
+        *,
+        raw_before: float,
+        rollups_before: float,
+        tiers_before: Mapping[RollupTier, float] | None = None,
+    ) -> tuple[int, int]:
+        """Retention: delete older raw events and rollups (``rollups_before`` for the
+        minute tier, ``tiers_before`` for the hour and day tiers; 0 or absent keeps
+        everything); return the events and rollup rows deleted."""
         ...

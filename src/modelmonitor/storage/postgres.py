@@ -11,6 +11,11 @@
   concurrent workers merge latency sketches without losing counts.
 - Raw events are partitioned by day; the store creates partitions ahead and
   drops whole days for retention.
+- Rollups come in three tiers (minute, hour, day: ``rollups``, ``rollups_hour``,
+  ``rollups_day``), each updated in the same transaction.
+- Where the timescaledb extension is installed in the database, raw events are a
+  hypertable compressed after ``compress_after_seconds`` and the three tiers are
+  continuous aggregates (see :mod:`._timescale`); the store then writes events only.
 """
 
 from __future__ import annotations
@@ -19,18 +24,22 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from modelmonitor._tasks import cancel_and_wait
+from modelmonitor.aggregate import Aggregate
 from modelmonitor.events import SQL_IS_ERROR, RequestEvent
+from modelmonitor.storage import _timescale
 from modelmonitor.storage.base import (
     EVENT_FIELDS,
     MODEL_FIELDS,
+    ROLLUP_SECONDS,
     RequestFilter,
     RollupRow,
+    RollupTier,
     ServiceSummary,
     event_from_row,
 )
@@ -45,7 +54,9 @@ from modelmonitor.storage.model_rollups import (
 from modelmonitor.storage.pg_migrations import Migration, apply_migrations
 from modelmonitor.storage.rollups import (
     ROLLUP_COLUMNS,
+    RollupKey,
     aggregate_rollups,
+    downsample,
     merge_row,
     rollup_from_row,
     rollup_values,
@@ -59,6 +70,10 @@ log = logging.getLogger("modelmonitor.storage.postgres")
 DAY_SECONDS = 86_400
 #: pg_advisory_xact_lock key serialising partition DDL ("mmpart").
 _PARTITION_LOCK = 0x6D6D70617274
+#: The migration that created the hour and day tiers (010_rollup_tiers).
+_TIERS_MIGRATION = 10
+#: pg_advisory_xact_lock key serialising the one-time tier backfill ("mmtier").
+_BACKFILL_LOCK = 0x6D6D74696572
 _DAYS_AHEAD = 2
 _DAYS_ACCEPTED_AHEAD = 7
 
@@ -97,9 +112,13 @@ class PostgresStore:
         *,
         pool_size: int = 4,
         maintenance_every_seconds: float = 3600.0,
+        compress_after_seconds: float = 7 * 86400.0,
         clock: Clock = time.time,
     ) -> None:
         self.url = url
+        self._compress_after = compress_after_seconds
+        #: TimescaleDB: events are a hypertable, the tiers continuous aggregates.
+        self.timescale = False
         self._pool_size = pool_size
         self._maintenance_every = maintenance_every_seconds
         self._clock = clock
@@ -142,6 +161,13 @@ class PostgresStore:
                 "SELECT DISTINCT service, model, consumer FROM model_rollups"
             )
         )
+        self.timescale = await _timescale.is_timescale(self._pool)
+        if self.timescale:
+            await _timescale.set_compression(
+                self._pool, compress_after_seconds=self._compress_after
+            )
+        else:
+            await self._backfill_tiers()
         await self.maintain_partitions()
         self._maintenance = asyncio.create_task(self._maintain_forever(), name="pg-partitions")
 
@@ -160,6 +186,38 @@ class PostgresStore:
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
+
+    async def _backfill_tiers(self) -> None:
+        """Once per database: fill the hour and day tiers from the minute rows stored
+        before migration 010 created them (later writes update every tier)."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _BACKFILL_LOCK)
+            if await connection.fetchval("SELECT count(*) FROM rollup_backfill"):
+                return
+            applied = await connection.fetchval(
+                "SELECT extract(epoch FROM applied_at)::float8 FROM schema_migrations"
+                " WHERE version = $1",
+                _TIERS_MIGRATION,
+            )
+            # Minutes from the upgrade on were written to every tier already.
+            cutover = math.floor(applied / ROLLUP_SECONDS) * ROLLUP_SECONDS
+            first = await connection.fetchval(
+                "SELECT min(bucket) FROM rollups WHERE bucket < $1", cutover
+            )
+            day = math.floor(first / DAY_SECONDS) * DAY_SECONDS if first is not None else cutover
+            while day < cutover:
+                found = await connection.fetch(
+                    f"SELECT {_ROLLUP_COLUMNS} FROM rollups WHERE bucket >= $1 AND bucket < $2",
+                    day,
+                    min(day + DAY_SECONDS, cutover),
+                )
+                minutes = [rollup_from_row(row) for row in found]
+                for tier in (RollupTier.HOUR, RollupTier.DAY):
+                    rows = downsample(minutes, seconds=tier)
+                    if rows:
+                        await self._merge_into(connection, rows, tier)
+                day += DAY_SECONDS
+            await connection.execute("INSERT INTO rollup_backfill VALUES ($1)", self._clock())
 
     # -- partitions ---------------------------------------------------------------
 
@@ -222,6 +280,10 @@ class PostgresStore:
             await self._ensure_partitions(days)
             self._outside.update(days - self._known_days)
         records = [msgspec.structs.astuple(event) for event in unique.values()]
+        # TimescaleDB: the hypertable's time column is a timestamptz copy of start.
+        columns, values = _EVENT_COLUMNS, _EVENT_COLUMNS
+        if self.timescale:
+            columns, values = f"{_EVENT_COLUMNS}, ts", f"{_EVENT_COLUMNS}, to_timestamp(start)"
         async with self.pool.acquire() as connection, connection.transaction():
             await connection.copy_records_to_table(
                 "mm_staging", records=records, columns=_EVENT_FIELDS
@@ -229,9 +291,9 @@ class PostgresStore:
             # One statement: insert the new events, and add them (only them) to the
             # services' totals, locking service rows in name order.
             rows = await connection.fetch(
-                f"WITH fresh AS (INSERT INTO events ({_EVENT_COLUMNS})"
-                f" SELECT {_EVENT_COLUMNS} FROM mm_staging ORDER BY start, id"
-                " ON CONFLICT (start, id) DO NOTHING RETURNING id, start, service),"
+                f"WITH fresh AS (INSERT INTO events ({columns})"
+                f" SELECT {values} FROM mm_staging ORDER BY start, id"
+                " ON CONFLICT DO NOTHING RETURNING id, start, service),"
                 " summary AS (INSERT INTO services (name, first_seen, last_seen, requests)"
                 " SELECT service, min(start), max(start), count(*) FROM fresh"
                 " GROUP BY service ORDER BY service"
@@ -244,13 +306,31 @@ class PostgresStore:
             if not rows:
                 return 0
             fresh = [unique[row[0]] for row in rows]
-            await self._update_rollups(connection, fresh)
+            if not self.timescale:
+                for tier in RollupTier:
+                    await self._update_rollups(connection, fresh, tier)
             await self._update_model_rollups(connection, fresh)
+        if self.timescale:
+            await _timescale.refresh_after_write(
+                self.pool,
+                oldest=min(event.start for event in fresh),
+                newest=max(event.start for event in fresh),
+                now=self._clock(),
+            )
         return len(fresh)
 
     @staticmethod
-    async def _update_rollups(connection: Any, events: Sequence[RequestEvent]) -> None:
-        new = aggregate_rollups(events)
+    async def _update_rollups(
+        connection: Any, events: Sequence[RequestEvent], tier: RollupTier
+    ) -> None:
+        await PostgresStore._merge_into(connection, aggregate_rollups(events, seconds=tier), tier)
+
+    @staticmethod
+    async def _merge_into(
+        connection: Any, new: dict[RollupKey, Aggregate], tier: RollupTier
+    ) -> None:
+        """Add aggregates into a tier's table (row locks in key order, as in write_batch)."""
+        table = tier.table
         keys = sorted(new, key=lambda key: (key[1], key[0], key[2], key[3]))
         columns = (
             [key[0] for key in keys],
@@ -261,7 +341,7 @@ class PostgresStore:
         # Take every row lock in primary-key order: first create the missing rows
         # (empty placeholders), then lock them all.
         await connection.execute(
-            f"INSERT INTO rollups ({_ROLLUP_COLUMNS})"
+            f"INSERT INTO {table} ({_ROLLUP_COLUMNS})"
             " SELECT bucket, service, method, route, 0, 0, '{}', 0, 0, 0, ''::bytea, ''::bytea"
             f" FROM {_KEYS} ORDER BY service, bucket, method, route"
             " ON CONFLICT (service, bucket, method, route) DO NOTHING",
@@ -269,7 +349,7 @@ class PostgresStore:
         )
         existing = await connection.fetch(
             f"SELECT {', '.join('r.' + c for c in ROLLUP_COLUMNS)}"
-            f" FROM rollups r JOIN {_KEYS} USING (bucket, service, method, route)"
+            f" FROM {table} r JOIN {_KEYS} USING (bucket, service, method, route)"
             " ORDER BY r.service, r.bucket, r.method, r.route FOR UPDATE OF r",
             *columns,
         )
@@ -279,7 +359,7 @@ class PostgresStore:
             key = (current.bucket, current.service, current.method, current.route)
             merged.append(merge_row(current, key, new[key]))
         await connection.executemany(
-            "UPDATE rollups SET requests = $5, errors = $6, status_classes = $7::jsonb,"
+            f"UPDATE {table} SET requests = $5, errors = $6, status_classes = $7::jsonb,"
             " request_bytes = $8, response_bytes = $9, latency_sum_seconds = $10,"
             " latency_sketch = $11, measures = $12"
             " WHERE bucket = $1 AND service = $2 AND method = $3 AND route = $4",
@@ -368,8 +448,19 @@ class PostgresStore:
         ]
 
     async def rollups(
-        self, *, start: float, end: float, service: str | None = None, route: str | None = None
+        self,
+        *,
+        start: float,
+        end: float,
+        service: str | None = None,
+        route: str | None = None,
+        tier: RollupTier = RollupTier.MINUTE,
     ) -> list[RollupRow]:
+        tier = RollupTier(tier)
+        if self.timescale:
+            return await _timescale.read_rollups(
+                self.pool, tier=tier, start=start, end=end, service=service, route=route
+            )
         clauses = ["bucket >= $1", "bucket < $2"]
         params: list[Any] = [start, end]
         for column, value in (("service", service), ("route", route)):
@@ -377,7 +468,7 @@ class PostgresStore:
                 params.append(value)
                 clauses.append(f"{column} = ${len(params)}")
         rows = await self.pool.fetch(
-            f"SELECT {_ROLLUP_COLUMNS} FROM rollups WHERE {' AND '.join(clauses)}"
+            f"SELECT {_ROLLUP_COLUMNS} FROM {tier.table} WHERE {' AND '.join(clauses)}"
             " ORDER BY bucket, service, method, route",
             *params,
         )
@@ -426,8 +517,21 @@ class PostgresStore:
 
     # -- retention ----------------------------------------------------------------
 
-    async def delete_before(self, *, raw_before: float, rollups_before: float) -> tuple[int, int]:
+    async def delete_before(
+        self,
+        *,
+        raw_before: float,
+        rollups_before: float,
+        tiers_before: Mapping[RollupTier, float] | None = None,
+    ) -> tuple[int, int]:
         """Drop whole days older than ``raw_before``, then delete the remaining older rows."""
+        limits = {**(tiers_before or {}), RollupTier.MINUTE: rollups_before}
+        if rollups_before:
+            await self.pool.execute("DELETE FROM model_rollups WHERE bucket < $1", rollups_before)
+        if self.timescale:
+            return await _timescale.delete_before(
+                self.pool, raw_before=raw_before, tiers_before=limits
+            )
         raw = 0
         if self._partitioned:
             for day in await self.partitions():
@@ -445,9 +549,11 @@ class PostgresStore:
         async with self.pool.acquire() as connection, connection.transaction():
             status = await connection.execute("DELETE FROM events WHERE start < $1", raw_before)
             raw += int(status.split()[-1])
-            status = await connection.execute(
-                "DELETE FROM rollups WHERE bucket < $1", rollups_before
-            )
-            await connection.execute("DELETE FROM model_rollups WHERE bucket < $1", rollups_before)
-            rolled = int(status.split()[-1])
+            rolled = 0
+            for tier, before in limits.items():
+                if before:
+                    status = await connection.execute(
+                        f"DELETE FROM {tier.table} WHERE bucket < $1", before
+                    )
+                    rolled += int(status.split()[-1])
         return raw, rolled

@@ -1,9 +1,10 @@
-"""Per-minute rollups: a batch's :class:`~modelmonitor.aggregate.Aggregate` per minute,
-service, method and route, and their database rows (the stores' shared arithmetic)."""
+"""Rollups: a batch's :class:`~modelmonitor.aggregate.Aggregate` per bucket (a minute,
+or an hour or a day for the coarser tiers), service, method and route, and their
+database rows (the stores' shared arithmetic)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -17,6 +18,7 @@ __all__ = [
     "ROLLUP_KEY",
     "RollupKey",
     "aggregate_rollups",
+    "downsample",
     "merge_row",
     "rollup_from_row",
     "rollup_values",
@@ -28,13 +30,17 @@ RollupKey = tuple[float, str, str, str]
 ROLLUP_KEY = ("bucket", "service", "method", "route")
 ROLLUP_COLUMNS: tuple[str, ...] = (*ROLLUP_KEY, *RollupRow.__struct_fields__[4:])
 _DIMS = ROLLUP_KEY[1:]
-_by_minute = floor_seconds(ROLLUP_SECONDS)
+_by_bucket = {seconds: floor_seconds(seconds) for seconds in (ROLLUP_SECONDS, 3600, 86400)}
 _classes_decoder = msgspec.json.Decoder(dict[str, int])
 
 
-def aggregate_rollups(events: Sequence[RequestEvent]) -> dict[RollupKey, Aggregate]:
-    """Fold events into one aggregate per minute, service, method and route (bulk)."""
-    grouped = aggregate_batch(Columns(events), dims=_DIMS, bucket=_by_minute)
+def aggregate_rollups(
+    events: Sequence[RequestEvent], *, seconds: int = ROLLUP_SECONDS
+) -> dict[RollupKey, Aggregate]:
+    """Fold events into one aggregate per bucket of ``seconds`` (a minute by default),
+    service, method and route (bulk)."""
+    by_bucket = _by_bucket.get(seconds) or floor_seconds(seconds)
+    grouped = aggregate_batch(Columns(events), dims=_DIMS, bucket=by_bucket)
     rows: dict[RollupKey, Aggregate] = {}
     for (bucket, service, method, route), aggregate in grouped.items():
         rows[(float(bucket), str(service), str(method), str(route))] = aggregate  # type: ignore[arg-type]
@@ -54,6 +60,19 @@ def merge_row(existing: RollupRow | None, key: RollupKey, new: Aggregate) -> Rol
     total = existing.aggregate()
     total.merge(new)
     return to_row(key, total)
+
+
+def downsample(rows: Iterable[RollupRow], *, seconds: int) -> dict[RollupKey, Aggregate]:
+    """Rows of a finer tier summed into buckets of ``seconds`` (filling a coarser tier)."""
+    out: dict[RollupKey, Aggregate] = {}
+    for row in rows:
+        key = (float(row.bucket // seconds * seconds), row.service, row.method, row.route)
+        found = out.get(key)
+        if found is None:
+            out[key] = row.aggregate()
+        else:
+            found.merge(row.aggregate())
+    return out
 
 
 def rollup_from_row(row: Sequence[Any]) -> RollupRow:

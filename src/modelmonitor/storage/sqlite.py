@@ -7,13 +7,16 @@ embedded ``modelmonitor up``); use PostgreSQL for many workers.
 
 from __future__ import annotations
 
+import math
 import sqlite3
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from modelmonitor.aggregate import Aggregate
 from modelmonitor.events import SQL_IS_ERROR, RequestEvent
 from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.base import (
@@ -21,6 +24,7 @@ from modelmonitor.storage.base import (
     MODEL_FIELDS,
     RequestFilter,
     RollupRow,
+    RollupTier,
     ServiceSummary,
     event_from_row,
 )
@@ -34,7 +38,9 @@ from modelmonitor.storage.model_rollups import (
 )
 from modelmonitor.storage.rollups import (
     ROLLUP_COLUMNS,
+    RollupKey,
     aggregate_rollups,
+    downsample,
     merge_row,
     rollup_from_row,
     rollup_values,
@@ -64,7 +70,20 @@ _SCHEMA = [
     # Files created before the model-aware fields get them in _add_model_columns.
     "CREATE INDEX IF NOT EXISTS events_service_start ON events (service, start)",
     "CREATE INDEX IF NOT EXISTS events_start ON events (start)",
-    """CREATE TABLE IF NOT EXISTS rollups (
+    """CREATE TABLE IF NOT EXISTS services (
+        name TEXT PRIMARY KEY,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        requests INTEGER NOT NULL
+    )""",
+]
+
+# One table per downsampling tier, the same columns.
+_SCHEMA.extend(
+    statement
+    for tier in RollupTier
+    for statement in (
+        f"""CREATE TABLE IF NOT EXISTS {tier.table} (
         bucket REAL NOT NULL,
         service TEXT NOT NULL,
         method TEXT NOT NULL,
@@ -79,7 +98,15 @@ _SCHEMA = [
         measures BLOB NOT NULL DEFAULT x'',
         PRIMARY KEY (service, bucket, method, route)
     )""",
-    "CREATE INDEX IF NOT EXISTS rollups_bucket ON rollups (bucket)",
+        f"CREATE INDEX IF NOT EXISTS {tier.table}_bucket ON {tier.table} (bucket)",
+    )
+)
+
+# Set once the hour and day tiers were filled from the minute rows of a database made
+# before they existed.
+_SCHEMA.append("CREATE TABLE IF NOT EXISTS rollup_backfill (done_at REAL NOT NULL)")
+# Per-minute rollups by model and consumer (storage/model_rollups.py).
+_SCHEMA += [
     """CREATE TABLE IF NOT EXISTS model_rollups (
         bucket REAL NOT NULL,
         service TEXT NOT NULL,
@@ -96,12 +123,6 @@ _SCHEMA = [
         PRIMARY KEY (service, bucket, model, consumer)
     )""",
     "CREATE INDEX IF NOT EXISTS model_rollups_bucket ON model_rollups (bucket)",
-    """CREATE TABLE IF NOT EXISTS services (
-        name TEXT PRIMARY KEY,
-        first_seen REAL NOT NULL,
-        last_seen REAL NOT NULL,
-        requests INTEGER NOT NULL
-    )""",
 ]
 
 _EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
@@ -174,6 +195,36 @@ class SQLiteStore:
                 ).fetchall()
             )
         )
+        await self._run(self._backfill_tiers)
+
+    @staticmethod
+    def _backfill_tiers(db: sqlite3.Connection) -> None:
+        """Once: fill the hour and day tiers from minute rows stored before they existed
+        (this store has one process, so nothing writes meanwhile)."""
+        if db.execute("SELECT count(*) FROM rollup_backfill").fetchone()[0]:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            first = db.execute("SELECT min(bucket) FROM rollups").fetchone()[0]
+            last = db.execute("SELECT max(bucket) FROM rollups").fetchone()[0]
+            day = RollupTier.DAY
+            start = math.floor(first / day) * day if first is not None else 0
+            while last is not None and start <= last:
+                minutes = [
+                    rollup_from_row(row)
+                    for row in db.execute(
+                        f"SELECT {_ROLLUP_COLUMNS} FROM rollups WHERE bucket >= ? AND bucket < ?",
+                        (start, start + day),
+                    )
+                ]
+                for tier in (RollupTier.HOUR, RollupTier.DAY):
+                    SQLiteStore._merge_into(db, downsample(minutes, seconds=tier), tier)
+                start += day
+            db.execute("INSERT INTO rollup_backfill VALUES (?)", (time.time(),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         await self._sqlite.close()
@@ -240,16 +291,23 @@ class SQLiteStore:
 
     @staticmethod
     def _update_rollups(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:
+        for tier in RollupTier:
+            SQLiteStore._merge_into(db, aggregate_rollups(events, seconds=tier), tier)
+
+    @staticmethod
+    def _merge_into(
+        db: sqlite3.Connection, new: dict[RollupKey, Aggregate], tier: RollupTier
+    ) -> None:
         marks = ",".join("?" * len(ROLLUP_COLUMNS))
-        for key, aggregate in aggregate_rollups(events).items():
+        for key, aggregate in new.items():
             found = db.execute(
-                f"SELECT {_ROLLUP_COLUMNS} FROM rollups"
+                f"SELECT {_ROLLUP_COLUMNS} FROM {tier.table}"
                 " WHERE bucket = ? AND service = ? AND method = ? AND route = ?",
                 key,
             ).fetchone()
             merged = merge_row(rollup_from_row(found) if found else None, key, aggregate)
             db.execute(
-                f"INSERT OR REPLACE INTO rollups ({_ROLLUP_COLUMNS}) VALUES ({marks})",
+                f"INSERT OR REPLACE INTO {tier.table} ({_ROLLUP_COLUMNS}) VALUES ({marks})",
                 rollup_values(merged),
             )
 
@@ -314,7 +372,13 @@ class SQLiteStore:
         return await self._run(fetch)
 
     async def rollups(
-        self, *, start: float, end: float, service: str | None = None, route: str | None = None
+        self,
+        *,
+        start: float,
+        end: float,
+        service: str | None = None,
+        route: str | None = None,
+        tier: RollupTier = RollupTier.MINUTE,
     ) -> list[RollupRow]:
         clauses = ["bucket >= ?", "bucket < ?"]
         params: list[Any] = [start, end]
@@ -324,7 +388,10 @@ class SQLiteStore:
         if route is not None:
             clauses.append("route = ?")
             params.append(route)
-        sql = f"SELECT {_ROLLUP_COLUMNS} FROM rollups WHERE {' AND '.join(clauses)} ORDER BY bucket"
+        sql = (
+            f"SELECT {_ROLLUP_COLUMNS} FROM {RollupTier(tier).table}"
+            f" WHERE {' AND '.join(clauses)} ORDER BY bucket"
+        )
 
         def fetch(db: sqlite3.Connection) -> list[RollupRow]:
             return [rollup_from_row(row) for row in db.execute(sql, params)]
@@ -399,11 +466,25 @@ class SQLiteStore:
 
         return await self._run(fetch)
 
-    async def delete_before(self, *, raw_before: float, rollups_before: float) -> tuple[int, int]:
+    async def delete_before(
+        self,
+        *,
+        raw_before: float,
+        rollups_before: float,
+        tiers_before: Mapping[RollupTier, float] | None = None,
+    ) -> tuple[int, int]:
+        limits = {**(tiers_before or {}), RollupTier.MINUTE: rollups_before}
+
         def delete(db: sqlite3.Connection) -> tuple[int, int]:
             raw = db.execute("DELETE FROM events WHERE start < ?", (raw_before,)).rowcount
-            rolled = db.execute("DELETE FROM rollups WHERE bucket < ?", (rollups_before,)).rowcount
-            db.execute("DELETE FROM model_rollups WHERE bucket < ?", (rollups_before,))
+            rolled = 0
+            for tier, before in limits.items():
+                if before:
+                    rolled += db.execute(
+                        f"DELETE FROM {tier.table} WHERE bucket < ?", (before,)
+                    ).rowcount
+            if rollups_before:
+                db.execute("DELETE FROM model_rollups WHERE bucket < ?", (rollups_before,))
             return raw, rolled
 
         return await self._run(delete)

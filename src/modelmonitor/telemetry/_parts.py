@@ -16,8 +16,9 @@ from modelmonitor.telemetry._exposition import request_families
 if TYPE_CHECKING:
     from modelmonitor.pipeline.worker import Worker
     from modelmonitor.proxy import CaptureBuffer, ProxyServer, Shipper
+    from modelmonitor.telemetry._otlp import OtlpStats
 
-__all__ = ["proxy_part_families", "worker_part_families"]
+__all__ = ["otlp_part_families", "proxy_part_families", "worker_part_families"]
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
@@ -101,4 +102,18 @@ def worker_part_families(worker: Worker, *, now: float) -> Iterator[Metric]:
         "modelmonitor_worker_series",
         "Request series counted.",
         value=worker.request_metrics.series_count,
+    )
+
+
+def otlp_part_families(stats: OtlpStats) -> Iterator[Metric]:
+    yield _counter(
+        "modelmonitor_otlp_spans_exported", "Spans sent to the collector.", stats.spans_exported
+    )
+    yield _counter(
+        "modelmonitor_otlp_spans_dropped",
+        "Spans dropped: the queue was full or the collector refused them.",
+        stats.spans_dropped,
+    )
+    yield _counter(
+        "modelmonitor_otlp_export_failures", "Failed OTLP exports.", stats.export_failures
     )

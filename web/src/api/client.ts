@@ -88,9 +88,15 @@ export interface ClientOptions {
   fetch?: typeof fetch
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
 export class ApiClient {
   private readonly baseUrl: string
   private readonly fetchImpl: typeof fetch
+  /** The session's CSRF token, sent with every write (the session cookie alone is refused). */
+  csrf: () => string | null = () => null
+  /** Called on 401 (not signed in, or the session expired). */
+  onUnauthorized: ((url: string) => void) | null = null
 
   constructor(opts: ClientOptions = {}) {
     this.baseUrl = opts.baseUrl ?? ''
@@ -106,6 +112,8 @@ export class ApiClient {
     const url = this.baseUrl + buildUrl(path, query)
     const headers: Record<string, string> = { Accept: 'application/json' }
     if (body !== undefined) headers['Content-Type'] = 'application/json'
+    const csrf = SAFE_METHODS.has(method) ? null : this.csrf()
+    if (csrf) headers['X-CSRF-Token'] = csrf
     let res: Response
     try {
       res = await this.fetchImpl(url, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) })
@@ -119,6 +127,7 @@ export class ApiClient {
       } catch {
         body = undefined
       }
+      if (res.status === 401) this.onUnauthorized?.(url)
       if (res.status === 404) throw new NotFoundError(url, body)
       if (res.status === 422) throw new ValidationError(url, body)
       throw new ApiError(detailMessage(body) ?? `HTTP ${res.status}`, res.status, url, body)

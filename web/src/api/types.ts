@@ -14,6 +14,8 @@ export interface ProxyStats {
   in_flight: Record<string, number>
   bus_state: string
   spooled: number
+  /** Edge refusals per kind and `routes_folded` (requests past a service's route cap). */
+  edge?: Record<string, number>
 }
 
 export interface ComponentHealth {
@@ -79,6 +81,10 @@ export interface LiveAnomaly {
   upper: number
   at: number
   anomalous: boolean
+  /** The detector member that fired ('' when none did). */
+  member?: string
+  /** 'new_normal' where the detector re-learned after a lasting shift. */
+  event?: string
 }
 
 /** Anomaly-tracked metrics (backend names). */
@@ -156,6 +162,20 @@ export interface AnomalySeries {
   unit: string
   step_seconds: number
   points: AnomalyRow[]
+  /** Anomaly starts and new-normal points, never thinned. */
+  events?: AnomalyEvent[]
+}
+
+/** The start of an anomaly or a new normal: the member that fired and the band then. */
+export interface AnomalyEvent {
+  at: number
+  kind: 'anomaly' | 'new_normal'
+  member: string
+  value: number
+  score: number
+  expected: number
+  lower: number
+  upper: number
 }
 
 export interface RouteStats {

@@ -84,12 +84,12 @@ describe('TimeSeriesChart', () => {
 
   it('draws the expected band as a filled area and marks anomalous points, updated in place', async () => {
     const series = [{ label: 'p95', color: '#f59e0b', points: [[10, 140], [20, 150], [30, 412]] as [number, number][] }]
-    const band = { lower: [[10, 120], [20, 120], [30, 120]], upper: [[10, 160], [20, 160], [30, 160]], anomalies: [[30, 412]] } as never
+    const band = { lower: [[10, 120], [20, 120], [30, 120]], upper: [[10, 160], [20, 160], [30, 160]], anomalies: [[30, 412]], newNormal: [], explain: {} } as never
     const w = mount(TimeSeriesChart, { props: { label: 'latency', format: (v: number) => `${v} ms`, series, band, bandColor: '#f59e0b' } })
     expect(created).toHaveLength(1)
     const chart = created[0]!
     const datasets = chart.data.datasets as unknown as Record<string, unknown>[]
-    expect(datasets.map((d) => d.label)).toEqual(['p95', 'expected (low)', 'expected', 'anomaly'])
+    expect(datasets.map((d) => d.label)).toEqual(['p95', 'expected (low)', 'expected', 'anomaly', 'new normal'])
     expect(datasets[1]!.fill).toBe(false)
     expect(datasets[2]!.fill).toBe('-1') // the upper edge fills down to the lower one
     expect(datasets[2]!.data).toEqual([{ x: 10, y: 160 }, { x: 20, y: 160 }, { x: 30, y: 160 }])
@@ -100,7 +100,7 @@ describe('TimeSeriesChart', () => {
     const upper = datasets[2]
     await w.setProps({
       series: [{ label: 'p95', color: '#f59e0b', points: [[20, 150], [30, 412], [40, 420]] }],
-      band: { lower: [[20, 120], [30, 120], [40, 120]], upper: [[20, 160], [30, 160], [40, 160]], anomalies: [[30, 412], [40, 420]] } as never,
+      band: { lower: [[20, 120], [30, 120], [40, 120]], upper: [[20, 160], [30, 160], [40, 160]], anomalies: [[30, 412], [40, 420]], newNormal: [], explain: {} } as never,
     })
     expect(created).toHaveLength(1)
     expect(chart.update).toHaveBeenLastCalledWith('none')
@@ -111,5 +111,31 @@ describe('TimeSeriesChart', () => {
     await w.setProps({ band: null })
     expect(chart.data.datasets.map((d: { label: string }) => d.label)).toEqual(['p95'])
     w.unmount()
+  })
+
+  it('marks a new normal and says which member fired and the band, in the tooltip', () => {
+    const series = [{ label: 'p95', color: '#f59e0b', points: [[10, 140], [20, 412], [30, 410]] as [number, number][] }]
+    const band = {
+      lower: [[10, 120], [20, 120], [30, 300]],
+      upper: [[10, 160], [20, 160], [30, 500]],
+      anomalies: [[20, 412]],
+      newNormal: [[30, 410]],
+      explain: { 20: { member: 'novelty', lower: 120, upper: 160 }, 30: { member: '', lower: 300, upper: 500 } },
+    } as never
+    mount(TimeSeriesChart, { props: { label: 'latency', format: (v: number) => `${v} ms`, series, band } })
+    const chart = created[0]!
+    const datasets = chart.data.datasets as unknown as Record<string, unknown>[]
+    expect(datasets[4]!.label).toBe('new normal')
+    expect(datasets[4]!.data).toEqual([{ x: 30, y: 410 }])
+    type Label = (item: unknown) => string
+    const options = chart.options as unknown as { plugins: { tooltip: { callbacks: { label: Label } } } }
+    const label = options.plugins.tooltip.callbacks.label
+    expect(label({ dataset: { label: 'anomaly' }, parsed: { x: 20, y: 412 } })).toBe(
+      'anomaly: 412 ms (fired by novelty, expected 120 ms–160 ms)',
+    )
+    expect(label({ dataset: { label: 'new normal' }, parsed: { x: 30, y: 410 } })).toBe(
+      'new normal: 410 ms (expected 300 ms–500 ms)',
+    )
+    expect(label({ dataset: { label: 'p95' }, parsed: { x: 20, y: 412 } })).toBe('p95: 412 ms')
   })
 })

@@ -1,9 +1,9 @@
 """Notification channels: the plugin base class and the built-in types.
 
 ``build_channels`` turns the ``notification_channels`` setting (name -> config
-with a ``type``; the type defaults to the name for ``email``, ``slack`` and
-``webhook``) into channel objects, raising :class:`ChannelConfigError` naming
-the field on a bad value.
+with a ``type``; the type defaults to the name, e.g. ``email``, ``slack``,
+``webhook``, ``alertmanager``, ``apprise``) into channel objects, raising
+:class:`ChannelConfigError` naming the field on a bad value.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelmonitor.alerts.channels.alertmanager import AlertmanagerChannel
+from modelmonitor.alerts.channels.apprise import AppriseChannel
 from modelmonitor.alerts.channels.base import (
     CHANNEL_TYPES,
     ChannelConfig,
@@ -26,6 +28,8 @@ from modelmonitor.alerts.channels.webhook import WebhookChannel
 
 __all__ = [
     "CHANNEL_TYPES",
+    "AlertmanagerChannel",
+    "AppriseChannel",
     "ChannelConfig",
     "ChannelConfigError",
     "DeliveryError",

@@ -16,7 +16,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelmonitor.alerts.models import Notification
+from modelmonitor.alerts.models import AlertNotice, Notification
+from modelmonitor.alerts.silences import Silence
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -84,9 +85,29 @@ class NotificationChannel(abc.ABC, Generic[ConfigT]):
         """Release connections (HTTP clients)."""
         return None
 
+    def refresh_due(self, now: float) -> bool:
+        """Whether this channel wants the alerts still firing again (:meth:`refresh`);
+        receivers that expire alerts on their own (Alertmanager) say yes periodically."""
+        return False
+
+    async def refresh(self, notices: list[AlertNotice]) -> None:
+        """Re-post the alerts still firing (not a notification: not logged per call)."""
+        return None
+
+    def silences(self, now: float) -> list[Silence]:
+        """Silences this channel's receiver holds that ModelMonitor should respect too;
+        matched against the alert's labels plus ``alertname`` (the rule's name).
+        Must not wait on the network: return what was last read."""
+        return []
+
     def describe(self) -> dict[str, Any]:
-        """The config without secrets, for ``GET /api/v1/alerts/channels``."""
-        return self.config.model_dump(mode="json")
+        """The config without secrets, for ``GET /api/v1/alerts/channels``: secret
+        fields and custom header values (``Authorization: Bearer ...``) are masked."""
+        shown = self.config.model_dump(mode="json")
+        headers = shown.get("headers")
+        if isinstance(headers, dict):
+            shown["headers"] = dict.fromkeys(headers, "***")
+        return shown
 
 
 CHANNEL_TYPES: dict[str, type[NotificationChannel[Any]]] = {}

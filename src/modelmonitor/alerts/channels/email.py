@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import ssl
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Literal
@@ -20,7 +19,8 @@ from modelmonitor.alerts.channels.base import (
     SendResult,
     register_channel,
 )
-from modelmonitor.alerts.models import AlertNotice, Notification
+from modelmonitor.alerts.channels.text import plain_text
+from modelmonitor.alerts.models import Notification
 
 __all__ = ["EmailChannel", "EmailConfig", "render_email"]
 
@@ -48,41 +48,6 @@ class EmailConfig(ChannelConfig):
         return value
 
 
-def _when(at: float | None) -> str:
-    if at is None:
-        return "-"
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _describe(notice: AlertNotice) -> list[str]:
-    lines = [f"{notice.status.upper()}: {notice.rule_name} [{notice.severity}]"]
-    if notice.route:
-        lines.append(f"  route:     {notice.route}")
-    if notice.metric is not None and notice.kind == "anomaly":
-        value = "n/a" if notice.value is None else f"{notice.value:.6g}"
-        lines.append(
-            f"  condition: anomaly score of {notice.metric} >= {notice.threshold or 0:.3g} "
-            f"within {notice.window}"
-        )
-        lines.append(f"  value:     {value}")
-    elif notice.metric is not None:
-        value = "n/a" if notice.value is None else f"{notice.value:.6g}"
-        lines.append(
-            f"  condition: {notice.metric} {notice.comparator} {notice.threshold:g} "
-            f"over {notice.window}"
-        )
-        lines.append(f"  value:     {value}")
-    lines.append(f"  since:     {_when(notice.starts_at)}")
-    if notice.status == "resolved":
-        lines.append(f"  resolved:  {_when(notice.ends_at)}")
-    if notice.summary:
-        lines.append(f"  summary:   {notice.summary}")
-    if notice.labels:
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(notice.labels.items()))
-        lines.append(f"  labels:    {labels}")
-    return lines
-
-
 def render_email(notification: Notification, config: EmailConfig) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = f"{config.subject_prefix} {notification.title}".strip()
@@ -90,12 +55,7 @@ def render_email(notification: Notification, config: EmailConfig) -> EmailMessag
     message["To"] = ", ".join(config.to)
     message["Date"] = formatdate(notification.created_at, usegmt=True)
     message["Message-ID"] = make_msgid(idstring=notification.id)
-    lines = [f"Service: {notification.service}", ""]
-    for notice in notification.alerts:
-        lines.extend(_describe(notice))
-        lines.append("")
-    lines.append(f"Notification {notification.id} from ModelMonitor.")
-    message.set_content("\n".join(lines))
+    message.set_content(plain_text(notification))
     return message
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -15,6 +14,7 @@ from modelmonitor.alerts.channels.base import (
     register_channel,
 )
 from modelmonitor.alerts.channels.netguard import check_target
+from modelmonitor.alerts.channels.text import when
 from modelmonitor.alerts.models import AlertNotice, Notification
 
 __all__ = ["SlackChannel", "SlackConfig", "slack_payload"]
@@ -41,12 +41,6 @@ class SlackConfig(ChannelConfig):
         return value
 
 
-def _when(at: float | None) -> str:
-    if at is None:
-        return "-"
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _alert_line(notice: AlertNotice) -> str:
     icon = ":white_check_mark:" if notice.status == "resolved" else _ICONS.get(notice.severity, "")
     condition = ""
@@ -59,7 +53,7 @@ def _alert_line(notice: AlertNotice) -> str:
             f"over {notice.window} (now {value})"
         )
     route = f" `{notice.route}`" if notice.route else ""
-    since = _when(notice.ends_at if notice.status == "resolved" else notice.starts_at)
+    since = when(notice.ends_at if notice.status == "resolved" else notice.starts_at)
     verb = "resolved" if notice.status == "resolved" else "since"
     line = f"{icon} *{notice.rule_name}* [{notice.severity}]{route}{condition} ({verb} {since})"
     if notice.summary:

@@ -152,6 +152,10 @@ class AlertStore(Protocol):
         """Insert or replace by (service, metric)."""
         ...
 
+    async def delete_detectors(self, keys: list[tuple[str, str]]) -> None:
+        """Remove the stored detectors of these (service, metric) series."""
+        ...
+
     async def add_anomaly_points(self, points: list[AnomalyPoint]) -> None:
         """Store points; a point already stored (same series and time) is kept."""
         ...

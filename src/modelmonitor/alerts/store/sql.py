@@ -435,6 +435,15 @@ class SqlAlertStore:
                     _text(record.extra),
                 )
 
+    async def delete_detectors(self, keys: list[tuple[str, str]]) -> None:
+        async with self._session() as s:
+            for service, metric in keys:
+                await s.execute(
+                    "DELETE FROM alert_anomaly_detectors WHERE service = ? AND metric = ?",
+                    service,
+                    metric,
+                )
+
     async def add_anomaly_points(self, points: list[AnomalyPoint]) -> None:
         if not points:
             return

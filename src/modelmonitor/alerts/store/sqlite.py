@@ -7,19 +7,13 @@ file locking keeps several processes sharing the file consistent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeVar
 
 from modelmonitor.alerts.store.sql import Session, SqlAlertStore
 from modelmonitor.storage._sqlite_thread import SQLiteThread
 from modelmonitor.storage.sqlite import sqlite_path
 
 __all__ = ["SQLiteAlertStore"]
-
-T = TypeVar("T")
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS alert_rules (
@@ -52,26 +46,11 @@ SCHEMA = [
 ]
 
 
-class _SQLiteSession:
-    def __init__(self, store: SQLiteAlertStore) -> None:
-        self._store = store
-
-    async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
-        return await self._store._run(lambda db: db.execute(sql, args).fetchall())
-
-    async def execute(self, sql: str, *args: Any) -> None:
-        await self._store._run(lambda db: db.execute(sql, args))
-
-
 class SQLiteAlertStore(SqlAlertStore):
     def __init__(self, url: str) -> None:
         self.url = url
         self._path = sqlite_path(url)
         self._sqlite = SQLiteThread(self._path, schema=SCHEMA, name="alert-sqlite")
-        self._lock = asyncio.Lock()
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._sqlite.run(fn)
 
     async def connect(self) -> None:
         await self._sqlite.open()
@@ -79,35 +58,5 @@ class SQLiteAlertStore(SqlAlertStore):
     async def close(self) -> None:
         await self._sqlite.close()
 
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
-        # A cancelled await does not stop a statement already running on the thread
-        # (a BEGIN waiting for another process's lock, say), and a queued COMMIT
-        # or ROLLBACK would never run: the transaction is ended on the thread, in
-        # order, so this connection never keeps the database locked.
-        async with self._lock:
-            try:
-                await self._run(lambda db: db.execute("BEGIN IMMEDIATE"))
-            except asyncio.CancelledError:
-                self._sqlite.run_later(_rollback_if_open)
-                raise
-            try:
-                yield _SQLiteSession(self)
-            except BaseException:
-                self._sqlite.run_later(_rollback_if_open)
-                raise
-            try:
-                await self._run(_commit_if_open)
-            except asyncio.CancelledError:
-                self._sqlite.run_later(_commit_if_open)
-                raise
-
-
-def _rollback_if_open(db: sqlite3.Connection) -> None:
-    if db.in_transaction:
-        db.execute("ROLLBACK")
-
-
-def _commit_if_open(db: sqlite3.Connection) -> None:
-    if db.in_transaction:
-        db.execute("COMMIT")
+    def session(self) -> contextlib.AbstractAsyncContextManager[Session]:
+        return self._sqlite.transaction()

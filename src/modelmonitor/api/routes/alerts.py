@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import msgspec
-from fastapi import APIRouter, Body, HTTPException, Query, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
 
 from modelmonitor.alerts import service
 from modelmonitor.alerts.configure import ConfigureRequest
@@ -21,6 +21,8 @@ from modelmonitor.alerts.silences import Silence
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api._openapi import schema_response
 from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, not_found
+from modelmonitor.api.guard import Guard
+from modelmonitor.auth.roles import Role
 from modelmonitor.timeparse import parse_duration, parse_time
 
 __all__ = ["router"]
@@ -45,6 +47,8 @@ _RULE_BODY = _body(
 )
 _CONFIGURE_BODY = _body(ConfigureRequest.model_json_schema())
 JsonBody = Annotated[Any, Body(description="A JSON object; see docs/alerting.md")]
+#: Changes to rules, silences and channel states need the editor role.
+EDITOR = [Depends(Guard(Role.EDITOR))]
 
 
 class AlertList(msgspec.Struct, kw_only=True):
@@ -142,6 +146,7 @@ async def alert_history(
     "/configure",
     openapi_extra=_CONFIGURE_BODY,
     summary="The short form: thresholds and channels to rules",
+    dependencies=EDITOR,
 )
 async def configure(context: Context, body: JsonBody) -> object:
     rules = await _call(service.apply_configure(system=_system(context), data=body))
@@ -154,7 +159,13 @@ async def list_rules(context: Context) -> object:
     return json_response({"rules": [_rule(r) for r in rules]})
 
 
-@router.post("/rules", status_code=201, openapi_extra=_RULE_BODY, summary="Create an alert rule")
+@router.post(
+    "/rules",
+    status_code=201,
+    openapi_extra=_RULE_BODY,
+    summary="Create an alert rule",
+    dependencies=EDITOR,
+)
 async def create_rule(context: Context, body: JsonBody) -> object:
     rule = await _call(service.create_rule(system=_system(context), data=body))
     return json_response(_rule(rule), status_code=201)
@@ -166,14 +177,23 @@ async def get_rule(context: Context, rule_id: str) -> object:
     return json_response(_rule(rule))
 
 
-@router.put("/rules/{rule_id}", openapi_extra=_RULE_BODY, summary="Replace an alert rule")
+@router.put(
+    "/rules/{rule_id}",
+    openapi_extra=_RULE_BODY,
+    summary="Replace an alert rule",
+    dependencies=EDITOR,
+)
 async def update_rule(context: Context, rule_id: str, body: JsonBody) -> object:
     rule = await _call(service.update_rule(system=_system(context), rule_id=rule_id, data=body))
     return json_response(_rule(rule))
 
 
 @router.delete(
-    "/rules/{rule_id}", status_code=204, response_model=None, summary="Delete an alert rule"
+    "/rules/{rule_id}",
+    status_code=204,
+    response_model=None,
+    summary="Delete an alert rule",
+    dependencies=EDITOR,
 )
 async def delete_rule(context: Context, rule_id: str) -> Response:
     await _call(service.delete_rule(system=_system(context), rule_id=rule_id))
@@ -186,7 +206,7 @@ async def list_silences(context: Context, include_expired: bool = False) -> obje
     return json_response({"silences": [_silence(s) for s in silences]})
 
 
-@router.post("/silences", status_code=201, summary="Create a silence")
+@router.post("/silences", status_code=201, summary="Create a silence", dependencies=EDITOR)
 async def create_silence(context: Context, body: JsonBody) -> object:
     silence = await _call(service.create_silence(system=_system(context), data=body))
     return json_response(_silence(silence), status_code=201)
@@ -198,7 +218,7 @@ async def get_silence(context: Context, silence_id: str) -> object:
     return json_response(_silence(silence))
 
 
-@router.put("/silences/{silence_id}", summary="Replace a silence")
+@router.put("/silences/{silence_id}", summary="Replace a silence", dependencies=EDITOR)
 async def update_silence(context: Context, silence_id: str, body: JsonBody) -> object:
     silence = await _call(
         service.update_silence(system=_system(context), silence_id=silence_id, data=body)
@@ -207,7 +227,11 @@ async def update_silence(context: Context, silence_id: str, body: JsonBody) -> o
 
 
 @router.delete(
-    "/silences/{silence_id}", status_code=204, response_model=None, summary="Delete a silence"
+    "/silences/{silence_id}",
+    status_code=204,
+    response_model=None,
+    summary="Delete a silence",
+    dependencies=EDITOR,
 )
 async def delete_silence(context: Context, silence_id: str) -> Response:
     await _call(service.delete_silence(system=_system(context), silence_id=silence_id))
@@ -232,7 +256,9 @@ async def list_channels(context: Context) -> object:
     return json_response(ChannelList(channels=await service.list_channels(system=_system(context))))
 
 
-@router.post("/channels/{name}/enable", summary="Re-enable a (disabled) channel")
+@router.post(
+    "/channels/{name}/enable", summary="Re-enable a (disabled) channel", dependencies=EDITOR
+)
 async def enable_channel(context: Context, name: str) -> object:
     view = await _call(
         service.set_channel_enabled(system=_system(context), name=name, enabled=True)
@@ -240,7 +266,7 @@ async def enable_channel(context: Context, name: str) -> object:
     return json_response(view)
 
 
-@router.post("/channels/{name}/disable", summary="Disable a channel")
+@router.post("/channels/{name}/disable", summary="Disable a channel", dependencies=EDITOR)
 async def disable_channel(context: Context, name: str) -> object:
     view = await _call(
         service.set_channel_enabled(system=_system(context), name=name, enabled=False)
@@ -248,7 +274,7 @@ async def disable_channel(context: Context, name: str) -> object:
     return json_response(view)
 
 
-@router.post("/channels/{name}/test", summary="Send a test notification now")
+@router.post("/channels/{name}/test", summary="Send a test notification now", dependencies=EDITOR)
 async def test_channel(context: Context, name: str) -> object:
     delivery = await _call(service.send_test(system=_system(context), name=name))
     return json_response(delivery)

@@ -22,6 +22,7 @@ from modelmonitor.live.base import LiveAnomaly, LiveSnapshot
 
 __all__ = [
     "HISTORY_TO_ANOMALY",
+    "AnomalyEvent",
     "AnomalySeries",
     "add_live_anomalies",
     "anomaly_series",
@@ -45,17 +46,59 @@ HISTORY_TO_ANOMALY = {
 _LIVE_MAX_AGE = 60.0
 
 
+class AnomalyEvent(msgspec.Struct, kw_only=True):
+    """The start of an anomaly (``kind: anomaly``) or a detector re-learning after a
+    lasting shift (``kind: new_normal``): the member that fired and the band then."""
+
+    at: float
+    kind: str
+    member: str
+    value: float
+    score: float
+    expected: float
+    lower: float
+    upper: float
+
+
 class AnomalySeries(msgspec.Struct, kw_only=True):
     """One metric's scored points. ``points`` rows are
     ``[t, value, score, expected, lower, upper, anomalous]``; with more points than
     ``max_history_points`` in the range, each ``step_seconds`` bucket keeps its
-    highest-scoring point."""
+    highest-scoring point. ``events`` are never thinned."""
 
     service: str
     metric: str
     unit: str
     step_seconds: float
     points: list[tuple[float, float, float, float, float, float, bool]]
+    events: list[AnomalyEvent] = []
+
+
+def _events(points: list[AnomalyPoint]) -> list[AnomalyEvent]:
+    """Anomaly starts (first point of an episode) and new-normal points."""
+    events = []
+    was_anomalous = False
+    for p in points:
+        kind = ""
+        if p.event:
+            kind = p.event
+        elif p.anomalous and not was_anomalous and p.score > 0.0:
+            kind = "anomaly"
+        was_anomalous = p.anomalous
+        if kind:
+            events.append(
+                AnomalyEvent(
+                    at=p.at,
+                    kind=kind,
+                    member=p.member,
+                    value=p.value,
+                    score=p.score,
+                    expected=p.expected,
+                    lower=p.lower,
+                    upper=p.upper,
+                )
+            )
+    return events
 
 
 class AnomalyList(msgspec.Struct, kw_only=True):
@@ -93,6 +136,8 @@ async def add_live_anomalies(context: ApiContext, snapshot: LiveSnapshot) -> Non
                 upper=point.upper,
                 at=point.at,
                 anomalous=point.anomalous,
+                member=point.member,
+                event=point.event,
             )
             for (service, metric), point in sorted(latest.items())
             if service == entry.service
@@ -118,6 +163,7 @@ async def anomaly_series(
     result = []
     for metric in metrics:
         points = await store.anomaly_points(start=start, end=end, service=service, metric=metric)
+        events = _events(points)
         step = 0.0
         if len(points) > limit:
             step = (end - start) / limit
@@ -138,6 +184,7 @@ async def anomaly_series(
                     (p.at, p.value, p.score, p.expected, p.lower, p.upper, p.anomalous)
                     for p in points
                 ],
+                events=events,
             )
         )
     return result

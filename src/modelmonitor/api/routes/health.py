@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter
@@ -10,6 +11,8 @@ from fastapi import APIRouter
 from modelmonitor import __version__
 from modelmonitor.api._openapi import schema_response
 from modelmonitor.api.deps import ComponentHealth, Context, json_response
+from modelmonitor.api.guard import MaybePrincipal, Viewer, auth_responses
+from modelmonitor.auth.roles import Role
 from modelmonitor.live.base import ProxyStatus
 
 __all__ = ["router"]
@@ -77,12 +80,38 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0]
 
 
-@router.get("/health", responses=schema_response(Health), summary="System health")
-async def health(context: Context) -> object:
+class Liveness(msgspec.Struct, kw_only=True):
+    status: str
+
+
+def _either(*types: Any) -> dict[int | str, Any]:
+    schemas = [schema_response(tp)[200]["content"]["application/json"]["schema"] for tp in types]
+    return {
+        200: {
+            "description": "Health (status only, unless a viewer asks)",
+            "content": {"application/json": {"schema": {"oneOf": schemas}}},
+        }
+    }
+
+
+@router.get(
+    "/health",
+    responses=_either(Health, Liveness),
+    summary="System health (status only, unless a viewer asks)",
+)
+async def health(context: Context, principal: MaybePrincipal) -> object:
+    result = await _health(context)
+    status_code = 503 if result.status == "down" else 200
+    if principal is None or principal.role < Role.VIEWER:
+        return json_response(Liveness(status=result.status), status_code=status_code)
+    return json_response(result, status_code=status_code)
+
+
+@router.get(
+    "/api/v1/health",
+    responses={**schema_response(Health), **auth_responses()},
+    summary="System health",
+)
+async def api_health(context: Context, principal: Viewer) -> object:
     result = await _health(context)
     return json_response(result, status_code=503 if result.status == "down" else 200)
-
-
-@router.get("/api/v1/health", responses=schema_response(Health), summary="System health")
-async def api_health(context: Context) -> object:
-    return await health(context)

@@ -29,6 +29,7 @@ from modelmonitor.query.history import (
     load_series,
     route_summaries,
 )
+from modelmonitor.storage.base import RollupTier
 from modelmonitor.timeparse import parse_duration
 
 __all__ = ["router"]
@@ -44,6 +45,8 @@ class HistoricalSeries(msgspec.Struct, kw_only=True):
     start: float
     end: float
     step_seconds: int
+    #: The rollup tier read: "minute", "hour" or "day" (the coarsest tiling the step).
+    tier: str = "minute"
     capped: bool = False
     series: list[Series]
     #: With ``anomaly=true``: scores and expected bands of the requested latency,
@@ -94,7 +97,11 @@ async def realtime(
 def _time_range(context: ApiContext, start: str, end: str) -> tuple[float, float, bool]:
     start_at, end_at = parse_range(context, start, end)
     capped = False
-    oldest = end_at - context.settings.retention_rollups
+    settings = context.settings
+    # The longest-kept tier bounds how far back a series can go.
+    oldest = end_at - max(
+        settings.retention_rollups, settings.retention_rollups_hour, settings.retention_rollups_day
+    )
     if start_at < oldest:
         start_at, capped = oldest, True
     return start_at, end_at, capped
@@ -103,7 +110,7 @@ def _time_range(context: ApiContext, start: str, end: str) -> tuple[float, float
 @router.get(
     "/metrics/historical",
     responses=schema_response(HistoricalSeries),
-    summary="Series over time from per-minute rollups (JSON, or CSV with format=csv)",
+    summary="Series over time from the minute, hour or day rollups (JSON, or CSV)",
 )
 async def historical(
     context: Context,
@@ -160,6 +167,7 @@ async def historical(
         start=start_at,
         end=end_at,
         step_seconds=step_seconds,
+        tier=RollupTier.for_step(step_seconds).name.lower(),
         capped=capped,
         series=series,
     )

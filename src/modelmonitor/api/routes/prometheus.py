@@ -137,6 +137,16 @@ def proxy_families(snapshot: LiveSnapshot) -> Iterator[Metric]:
         "Events a proxy holds on disk while the bus is unreachable.",
         labels=labels,
     )
+    refused = CounterMetricFamily(
+        "modelmonitor_refused_requests",
+        "Requests and upstream answers a proxy refused at its edge, per kind.",
+        labels=["proxy", "kind"],
+    )
+    folded = CounterMetricFamily(
+        "modelmonitor_routes_folded_requests",
+        "Requests past a service's route cap, counted under the {other} route.",
+        labels=labels,
+    )
     for proxy in snapshot.proxies:
         label = [proxy.proxy_id]
         captured.add_metric(label, proxy.captured_total)
@@ -144,7 +154,11 @@ def proxy_families(snapshot: LiveSnapshot) -> Iterator[Metric]:
         buffered.add_metric(label, proxy.buffer_size)
         capacity.add_metric(label, proxy.buffer_capacity)
         spooled.add_metric(label, proxy.spooled)
-    yield from (captured, dropped, buffered, capacity, spooled)
+        folded.add_metric(label, proxy.edge.get("routes_folded", 0))
+        for kind, count in proxy.edge.items():
+            if kind != "routes_folded":
+                refused.add_metric([proxy.proxy_id, kind], count)
+    yield from (captured, dropped, buffered, capacity, spooled, refused, folded)
 
 
 async def alert_families(alerts: AlertSystem) -> list[Metric]:
@@ -188,6 +202,22 @@ async def alert_families(alerts: AlertSystem) -> list[Metric]:
     for service, count in sorted(counts.items()):
         firing.add_metric([service], count)
     families.append(firing)
+    tracker = alerts.tracker
+    if tracker.holding:  # this process feeds the anomaly detectors
+        families.append(
+            GaugeMetricFamily(
+                "modelmonitor_anomaly_detectors",
+                "Anomaly detectors fed by this process.",
+                value=len(tracker.series()),
+            )
+        )
+        families.append(
+            GaugeMetricFamily(
+                "modelmonitor_anomaly_state_bytes",
+                "Serialised size of the anomaly detectors' states at the last save.",
+                value=tracker.state_bytes,
+            )
+        )
     return families
 
 

@@ -8,11 +8,11 @@ import io
 from typing import Annotated, Literal
 
 import msgspec
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from modelmonitor.api._openapi import schema_response
-from modelmonitor.api.deps import Context, invalid, json_response
+from modelmonitor.api.deps import ApiContext, Context, invalid, json_response
 from modelmonitor.events import RequestEvent
 from modelmonitor.storage.base import EVENT_FIELDS, RequestFilter
 from modelmonitor.timeparse import parse_time
@@ -48,6 +48,11 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     finish_reason: str
     streamed: bool
     cost_usd: float
+    #: W3C trace context, when the service propagates traces ("" otherwise): the
+    #: proxy's span and its parent (the caller's span).
+    trace_id: str = ""
+    span_id: str = ""
+    parent_span_id: str = ""
 
 
 class RequestPage(msgspec.Struct, kw_only=True):
@@ -72,6 +77,35 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         invalid("cursor", "not a cursor returned by this endpoint")
 
 
+async def _sampled_requests(
+    context: ApiContext,
+    request: Request,
+    service: str | None,
+    contains: str | None,
+    start: str | None,
+    end: str | None,
+    limit: int,
+    cursor: str | None,
+) -> object:
+    """The request log restricted to sampled requests (answered from the quality store)."""
+    from modelmonitor.api.routes.drift import quality_store, sample_page
+
+    if service is not None:
+        await context.require_service(service)
+    page, next_cursor = await sample_page(
+        context,
+        quality_store(request),
+        service=service,
+        contains=contains,
+        start=start,
+        end=end,
+        limit=limit,
+        cursor=cursor,
+    )
+    records = [_record(sample.event) for sample in page]
+    return json_response(RequestPage(requests=records, next_cursor=next_cursor))
+
+
 @router.get(
     "/requests",
     responses=schema_response(RequestPage),
@@ -79,6 +113,7 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 )
 async def recent_requests(
     context: Context,
+    request: Request,
     service: str | None = None,
     route: str | None = None,
     method: str | None = None,
@@ -92,7 +127,15 @@ async def recent_requests(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
     format: Literal["json", "csv"] = "json",
+    sampled: Annotated[bool, Query(description="only requests whose bodies were sampled")] = False,
+    sample_contains: Annotated[
+        str | None, Query(max_length=200, description="sampled (redacted) bodies containing this")
+    ] = None,
 ) -> object:
+    if sampled or sample_contains:
+        return await _sampled_requests(
+            context, request, service, sample_contains, start, end, min(limit, 500), cursor
+        )
     now = context.clock()
     bounds: dict[str, float | None] = {"start": None, "end": None}
     for name, text in (("start", start), ("end", end)):

@@ -8,15 +8,14 @@
 -- Keyed by time first, the same index serves "newest first" listing and takes
 -- inserts at its right-hand edge.
 --
--- Where the timescaledb extension is available, raw events become a hypertable
--- (1-day chunks) instead; that branch is the only TimescaleDB-specific code.
+-- Where the timescaledb extension is installed in the database (CREATE EXTENSION
+-- timescaledb, which the timescale/timescaledb image does for POSTGRES_DB), raw
+-- events become a hypertable (1-day chunks) on a timestamptz copy of "start"
+-- instead, so that continuous aggregates (010_rollup_tiers) can be built on it.
 
 DO $migration$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
-        CREATE EXTENSION IF NOT EXISTS timescaledb;
-        CREATE FUNCTION modelmonitor_start_us(double precision) RETURNS bigint
-            LANGUAGE sql IMMUTABLE AS 'SELECT ($1 * 1000000)::bigint';
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
         CREATE TABLE events (
             id text COLLATE "C" NOT NULL,
             start double precision NOT NULL,
@@ -32,13 +31,11 @@ BEGIN
             error text NOT NULL,
             model text NOT NULL,
             client text NOT NULL,
-            PRIMARY KEY (start, id)
+            -- to_timestamp(start), set by the store: the hypertable's time column.
+            ts timestamptz NOT NULL,
+            PRIMARY KEY (ts, id)
         );
-        PERFORM create_hypertable(
-            'events', 'start',
-            chunk_time_interval => 86400000000,
-            time_partitioning_func => 'modelmonitor_start_us'
-        );
+        PERFORM create_hypertable('events', 'ts', chunk_time_interval => interval '1 day');
     ELSE
         CREATE TABLE events (
             id text COLLATE "C" NOT NULL,
