@@ -64,6 +64,50 @@ export interface WindowStats {
   p95_seconds: number | null
   p99_seconds: number | null
   mean_seconds: number | null
+  /** Language-model figures, present when the window's requests carried tokens. */
+  llm?: LanguageStats | null
+}
+
+export interface LanguageStats {
+  prompt_tokens: number
+  completion_tokens: number
+  tokens_estimated: number
+  streamed: number
+  cost_usd: number
+  ttft_p50_seconds: number | null
+  ttft_p95_seconds: number | null
+  finish_reasons: Record<string, number>
+  tokens_per_second: number | null
+  prompt_tokens_per_second: number
+  completion_tokens_per_second: number
+  cost_per_hour: number
+  finish_reason_length_rate: number | null
+}
+
+/** One row of GET /api/v1/models or /api/v1/consumers. */
+export interface DimensionSummary {
+  name: string
+  requests: number
+  errors: number
+  error_rate: number
+  p50_seconds: number | null
+  p95_seconds: number | null
+  ttft_p95_seconds: number | null
+  prompt_tokens: number
+  completion_tokens: number
+  tokens_estimated: number
+  tokens_per_second: number | null
+  cost_usd: number
+  finish_reasons: Record<string, number>
+}
+
+export interface DimensionList {
+  service: string
+  start: number
+  end: number
+  by: 'model' | 'consumer'
+  items: DimensionSummary[]
+  folded_requests: number
 }
 
 export interface RouteLive {
