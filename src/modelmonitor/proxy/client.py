@@ -85,6 +85,8 @@ class _Rare(NamedTuple):
     model: str
     forwarded_for: list[bytes]
     forwarded_seen: int
+    consumer: str  # see protocols.consumers
+    client_ip: str  # "" unless a trusted proxy forwarded the request
 
     def apply(self, exchange: Exchange) -> None:
         """Set what these headers asked for on the exchange they belong to."""
@@ -92,6 +94,8 @@ class _Rare(NamedTuple):
         exchange.chunked_request = self.transfer_encoding is not None
         exchange.expect_continue = self.expect
         exchange.model = self.model
+        exchange.consumer = self.consumer
+        exchange.client_ip = self.client_ip
 
 
 def _origin_form(url: bytes) -> bytes:
@@ -444,7 +448,20 @@ class ClientConnection(asyncio.Protocol):
         expect, self.expect = self.expect, False
         forwarded_for, self.forwarded_for = self.forwarded_for, []
         seen, self.forwarded_seen = self.forwarded_seen, 0
-        return _Rare(parts, transfer_encoding, expect, upgrade, model, forwarded_for, seen)
+        consumer = client_ip = ""
+        if service is not None and service.consumers is not None:
+            consumer, client_ip = service.consumers.identify(models, self.peer, forwarded_for)
+        return _Rare(
+            parts,
+            transfer_encoding,
+            expect,
+            upgrade,
+            model,
+            forwarded_for,
+            seen,
+            consumer,
+            client_ip,
+        )
 
     def _upstream_head(
         self,
@@ -701,7 +718,8 @@ class ClientConnection(asyncio.Protocol):
             exchange.response_bytes,
             error,
             model,
-            self.peer,
+            exchange.client_ip or self.peer,
+            exchange.consumer,
         )
         if exchange.inspect is not None:
             event = exchange.inspect.finish(event)

@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from fastapi import APIRouter, Query
 
-from modelmonitor.alerts.rules import ANOMALY_METRICS
+from modelmonitor.alerts.rules import ANOMALY_METRICS, LANGUAGE_ANOMALY_METRICS
 from modelmonitor.api._openapi import TIME_PATTERN, list_pattern, schema_response
 from modelmonitor.api.deps import Context, invalid, json_response, parse_range
 from modelmonitor.query.anomalies import AnomalySeries
@@ -63,4 +63,6 @@ async def anomalies(
     series = await context.read.anomaly_series(
         service=service, metrics=metrics, start=start_at, end=end_at
     )
+    if metric is None:  # language-model metrics only where the service has them
+        series = [s for s in series if s.points or s.metric not in LANGUAGE_ANOMALY_METRICS]
     return json_response(AnomalyList(start=start_at, end=end_at, series=series))
