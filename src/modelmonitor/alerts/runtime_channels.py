@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.alerts.channels import CHANNEL_TYPES, NotificationChannel
 from modelmonitor.alerts.dispatch import Dispatcher
+from modelmonitor.alerts.store.sql import Session
 
 __all__ = [
     "ChannelConflict",
@@ -114,14 +115,8 @@ def build_channel(name: str, kind: str, settings: dict[str, Any]) -> Notificatio
     return cls(name, config)
 
 
-class _Session(Protocol):
-    async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]: ...
-
-    async def execute(self, sql: str, *args: Any) -> None: ...
-
-
 class _SessionStore(Protocol):
-    def session(self) -> contextlib.AbstractAsyncContextManager[_Session]: ...
+    def session(self) -> contextlib.AbstractAsyncContextManager[Session]: ...
 
 
 _decoder = msgspec.json.Decoder(StoredChannel)

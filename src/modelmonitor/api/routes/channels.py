@@ -81,7 +81,7 @@ class DryRunResult(msgspec.Struct, kw_only=True):
 
 
 def _runtime(request: Request) -> tuple[AlertSystem, RuntimeChannels]:
-    system = request.app.state.context.extras.get("alerts")
+    system = request.app.state.context.alerts
     if not isinstance(system, AlertSystem) or system.runtime_channels is None:
         raise HTTPException(status_code=503, detail="alerting is not running in this process")
     return system, system.runtime_channels
@@ -216,7 +216,7 @@ def channel_loaders() -> dict[str, Any]:
     """What the audit trail records as *before* for each change (masked)."""
 
     async def before(app: FastAPI, params: dict[str, Any]) -> Any:
-        system = app.state.context.extras.get("alerts")
+        system = app.state.context.alerts
         if not isinstance(system, AlertSystem):
             return None
         for view in await service.list_channels(system=system):
