@@ -333,6 +333,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/config/services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Monitored services and their configuration */
+        get: operations["list_services_api_v1_config_services_get"];
+        put?: never;
+        /** Add a service (proxies pick it up within seconds) */
+        post: operations["add_service_api_v1_config_services_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/config/services/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dry run: can the proxy reach this service's upstream? */
+        post: operations["test_connection_api_v1_config_services_test_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/config/services/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One service's configuration */
+        get: operations["get_service_api_v1_config_services__name__get"];
+        /** Replace a service's configuration */
+        put: operations["replace_service_api_v1_config_services__name__put"];
+        post?: never;
+        /** Stop monitoring a service */
+        delete: operations["delete_service_api_v1_config_services__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/consumers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-consumer requests, errors, latency, tokens and cost over a range */
+        get: operations["consumers_api_v1_consumers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -376,6 +447,23 @@ export interface paths {
         };
         /** Live windows (1 s, 10 s, 1 min, 5 min) per service and route */
         get: operations["realtime_api_v1_metrics_realtime_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-model requests, errors, latency, tokens and cost over a range */
+        get: operations["models_api_v1_models_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -795,6 +883,19 @@ export interface components {
             fill_ratio: number;
             size: number;
         };
+        /** CatalogEntry */
+        CatalogEntry: {
+            config: Record<string, never>;
+            name: string;
+            read_only: boolean;
+            source: components["schemas"]["ServiceSource"];
+            /** @default null */
+            updated_at: number | null;
+        };
+        /** CatalogList */
+        CatalogList: {
+            services: components["schemas"]["CatalogEntry"][];
+        };
         /** ChannelList */
         ChannelList: {
             channels: components["schemas"]["ChannelView"][];
@@ -818,6 +919,38 @@ export interface components {
             detail: string;
             /** @enum {unknown} */
             status: "degraded" | "down" | "ok";
+        };
+        /**
+         * ConnectionTest
+         * @description What a dry run of a service's upstream found.
+         */
+        ConnectionTest: {
+            /** @default  */
+            error: string;
+            /** @default null */
+            latency_ms: number | null;
+            reachable: boolean;
+            /** @default null */
+            status: number | null;
+        };
+        /**
+         * ConsumerConfig
+         * @description Who calls a service: a header's value, or a keyed hash of the API key.
+         */
+        ConsumerConfig: {
+            /**
+             * Api Keys
+             * @default true
+             */
+            api_keys: boolean;
+            /** Headers */
+            headers?: string[];
+            /** Labels */
+            labels?: {
+                [key: string]: string;
+            };
+            /** Trusted Proxies */
+            trusted_proxies?: string[];
         };
         /** CreatedToken */
         CreatedToken: {
@@ -858,6 +991,68 @@ export interface components {
         /** DeliveryList */
         DeliveryList: {
             deliveries: components["schemas"]["Delivery"][];
+        };
+        /** DimensionList */
+        DimensionList: {
+            by: string;
+            end: number;
+            folded_requests: number;
+            items: components["schemas"]["DimensionSummary"][];
+            service: string;
+            start: number;
+        };
+        /**
+         * DimensionSummary
+         * @description One model's (or consumer's) requests over a range. ``other`` holds the values
+         *     past the service's cardinality cap.
+         */
+        DimensionSummary: {
+            completion_tokens: number;
+            cost_usd: number;
+            error_rate: number;
+            errors: number;
+            finish_reasons: {
+                [key: string]: number;
+            };
+            name: string;
+            p50_seconds: number | null;
+            p95_seconds: number | null;
+            prompt_tokens: number;
+            requests: number;
+            tokens_estimated: number;
+            tokens_per_second: number | null;
+            ttft_p95_seconds: number | null;
+        };
+        /**
+         * DriftConfig
+         * @description How drift is judged for a service.
+         */
+        DriftConfig: {
+            /**
+             * Drift Share
+             * @default 0.5
+             */
+            drift_share: number;
+            /** Methods */
+            methods?: {
+                [key: string]: "psi" | "jensenshannon" | "ks" | "wasserstein" | "chisquare";
+            };
+            /** Reference */
+            reference?: string | null;
+            /**
+             * Reference Hours
+             * @default 24
+             */
+            reference_hours: number;
+            /** Thresholds */
+            thresholds?: {
+                [key: string]: number;
+            };
+            /**
+             * Window
+             * @default 3600
+             */
+            window: number;
         };
         /** DriftHistory */
         DriftHistory: {
@@ -991,7 +1186,13 @@ export interface components {
             /** @default 0 */
             completion_tokens: number;
             /** @default 0 */
+            completion_tokens_per_second: number;
+            /** @default 0 */
+            cost_per_hour: number;
+            /** @default 0 */
             cost_usd: number;
+            /** @default null */
+            finish_reason_length_rate: number | null;
             /** @default {} */
             finish_reasons: {
                 [key: string]: number;
@@ -999,9 +1200,13 @@ export interface components {
             /** @default 0 */
             prompt_tokens: number;
             /** @default 0 */
+            prompt_tokens_per_second: number;
+            /** @default 0 */
             streamed: number;
             /** @default 0 */
             tokens_estimated: number;
+            /** @default null */
+            tokens_per_second: number | null;
             /** @default null */
             ttft_p50_seconds: number | null;
             /** @default null */
@@ -1126,6 +1331,12 @@ export interface components {
             } | null;
         };
         /**
+         * ProtocolName
+         * @description What a service speaks. ``auto`` recognises every known protocol by its paths.
+         * @enum {string}
+         */
+        ProtocolName: "auto" | "openai" | "mlflow" | "kserve-v1" | "kserve-v2" | "triton" | "torchserve" | "tf-serving" | "bentoml" | "rest" | "none";
+        /**
          * ProxyStatus
          * @description A proxy's last reported state, as the API shows it (named fields).
          */
@@ -1243,6 +1454,45 @@ export interface components {
             response: string;
             response_truncated: boolean;
         };
+        /**
+         * SamplingConfig
+         * @description Opt-in payload sampling: nothing is copied unless ``rate`` is above 0.
+         */
+        SamplingConfig: {
+            /** Allow Fields */
+            allow_fields?: string[];
+            /** Deny Fields */
+            deny_fields?: string[];
+            /** Features */
+            features?: {
+                [key: string]: string;
+            };
+            /**
+             * Max Body Bytes
+             * @default 16384
+             */
+            max_body_bytes: number;
+            /**
+             * Prediction
+             * @default auto
+             * @enum {string}
+             */
+            prediction: "auto" | "label" | "value";
+            /**
+             * Rate
+             * @default 0
+             */
+            rate: number;
+            /** Redact */
+            redact?: ("email" | "card" | "phone" | "token")[];
+            /** Redact Patterns */
+            redact_patterns?: string[];
+            /**
+             * Retention
+             * @default 604800
+             */
+            retention: number;
+        };
         /** Series */
         Series: {
             metric: string;
@@ -1251,6 +1501,69 @@ export interface components {
                 number | null
             ][];
             unit: string;
+        };
+        /**
+         * ServiceConfig
+         * @description One monitored model API.
+         */
+        ServiceConfig: {
+            /**
+             * Connect Timeout Seconds
+             * @default 5
+             */
+            connect_timeout_seconds: number;
+            consumers?: components["schemas"]["ConsumerConfig"];
+            drift?: components["schemas"]["DriftConfig"];
+            /**
+             * Forwarded Headers
+             * @default true
+             */
+            forwarded_headers: boolean;
+            /** Listen */
+            listen?: string | null;
+            /** Model */
+            model?: string | null;
+            /**
+             * Model Header
+             * @default X-Model-Name
+             */
+            model_header: string;
+            /** Model Json Field */
+            model_json_field?: string | null;
+            /** Model Version */
+            model_version?: string | null;
+            /** Name */
+            name: string;
+            /** Path Prefix */
+            path_prefix?: string | null;
+            /**
+             * Preserve Host
+             * @default false
+             */
+            preserve_host: boolean;
+            /**
+             * Propagate Trace
+             * @default false
+             */
+            propagate_trace: boolean;
+            /** @default auto */
+            protocol: components["schemas"]["ProtocolName"];
+            /** Route Patterns */
+            route_patterns?: string[];
+            sampling?: components["schemas"]["SamplingConfig"];
+            /**
+             * Strip Prefix
+             * @default true
+             */
+            strip_prefix: boolean;
+            /**
+             * Timeout Seconds
+             * @default 60
+             */
+            timeout_seconds: number;
+            tls?: components["schemas"]["TLSConfig"];
+            /** Upstream */
+            upstream: string;
         };
         /** ServiceDrift */
         ServiceDrift: {
@@ -1320,6 +1633,31 @@ export interface components {
             windows: {
                 [key: string]: components["schemas"]["OverviewWindow"];
             };
+        };
+        /**
+         * ServiceSource
+         * @description Where a service is declared: the config file (read-only at run time) or the API.
+         * @enum {unknown}
+         */
+        ServiceSource: "api" | "config";
+        /**
+         * TLSConfig
+         * @description How the proxy talks TLS to an ``https://`` upstream.
+         */
+        TLSConfig: {
+            /** Ca File */
+            ca_file?: string | null;
+            /** Client Cert */
+            client_cert?: string | null;
+            /** Client Key */
+            client_key?: string | null;
+            /** Server Name */
+            server_name?: string | null;
+            /**
+             * Verify
+             * @default true
+             */
+            verify: boolean;
         };
         /** TokenList */
         TokenList: {
@@ -2046,6 +2384,8 @@ export interface operations {
                      * @enum {string}
                      */
                     comparator?: ">" | ">=" | "<" | "<=";
+                    /** Consumer */
+                    consumer?: string | null;
                     /**
                      * Created At
                      * @default 0
@@ -2085,12 +2425,14 @@ export interface operations {
                      * Metric
                      * @enum {string}
                      */
-                    metric: "latency_p50" | "latency_p90" | "latency_p95" | "latency_p99" | "error_rate" | "5xx_rate" | "throughput" | "dropped_events";
+                    metric: "latency_p50" | "latency_p90" | "latency_p95" | "latency_p99" | "error_rate" | "5xx_rate" | "throughput" | "dropped_events" | "ttft_p50" | "ttft_p95" | "tokens_per_second" | "prompt_tokens_per_second" | "completion_tokens_per_second" | "cost_per_hour" | "finish_reason_length_rate";
                     /**
                      * Min Requests
                      * @default 10
                      */
                     min_requests?: number;
+                    /** Model */
+                    model?: string | null;
                     /** Name */
                     name: string;
                     /**
@@ -2137,6 +2479,8 @@ export interface operations {
                 } | {
                     /** Channels */
                     channels?: string[] | null;
+                    /** Consumer */
+                    consumer?: string | null;
                     /**
                      * Created At
                      * @default 0
@@ -2181,7 +2525,9 @@ export interface operations {
                      * Metric
                      * @enum {string}
                      */
-                    metric: "latency_p50" | "latency_p95" | "latency_p99" | "error_rate" | "throughput";
+                    metric: "latency_p50" | "latency_p95" | "latency_p99" | "error_rate" | "throughput" | "ttft_p95" | "tokens_per_second";
+                    /** Model */
+                    model?: string | null;
                     /** Name */
                     name: string;
                     /**
@@ -2383,6 +2729,8 @@ export interface operations {
                      * @enum {string}
                      */
                     comparator?: ">" | ">=" | "<" | "<=";
+                    /** Consumer */
+                    consumer?: string | null;
                     /**
                      * Created At
                      * @default 0
@@ -2422,12 +2770,14 @@ export interface operations {
                      * Metric
                      * @enum {string}
                      */
-                    metric: "latency_p50" | "latency_p90" | "latency_p95" | "latency_p99" | "error_rate" | "5xx_rate" | "throughput" | "dropped_events";
+                    metric: "latency_p50" | "latency_p90" | "latency_p95" | "latency_p99" | "error_rate" | "5xx_rate" | "throughput" | "dropped_events" | "ttft_p50" | "ttft_p95" | "tokens_per_second" | "prompt_tokens_per_second" | "completion_tokens_per_second" | "cost_per_hour" | "finish_reason_length_rate";
                     /**
                      * Min Requests
                      * @default 10
                      */
                     min_requests?: number;
+                    /** Model */
+                    model?: string | null;
                     /** Name */
                     name: string;
                     /**
@@ -2474,6 +2824,8 @@ export interface operations {
                 } | {
                     /** Channels */
                     channels?: string[] | null;
+                    /** Consumer */
+                    consumer?: string | null;
                     /**
                      * Created At
                      * @default 0
@@ -2518,7 +2870,9 @@ export interface operations {
                      * Metric
                      * @enum {string}
                      */
-                    metric: "latency_p50" | "latency_p95" | "latency_p99" | "error_rate" | "throughput";
+                    metric: "latency_p50" | "latency_p95" | "latency_p99" | "error_rate" | "throughput" | "ttft_p95" | "tokens_per_second";
+                    /** Model */
+                    model?: string | null;
                     /** Name */
                     name: string;
                     /**
@@ -3070,7 +3424,7 @@ export interface operations {
         parameters: {
             query: {
                 service: string;
-                /** @description Comma-separated; any of latency_p50, latency_p95, latency_p99, error_rate, throughput */
+                /** @description Comma-separated; any of latency_p50, latency_p95, latency_p99, error_rate, throughput, ttft_p95, tokens_per_second */
                 metric?: string | null;
                 /** @description ISO-8601, -1h, now or Unix seconds */
                 start?: string;
@@ -3392,6 +3746,470 @@ export interface operations {
             };
         };
     };
+    list_services_api_v1_config_services_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogList"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
+    add_service_api_v1_config_services_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServiceConfig"];
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogEntry"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Declared in the configuration file, or clashes with another service */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    test_connection_api_v1_config_services_test_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServiceConfig"];
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionTest"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_service_api_v1_config_services__name__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogEntry"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replace_service_api_v1_config_services__name__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServiceConfig"];
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogEntry"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Declared in the configuration file, or clashes with another service */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_service_api_v1_config_services__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Declared in the configuration file, or clashes with another service */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    consumers_api_v1_consumers_get: {
+        parameters: {
+            query: {
+                service: string;
+                model?: string | null;
+                /** @description ISO-8601, -1h, now or Unix seconds */
+                start?: string;
+                /** @description ISO-8601, -1h, now or Unix seconds */
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DimensionList"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     api_health_api_v1_health_get: {
         parameters: {
             query?: never;
@@ -3448,7 +4266,11 @@ export interface operations {
             query: {
                 service: string;
                 route?: string | null;
-                /** @description Comma-separated; any of requests, rps, errors, error_rate, p50, p90, p95, p99, mean_latency, status_2xx, status_3xx, status_4xx, status_5xx, status_err, request_bytes, response_bytes */
+                /** @description Only this model's requests */
+                model?: string | null;
+                /** @description Only this consumer's requests */
+                consumer?: string | null;
+                /** @description Comma-separated; any of requests, rps, errors, error_rate, p50, p90, p95, p99, mean_latency, status_2xx, status_3xx, status_4xx, status_5xx, status_err, request_bytes, response_bytes, prompt_tokens, completion_tokens, prompt_tokens_per_second, completion_tokens_per_second, tokens_per_second, ttft_p50, ttft_p95, cost_usd, cost_per_hour, finish_reason_length_rate */
                 metric?: string;
                 /** @description ISO-8601, -1h, now or Unix seconds */
                 start?: string;
@@ -3537,6 +4359,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LiveSnapshot"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_api_v1_models_get: {
+        parameters: {
+            query: {
+                service: string;
+                consumer?: string | null;
+                /** @description ISO-8601, -1h, now or Unix seconds */
+                start?: string;
+                /** @description ISO-8601, -1h, now or Unix seconds */
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DimensionList"];
                 };
             };
             /** @description Not authenticated (or the token/session is invalid) */
