@@ -32,6 +32,15 @@ DOCUMENTED_PUBLIC = {
 }
 
 
+#: Notification channels configured at run time (docs/security.md: admin).
+RUNTIME_CHANNEL_WRITES = {
+    ("POST", "/api/v1/alerts/channels"),
+    ("POST", "/api/v1/alerts/channels/dry-run"),
+    ("PUT", "/api/v1/alerts/channels/{name}"),
+    ("DELETE", "/api/v1/alerts/channels/{name}"),
+}
+
+
 def documented_role(method: str, path: str) -> str:
     """docs/security.md, "Roles": the least role each route needs."""
     if path == "/metrics":
@@ -41,6 +50,8 @@ def documented_role(method: str, path: str) -> str:
     if path.startswith(("/api/v1/users", "/api/v1/tokens", "/api/v1/audit")):
         return "admin"
     if path.startswith("/api/v1/config/") and method not in ("GET", "HEAD"):
+        return "admin"
+    if (method, path) in RUNTIME_CHANNEL_WRITES:
         return "admin"
     if path.startswith(("/api/v1/alerts", "/api/v1/services/{service}/references")) and (
         method not in ("GET", "HEAD")

@@ -57,21 +57,48 @@ class Dispatcher:
         self._recover_every = recover_every_seconds
         self._queues: dict[str, asyncio.Queue[Delivery]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: channel name -> its sender task.
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._running = False
         self._refreshing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         for name, channel in self.channels.items():
-            queue: asyncio.Queue[Delivery] = asyncio.Queue(channel.config.queue_size)
-            self._queues[name] = queue
-            self._tasks.append(
-                asyncio.create_task(self._run(channel, queue), name=f"alerts-{name}")
-            )
+            self._open(name, channel)
         self._tasks.append(asyncio.create_task(self._recover_loop(), name="alerts-recover"))
+        self._running = True
+
+    def _open(self, name: str, channel: NotificationChannel[Any]) -> None:
+        queue: asyncio.Queue[Delivery] = asyncio.Queue(channel.config.queue_size)
+        self._queues[name] = queue
+        self._senders[name] = asyncio.create_task(self._run(name, queue), name=f"alerts-{name}")
+
+    async def put_channel(self, channel: NotificationChannel[Any]) -> None:
+        """Add a channel, or replace the one with its name, while running (channels
+        configured at run time); queued deliveries go to the new one."""
+        previous = self.channels.get(channel.name)
+        self.channels[channel.name] = channel
+        if self._running and channel.name not in self._senders:
+            self._open(channel.name, channel)
+        if previous is not None and previous is not channel:
+            await previous.close()
+
+    async def remove_channel(self, name: str) -> None:
+        """Stop sending to a channel; its unsent deliveries stay pending in the store."""
+        channel = self.channels.pop(name, None)
+        sender = self._senders.pop(name, None)
+        self._queues.pop(name, None)
+        if sender is not None:
+            await cancel_and_wait([sender])
+        if channel is not None:
+            await channel.close()
 
     async def stop(self) -> None:
         """Stop sending; unfinished deliveries stay pending for the next claimer."""
-        await cancel_and_wait([*self._tasks, *self._refreshing])
+        self._running = False
+        await cancel_and_wait([*self._tasks, *self._senders.values(), *self._refreshing])
         self._tasks.clear()
+        self._senders.clear()
         self._refreshing.clear()
         self._queues.clear()
         for channel in self.channels.values():
@@ -197,15 +224,18 @@ class Dispatcher:
             **fields,
         )
 
-    async def _run(self, channel: NotificationChannel[Any], queue: asyncio.Queue[Delivery]) -> None:
+    async def _run(self, name: str, queue: asyncio.Queue[Delivery]) -> None:
         while True:
             delivery = await queue.get()
+            # Looked up per delivery: a channel changed at run time sends to its new target.
+            channel = self.channels.get(name)
             try:
-                await self._send(channel, delivery)
+                if channel is not None:
+                    await self._send(channel, delivery)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a store hiccup must not kill the sender task (logged)
-                log.exception("delivery to channel %r failed unexpectedly", channel.name)
+                log.exception("delivery to channel %r failed unexpectedly", name)
             finally:
                 queue.task_done()
 

@@ -43,6 +43,7 @@ __all__ = [
     "list_history",
     "list_rules",
     "list_silences",
+    "sample_notification",
     "send_test",
     "set_channel_enabled",
     "update_rule",
@@ -88,6 +89,9 @@ class ChannelView(msgspec.Struct, kw_only=True):
     last_failure_at: float | None
     last_error: str
     config: dict[str, Any]
+    #: ``config``: declared in the configuration file (read-only); ``api``: stored.
+    source: str = "config"
+    read_only: bool = True
 
 
 # Rules.
@@ -333,6 +337,8 @@ async def list_deliveries(
 
 async def list_channels(*, system: AlertSystem) -> list[ChannelView]:
     statuses = {status.name: status for status in await system.store.channel_statuses()}
+    runtime = system.runtime_channels
+    declared = runtime.declared if runtime is not None else frozenset(system.channels)
     views = []
     for name, channel in sorted(system.channels.items()):
         status = statuses.get(name) or ChannelStatus(name=name)
@@ -348,6 +354,8 @@ async def list_channels(*, system: AlertSystem) -> list[ChannelView]:
                 last_failure_at=status.last_failure_at,
                 last_error=status.last_error,
                 config=channel.describe(),
+                source="config" if name in declared else "api",
+                read_only=name in declared,
             )
         )
     return views
@@ -370,7 +378,11 @@ async def send_test(*, system: AlertSystem, name: str) -> Delivery:
     channel = system.channels.get(name)
     if channel is None:
         raise NotFoundError(f"no channel {name!r}")
-    now = system.clock()
+    return await system.dispatcher.deliver(channel, sample_notification(now=system.clock()))
+
+
+def sample_notification(*, now: float) -> Notification:
+    """The notification a channel test sends."""
     notice = AlertNotice(
         id="test:test",
         rule_id="test",
@@ -382,11 +394,10 @@ async def send_test(*, system: AlertSystem, name: str) -> Delivery:
         summary="A test notification sent from the ModelMonitor API.",
         starts_at=now,
     )
-    notification = Notification(
+    return Notification(
         id=uuid.uuid4().hex,
         service="modelmonitor",
         status="firing",
         created_at=now,
         alerts=[notice],
     )
-    return await system.dispatcher.deliver(channel, notification)

@@ -23,7 +23,9 @@ from modelmonitor.alerts.dispatch import Dispatcher
 from modelmonitor.alerts.engine import AlertEngine
 from modelmonitor.alerts.evaluators import AnomalyEvaluator, ThresholdEvaluator
 from modelmonitor.alerts.rules import RuleBase, RuleError, parse_rule
+from modelmonitor.alerts.runtime_channels import RuntimeChannels
 from modelmonitor.alerts.store import AlertStore, create_alert_store
+from modelmonitor.alerts.store.sql import SqlAlertStore
 from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig, window_for
 from modelmonitor.live.base import LiveState
 from modelmonitor.query.models import dimension_window
@@ -112,6 +114,12 @@ class AlertSystem:
         self.channels = channels
         self.clock = clock
         self.dispatcher = Dispatcher(channels=channels, store=store, clock=clock)
+        #: Channels added through the API (None when the store has no SQL session).
+        self.runtime_channels = (
+            RuntimeChannels(store, dispatcher=self.dispatcher, declared=list(channels))
+            if isinstance(store, SqlAlertStore)
+            else None
+        )
         self.engine = AlertEngine(
             store=store,
             live=live,
@@ -177,6 +185,8 @@ class AlertSystem:
             await self.store.connect()
         await self.load_config_rules()
         await self.dispatcher.start()
+        if self.runtime_channels is not None:
+            await self.runtime_channels.start()
         if evaluate:
             await self.tracker.start()
             await self.engine.start()
@@ -184,6 +194,8 @@ class AlertSystem:
     async def stop(self) -> None:
         await self.engine.stop()
         await self.tracker.stop()
+        if self.runtime_channels is not None:
+            await self.runtime_channels.stop()
         await self.dispatcher.stop()
         if self._own_store:
             await self.store.close()

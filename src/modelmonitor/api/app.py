@@ -28,6 +28,7 @@ from modelmonitor.api.routes import (
     audit,
     auth,
     catalog,
+    channels,
     drift,
     health,
     metrics,
@@ -166,7 +167,7 @@ def create_app(
     _mount_dashboard(app, static_dir)
     check_routes(app)
     app.add_middleware(MethodNotAllowed, api=app)
-    loaders = {**alert_loaders(), **catalog.catalog_loaders()}
+    loaders = {**alert_loaders(), **catalog.catalog_loaders(), **channels.channel_loaders()}
     app.add_middleware(AuditTrailMiddleware, fastapi=app, loaders=loaders)
     host, _ = parse_host_port(settings.api)
     policy = HostPolicy(
@@ -194,7 +195,7 @@ def _include_routes(app: FastAPI) -> None:
     app.include_router(
         prometheus.router, dependencies=[Depends(Guard(Role.METRICS))], responses=denied
     )
-    for module in (users, tokens, audit, catalog):
+    for module in (users, tokens, audit, catalog, channels):
         app.include_router(module.router, responses=denied)
     app.include_router(ws_router, dependencies=viewer)
     _api_docs(app)

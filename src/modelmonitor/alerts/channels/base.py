@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import builtins
 from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,8 +26,19 @@ __all__ = [
     "DeliveryError",
     "NotificationChannel",
     "SendResult",
+    "mask_url_credentials",
     "register_channel",
 ]
+
+
+def mask_url_credentials(url: str) -> str:
+    """``url`` with its user, password and query values replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(f"{key}=***" for key, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class ChannelConfig(BaseModel):
@@ -107,6 +119,9 @@ class NotificationChannel(abc.ABC, Generic[ConfigT]):
         headers = shown.get("headers")
         if isinstance(headers, dict):
             shown["headers"] = dict.fromkeys(headers, "***")
+        for key, value in shown.items():
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                shown[key] = mask_url_credentials(value)
         return shown
 
 

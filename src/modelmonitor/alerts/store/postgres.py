@@ -39,6 +39,9 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS alert_deliveries_at ON alert_deliveries (created_at)",
     "CREATE INDEX IF NOT EXISTS alert_deliveries_pending ON alert_deliveries (status, channel)",
     "CREATE TABLE IF NOT EXISTS alert_channels (name TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+    # Notification channels added at run time (modelmonitor.alerts.runtime_channels).
+    """CREATE TABLE IF NOT EXISTS alert_channel_configs (
+        name TEXT PRIMARY KEY, updated_at DOUBLE PRECISION NOT NULL, doc TEXT NOT NULL)""",
     # Services added at run time (modelmonitor.catalog), next to the alert tables.
     """CREATE TABLE IF NOT EXISTS service_catalog (
         name TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
