@@ -26,6 +26,11 @@ function backend(services: CatalogEntry[]) {
       services = [...services, added]
       return Response.json(added, { status: 201 })
     }
+    if (method === 'PUT') {
+      const body = JSON.parse(String(init!.body)) as CatalogEntry['config']
+      services = services.map((s) => (s.name === body.name ? { ...s, config: body } : s))
+      return Response.json(services.find((s) => s.name === body.name))
+    }
     return Response.json({ detail: 'unexpected' }, { status: 500 })
   })
   vi.stubGlobal('fetch', fetch)
@@ -80,6 +85,22 @@ describe('ServicesConfigView', () => {
     expect(post?.body).toMatchObject({ name: 'fresh', upstream: 'http://127.0.0.1:7100', path_prefix: '/fresh' })
     expect(w.find('[data-testid=service-form]').exists()).toBe(false)
     expect(w.get('[data-service=fresh]').text()).toContain('/fresh/*')
+  })
+
+  it('edits a service, keeping the settings the form does not show', async () => {
+    const calls = backend([{ ...ranker, config: { ...ranker.config, sampling: { rate: 0.5 } } }])
+    const w = mount(ServicesConfigView)
+    await flushPromises()
+    await w.get('[data-service=ranker] [data-testid=edit-service]').trigger('click')
+    expect((w.get('input[name=name]').element as HTMLInputElement).readOnly).toBe(true)
+    expect((w.get('input[name=path_prefix]').element as HTMLInputElement).value).toBe('/rank')
+    await w.get('input[name=upstream]').setValue('http://127.0.0.1:7200')
+    await w.get('[data-testid=service-form]').trigger('submit')
+    await flushPromises()
+    const put = calls.find((c) => c.method === 'PUT')
+    expect(put?.url).toBe('/api/v1/config/services/ranker')
+    expect(put?.body).toMatchObject({ name: 'ranker', upstream: 'http://127.0.0.1:7200', path_prefix: '/rank', sampling: { rate: 0.5 } })
+    expect(w.get('[data-service=ranker]').text()).toContain('http://127.0.0.1:7200')
   })
 
   it('deletes only after confirmation', async () => {
