@@ -9,7 +9,7 @@ WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tailwi
 TARGET ?=
 ARGS ?=
 
-.PHONY: run dev test test-python test-web lint typecheck bench bench-proxy bench-hostile bench-pipeline bench-anomaly bench-ws bench-ui bench-sampling services build clean
+.PHONY: run dev test test-python test-web lint typecheck types bench bench-proxy bench-hostile bench-pipeline bench-anomaly bench-ws bench-ui bench-sampling services build clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -45,13 +45,18 @@ test: $(STAMP) services $(WEB_DIST)
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(MAKE) test-web
 
-test-python: $(STAMP) services
+test-python: $(STAMP) $(WEB_STAMP) services
 	@bash scripts/ensure-alertmanager.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-web: $(STAMP) $(WEB_DIST)
 	@bash scripts/ensure-chromium.sh
 	cd web && npm run test:unit && npm run test:e2e
+
+## types: regenerate the dashboard's API types from the server's OpenAPI schema
+types: $(STAMP) $(WEB_STAMP)
+	$(PY) scripts/export-openapi.py web/openapi.json
+	cd web && npx openapi-typescript openapi.json -o src/api/schema.d.ts
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

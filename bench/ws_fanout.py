@@ -4,6 +4,11 @@ A child process runs the worker and API (embedded backends) and feeds synthetic
 traffic for 50 services; this process opens N WebSocket clients on /ws/metrics
 and measures, for every message, the delay between the snapshot's ``at`` time
 and its arrival. Target: p95 delivery delay <= 1 s with 1,000 clients.
+
+It then measures, in the same run, the bytes per client per second of each feed
+view: ``full`` (every service with every window and route: what every dashboard
+received before the views existed), ``overview`` (what the overview page
+subscribes to) and ``service`` (what a service page subscribes to).
 """
 
 from __future__ import annotations
@@ -74,14 +79,38 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.floor(q * (len(ordered) - 1)))]
 
 
-async def run(clients: int, seconds: float, services: int, interval: float) -> int:
+async def byte_rate(url: str, seconds: float) -> float:
+    """Bytes per second one client of ``url`` receives."""
+    received = 0
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        await asyncio.wait_for(ws.recv(), timeout=10)  # start at a push
+        started = time.monotonic()
+        while (left := seconds - (time.monotonic() - started)) > 0:
+            try:
+                received += len(await asyncio.wait_for(ws.recv(), timeout=left))
+            except TimeoutError:
+                break
+    return received / seconds
+
+
+async def view_rates(base: str, seconds: float) -> dict[str, float]:
+    """Bytes per client per second of each view, three clients each, at once."""
+    views = {"full": "", "overview": "?view=overview", "service": "?service=model-07"}
+    rates = await asyncio.gather(
+        *(byte_rate(base + query, seconds) for query in views.values() for _ in range(3))
+    )
+    return {name: sum(rates[i * 3 : i * 3 + 3]) / 3 for i, name in enumerate(views)}
+
+
+async def run(clients: int, seconds: float, services: int, interval: float, view: str) -> int:
     port = free_port()
     measured = 0.0
     with tempfile.TemporaryDirectory() as data_dir:
         server = spawn_python(SERVER, str(port), data_dir, str(services), str(interval))
         try:
             wait_http(f"http://127.0.0.1:{port}/health")
-            url = f"ws://127.0.0.1:{port}/ws/metrics"
+            base = f"ws://127.0.0.1:{port}/ws/metrics"
+            url = base + ("" if view == "full" else f"?view={view}")
             delays: list[float] = []
             connected = [0]
             warmup = 5.0
@@ -99,6 +128,7 @@ async def run(clients: int, seconds: float, services: int, interval: float) -> i
             if failures:
                 print(f"  {len(failures)} clients failed, e.g. {failures[0]!r}")
             server_rss = rss_mib(server.pid)
+            rates = await view_rates(base, min(seconds, 10.0))
         finally:
             server.terminate()
             server.wait(10)
@@ -108,7 +138,7 @@ async def run(clients: int, seconds: float, services: int, interval: float) -> i
     p50, p95, p99 = (percentile(delays, q) for q in (0.5, 0.95, 0.99))
     expected = connected[0] * measured / interval
     print(
-        f"ws fan-out: {connected[0]}/{clients} clients, {services} services,"
+        f"ws fan-out: {connected[0]}/{clients} clients of the {view} view, {services} services,"
         f" push every {interval:g} s"
     )
     print(f"  message size: {sizes[0] / 1024:.1f} KiB")
@@ -123,6 +153,17 @@ async def run(clients: int, seconds: float, services: int, interval: float) -> i
     print(f"  API process RSS: {server_rss:.0f} MiB")
     ok = p95 <= 1.0 and connected[0] == clients and len(delays) >= 0.9 * expected
     print(f"  target p95 <= 1000 ms with every client served: {'PASS' if ok else 'FAIL'}")
+    before = rates["full"]
+    print(
+        f"  bytes per client per second at {services} services: before (full snapshot)"
+        f" {before / 1024:.1f} KiB/s; overview {rates['overview'] / 1024:.1f} KiB/s"
+        f" ({rates['overview'] / before:.2f}x); one service {rates['service'] / 1024:.1f} KiB/s"
+        f" ({rates['service'] / before:.2f}x)"
+    )
+    print(
+        f"  1,000 dashboards on the overview: {rates['overview'] * 1000 / 2**20:.1f} MiB/s"
+        f" instead of {before * 1000 / 2**20:.1f} MiB/s"
+    )
     return 0 if ok else 1
 
 
@@ -134,11 +175,17 @@ def main() -> int:
     parser.add_argument(
         "--interval", type=float, default=None, help="push interval (default: the setting's)"
     )
+    parser.add_argument(
+        "--view",
+        choices=["overview", "full"],
+        default="overview",
+        help="the view the fan-out clients subscribe to (dashboards: overview)",
+    )
     args = parser.parse_args()
     from modelmonitor.settings import Settings
 
     interval = args.interval or Settings.model_fields["ws_interval_seconds"].default
-    return asyncio.run(run(args.clients, args.seconds, args.services, interval))
+    return asyncio.run(run(args.clients, args.seconds, args.services, interval, args.view))
 
 
 if __name__ == "__main__":

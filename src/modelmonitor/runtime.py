@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -37,6 +37,11 @@ from modelmonitor.settings import ConfigError, Settings, parse_host_port
 from modelmonitor.storage import EventStore, RollupTier, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
+
+if TYPE_CHECKING:  # built lazily: a lone API process never imports the proxy or the worker
+    from modelmonitor.pipeline.worker import Worker
+    from modelmonitor.proxy import CaptureBuffer, ProxyServer, Shipper
+    from modelmonitor.proxy_process import ProxyProcess
 
 __all__ = ["Parts", "Runtime", "run_until_signalled"]
 
@@ -71,11 +76,11 @@ class Runtime:
     bus: EventBus | None = None
     store: EventStore | None = None
     live: LiveState | None = None
-    proxy: Any = None
-    proxy_child: Any = None
-    shipper: Any = None
-    capture: Any = None
-    worker: Any = None
+    proxy: ProxyServer | None = None
+    shipper: Shipper | None = None
+    capture: CaptureBuffer | None = None
+    worker: Worker | None = None
+    proxy_child: ProxyProcess | None = None
     alerts: AlertSystem | None = None
     quality_store: QualityStore | None = None
     quality: Any = None
@@ -549,13 +554,8 @@ class Runtime:
                 + ("" if connected else ": unreachable, buffering"),
             )
         if self.worker is not None:
-            stats = self.worker.stats
-            components["worker"] = ComponentHealth(
-                status="ok" if stats.store_ok else "degraded",
-                detail=stats.last_error
-                if not stats.store_ok
-                else f"{stats.events_stored_total} events stored",
-            )
+            worker = self.worker.health()
+            components["worker"] = ComponentHealth(status=worker.status, detail=worker.detail)
         if self.alerts is not None and self.alerts.engine.running:
             error = self.alerts.engine.last_error
             components["alerts"] = ComponentHealth(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
+from modelmonitor.runtime import Parts, Runtime
+from modelmonitor.settings import load_settings
 from tests.integration.services_support import Backends, free_port
 
 
@@ -71,3 +74,26 @@ async def test_proxy_and_worker_report_their_health(backends: Backends) -> None:
     assert worker_body["components"]["worker"]["status"] == "ok"
     assert worker_body["components"]["bus"]["status"] == "ok"
     assert f"http://127.0.0.1:{proxy_health}/health" in outputs[0][0]
+
+
+async def test_health_says_so_when_the_worker_consumer_dies(tmp_path: Path) -> None:
+    """The worker's pump stops (its bus closed under it): /health turns down and names it."""
+    settings = load_settings(data_dir=tmp_path, api="127.0.0.1:0", target="http://127.0.0.1:1")
+    runtime = Runtime(settings, parts=Parts(proxy=False, worker=True, api=True))
+    await runtime.start()
+    try:
+        assert runtime.bus is not None and runtime.api_url is not None
+        async with httpx.AsyncClient(base_url=runtime.api_url) as client:
+            assert (await client.get("/health")).json()["components"]["worker"]["status"] == "ok"
+            await runtime.bus.close()
+            for _ in range(100):
+                response = await client.get("/health")
+                if response.json()["components"]["worker"]["status"] == "down":
+                    break
+                await asyncio.sleep(0.05)
+        assert response.status_code == 503
+        worker = response.json()["components"]["worker"]
+        assert worker["status"] == "down"
+        assert "pump failed (stopped unexpectedly)" in worker["detail"]
+    finally:
+        await runtime.stop()

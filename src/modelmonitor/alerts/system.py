@@ -131,7 +131,6 @@ class AlertSystem:
         )
         self._config_rules = list(rules or [])
         self._own_store = own_store
-        self._started = False
 
     @classmethod
     def from_settings(
@@ -175,7 +174,6 @@ class AlertSystem:
         if evaluate:
             await self.tracker.start()
             await self.engine.start()
-        self._started = True
 
     async def stop(self) -> None:
         await self.engine.stop()
@@ -183,7 +181,6 @@ class AlertSystem:
         await self.dispatcher.stop()
         if self._own_store:
             await self.store.close()
-        self._started = False
 
     async def load_config_rules(self) -> None:
         """Store the config file's rules; drop config rules no longer in it."""

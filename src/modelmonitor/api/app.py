@@ -15,9 +15,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 
 from modelmonitor import __version__
+from modelmonitor._tasks import TaskHealth
 from modelmonitor.alerts.store.sql import SqlAlertStore
 from modelmonitor.alerts.system import AlertSystem
-from modelmonitor.api._openapi import install_openapi
+from modelmonitor.api._openapi import MethodNotAllowed, install_openapi
 from modelmonitor.api.audit_trail import AuditTrailMiddleware, alert_loaders
 from modelmonitor.api.deps import ApiContext, ComponentHealth
 from modelmonitor.api.guard import Guard, LoginRedirect, auth_responses, check_routes
@@ -49,6 +50,7 @@ from modelmonitor.catalog import ServiceCatalog
 from modelmonitor.live import LiveState, create_live
 from modelmonitor.quality.alerting import install_drift_alerts
 from modelmonitor.quality.store import QualityStore, create_quality_store
+from modelmonitor.query.snapshots import ReadModel
 from modelmonitor.settings import Settings, parse_host_port
 from modelmonitor.storage import EventStore, create_store
 from modelmonitor.telemetry import ClusterMetrics, create_cluster
@@ -102,20 +104,6 @@ def create_app(
             if live is None:
                 await own_live.connect()
                 stack.push_async_callback(own_live.close)
-            context = ApiContext(
-                settings=settings,
-                store=own_store,
-                live=own_live,
-                clock=clock,
-                started_at=clock(),
-                health_sources=list(health_sources or []),
-            )
-            if cluster_metrics is not None:
-                context.cluster_metrics = cluster_metrics
-            else:
-                context.cluster_metrics = create_cluster(settings.cache_url)
-                await context.cluster_metrics.connect()
-                stack.push_async_callback(context.cluster_metrics.close)
             if quality_store is None:
                 own_quality = create_quality_store(settings.effective_database_url)
                 await own_quality.connect()
@@ -128,13 +116,36 @@ def create_app(
                 install_drift_alerts(own_alerts, app.state.quality, settings)
                 await own_alerts.start(evaluate=True)
                 stack.push_async_callback(own_alerts.stop)
-            context.extras["alerts"] = alerts_in_use = alert_system or own_alerts
-            catalog_store = alerts_in_use.store
+            running_alerts = alert_system or own_alerts
+            context = ApiContext(
+                settings=settings,
+                store=own_store,
+                live=own_live,
+                read=ReadModel(
+                    settings=settings,
+                    store=own_store,
+                    live=own_live,
+                    anomalies=running_alerts.store,
+                    clock=clock,
+                ),
+                clock=clock,
+                started_at=clock(),
+                alerts=running_alerts,
+                health_sources=list(health_sources or []),
+            )
+            if cluster_metrics is not None:
+                context.cluster_metrics = cluster_metrics
+            else:
+                context.cluster_metrics = create_cluster(settings.cache_url)
+                await context.cluster_metrics.connect()
+                stack.push_async_callback(context.cluster_metrics.close)
+            catalog_store = running_alerts.store
             assert isinstance(catalog_store, SqlAlertStore)
             app.state.catalog = ServiceCatalog(catalog_store, declared=settings.effective_services)
             app.state.context = context
             hub = SnapshotHub(context)
             app.state.hub = hub
+            context.health_sources.append(lambda: {"websocket": _component(hub.health())})
             hub.start()
             stack.push_async_callback(hub.stop)
             yield
@@ -153,6 +164,7 @@ def create_app(
     _include_routes(app)
     _mount_dashboard(app, static_dir)
     check_routes(app)
+    app.add_middleware(MethodNotAllowed, api=app)
     loaders = {**alert_loaders(), **catalog.catalog_loaders()}
     app.add_middleware(AuditTrailMiddleware, fastapi=app, loaders=loaders)
     host, _ = parse_host_port(settings.api)
@@ -163,6 +175,10 @@ def create_app(
     )
     app.add_middleware(SecurityMiddleware, policy=policy, trusted=auth_service.trusted_networks)
     return app
+
+
+def _component(health: TaskHealth) -> ComponentHealth:
+    return ComponentHealth(status=health.status, detail=health.detail)
 
 
 def _include_routes(app: FastAPI) -> None:

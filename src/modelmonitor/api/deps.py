@@ -9,12 +9,14 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 from fastapi import Depends, HTTPException, Request
 
+from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.live.base import LiveState
+from modelmonitor.query.snapshots import ReadModel
 from modelmonitor.settings import Settings
 from modelmonitor.storage.base import EventStore
 from modelmonitor.telemetry import ClusterMetrics
 from modelmonitor.timeparse import parse_time
-from modelmonitor.types import Clock
+from modelmonitor.types import Clock, HealthStatus
 
 __all__ = [
     "ApiContext",
@@ -28,28 +30,29 @@ __all__ = [
 
 
 class ComponentHealth(msgspec.Struct, kw_only=True):
-    status: str  # "ok" | "degraded" | "down"
+    status: HealthStatus
     detail: str = ""
 
 
 @dataclass
 class ApiContext:
+    """What every route may use, built once by ``create_app``."""
+
     settings: Settings
     store: EventStore
     live: LiveState
+    read: ReadModel
     clock: Clock
     started_at: float
+    #: The alert system (rules, silences, channels, anomaly scores), when it runs here.
+    alerts: AlertSystem | None = None
     #: Extra health sources (the worker and proxy of ``modelmonitor up``).
     health_sources: list[Callable[[], dict[str, ComponentHealth]]] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
     #: Request counters and histograms summed over every worker, for ``/metrics``.
     cluster_metrics: ClusterMetrics | None = None
 
     async def known_services(self) -> set[str]:
-        names = {service.name for service in self.settings.effective_services}
-        names.update(summary.name for summary in await self.store.services())
-        names.update(entry.service for entry in (await self.live.snapshot()).services)
-        return names
+        return await self.read.known_services()
 
     async def require_service(self, name: str) -> None:
         if name not in await self.known_services():

@@ -1,8 +1,17 @@
 """``WS /ws/metrics``: the live snapshot pushed to every subscriber each interval.
 
-One task per app reads the live-state feed and encodes each snapshot once per
-distinct filter; every client has a one-slot mailbox, so a slow client skips
-snapshots instead of delaying the others or growing a queue.
+One task per app reads the live-state feed (in Redis mode, the snapshots the
+leader publishes), enriches each snapshot once through the read model and encodes
+it once per distinct view; every client has a one-slot mailbox, so a slow client
+skips snapshots instead of delaying the others or growing a queue.
+
+Views (query parameters, or a ``{"type": "subscribe", ...}`` message to switch
+without reconnecting):
+
+- ``?view=full`` (the default): every service, every window and route;
+- ``?view=overview``: what the overview page shows of every service
+  (``{"type": "overview", "data": OverviewSnapshot}``);
+- ``?service=NAME``: that one service, complete.
 """
 
 from __future__ import annotations
@@ -14,22 +23,45 @@ import logging
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from modelmonitor._tasks import cancel_and_wait
+from modelmonitor._tasks import Supervisor, TaskHealth
+from modelmonitor.api._openapi import register_schemas
 from modelmonitor.api.deps import ApiContext
 from modelmonitor.live.base import LiveSnapshot
+from modelmonitor.query.snapshots import FeedView, OverviewSnapshot, overview, service_only
 
-__all__ = ["SnapshotHub", "router"]
+__all__ = ["SnapshotHub", "Subscription", "router", "subscription"]
 
 log = logging.getLogger("modelmonitor.api.ws")
 router = APIRouter(tags=["live"])
+# The feed's message bodies, for the dashboard's types generated from /openapi.json.
+register_schemas(LiveSnapshot, OverviewSnapshot)
 _encoder = msgspec.json.Encoder()
 
 
-class _Client:
-    __slots__ = ("mailbox", "service")
+#: A client's subscription: the view, and the service of a per-service view.
+Subscription = tuple[FeedView, str | None]
 
-    def __init__(self, service: str | None) -> None:
-        self.service = service
+
+def subscription(view: str | None, service: str | None) -> Subscription:
+    """The subscription for these parameters; ValueError names what is wrong."""
+    if service is not None:
+        if view not in (None, FeedView.SERVICE.value):
+            raise ValueError("service= goes with view=service (or no view)")
+        return FeedView.SERVICE, service
+    try:
+        chosen = FeedView(view or FeedView.FULL.value)
+    except ValueError:
+        raise ValueError(f"view must be one of {', '.join(v.value for v in FeedView)}") from None
+    if chosen is FeedView.SERVICE:
+        raise ValueError("view=service needs service=NAME")
+    return chosen, None
+
+
+class _Client:
+    __slots__ = ("mailbox", "subscription")
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
         self.mailbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1)
 
     def offer(self, message: bytes) -> None:
@@ -42,20 +74,27 @@ class SnapshotHub:
     def __init__(self, context: ApiContext) -> None:
         self._context = context
         self._clients: set[_Client] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._supervisor = Supervisor("websocket")
 
     @property
     def clients(self) -> int:
         return len(self._clients)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ws-hub")
+        self._supervisor.spawn("feed", self._run)
 
     async def stop(self) -> None:
-        await cancel_and_wait([self._task])
+        await self._supervisor.stop()
 
-    def add(self, service: str | None) -> _Client:
-        client = _Client(service)
+    def health(self) -> TaskHealth:
+        """The feed loop's health (down: no client gets pushes)."""
+        tasks = self._supervisor.health()
+        if tasks.status != "ok":
+            return tasks
+        return TaskHealth(status="ok", detail=f"{len(self._clients)} clients")
+
+    def add(self, subscription: Subscription) -> _Client:
+        client = _Client(subscription)
         self._clients.add(client)
         return client
 
@@ -63,35 +102,42 @@ class SnapshotHub:
         self._clients.discard(client)
 
     async def _run(self) -> None:
-        from modelmonitor.api.routes.metrics import realtime_snapshot
-
         interval = self._context.settings.ws_interval_seconds
-        async for _ in self._context.live.updates(interval=interval):
+        async for snapshot in self._context.live.updates(interval=interval):
             if not self._clients:
                 continue
-            snapshot = await realtime_snapshot(self._context, None)
-            encoded: dict[str | None, bytes] = {}
+            enriched = await self._context.read.enrich(snapshot)
+            encoded: dict[Subscription, bytes] = {}
             for client in list(self._clients):
-                message = encoded.get(client.service)
+                message = encoded.get(client.subscription)
                 if message is None:
-                    message = encoded[client.service] = _encode(snapshot, client.service)
+                    message = encoded[client.subscription] = _encode(enriched, client.subscription)
                 client.offer(message)
 
 
-def _encode(snapshot: LiveSnapshot, service: str | None) -> bytes:
-    if service is not None:
-        snapshot = msgspec.structs.replace(
-            snapshot, services=[s for s in snapshot.services if s.service == service]
-        )
+def _encode(snapshot: LiveSnapshot, subscription: Subscription) -> bytes:
+    view, service = subscription
+    if view is FeedView.OVERVIEW:
+        return _encoder.encode({"type": "overview", "data": overview(snapshot)})
+    if view is FeedView.SERVICE and service is not None:
+        snapshot = service_only(snapshot, service)
     return _encoder.encode({"type": "snapshot", "data": snapshot})
 
 
 @router.websocket("/ws/metrics")
-async def metrics_feed(websocket: WebSocket, service: str | None = None) -> None:
+async def metrics_feed(
+    websocket: WebSocket, service: str | None = None, view: str | None = None
+) -> None:
     hub: SnapshotHub = websocket.app.state.hub
+    try:
+        chosen = subscription(view, service)
+    except ValueError as exc:
+        # 1008: policy violation, with the reason (a WebSocket has no 4xx body).
+        await websocket.close(code=1008, reason=str(exc))
+        return
     await websocket.accept()
-    client = hub.add(service)
-    receiver = asyncio.create_task(_drain(websocket))
+    client = hub.add(chosen)
+    receiver = asyncio.create_task(_receive(websocket, client))
     try:
         while not receiver.done():
             getter = asyncio.ensure_future(client.mailbox.get())
@@ -109,8 +155,27 @@ async def metrics_feed(websocket: WebSocket, service: str | None = None) -> None
             await receiver
 
 
-async def _drain(websocket: WebSocket) -> None:
-    """Read (and ignore) client messages until it disconnects."""
+class _Subscribe(msgspec.Struct, kw_only=True):
+    type: str
+    view: str | None = None
+    service: str | None = None
+
+
+_subscribe_decoder = msgspec.json.Decoder(_Subscribe)
+
+
+async def _receive(websocket: WebSocket, client: _Client) -> None:
+    """Read client messages until it disconnects: ``subscribe`` switches the view (the
+    next push carries it); anything else gets an ``error`` message naming the problem."""
     with contextlib.suppress(WebSocketDisconnect):
         while True:
-            await websocket.receive_text()
+            text = await websocket.receive_text()
+            try:
+                message = _subscribe_decoder.decode(text)
+                if message.type != "subscribe":
+                    raise ValueError(f"unknown message type {message.type!r}: use subscribe")
+                client.subscription = subscription(message.view, message.service)
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                await websocket.send_text(
+                    _encoder.encode({"type": "error", "detail": str(exc)}).decode()
+                )

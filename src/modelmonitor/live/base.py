@@ -16,6 +16,7 @@ import msgspec
 
 from modelmonitor.aggregate import LanguageStats, WindowStats
 from modelmonitor.events import EventBatch, ProxyStats
+from modelmonitor.types import ServiceStatus
 
 __all__ = [
     "WINDOWS",
@@ -58,7 +59,7 @@ class ServiceLive(msgspec.Struct, kw_only=True):
     service: str
     #: "healthy", "degraded" (errors >= 5 % or slow), "down" (errors >= 50 % or
     #: upstream unreachable) or "idle" (no requests in 5 minutes), from the 1 min window.
-    status: str = "idle"
+    status: ServiceStatus = "idle"
     in_flight: int = 0
     last_seen: float | None = None
     windows: dict[str, WindowStats]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import AsyncIterator
 
-from modelmonitor._tasks import cancel_and_wait
+from modelmonitor._tasks import Supervisor
 from modelmonitor.aggregate import Aggregate, Columns, aggregate_batch, finished_second
 from modelmonitor.events import EventBatch, ProxyStats
 from modelmonitor.live.base import (
@@ -77,13 +78,15 @@ class SnapshotTicker:
         self._live = live
         self._clock = clock
         self._broadcasts: dict[float, Broadcast[LiveSnapshot]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor("live-feed")
 
     def subscribe(self, interval: float) -> AsyncIterator[LiveSnapshot]:
         broadcast = self._broadcasts.get(interval)
         if broadcast is None:
             broadcast = self._broadcasts[interval] = Broadcast()
-            self._tasks.append(asyncio.create_task(self._tick(interval, broadcast)))
+            self._supervisor.spawn(
+                f"ticker-{interval:g}s", functools.partial(self._tick, interval, broadcast)
+            )
         return broadcast.subscribe()
 
     async def _tick(self, interval: float, broadcast: Broadcast[LiveSnapshot]) -> None:
@@ -93,10 +96,9 @@ class SnapshotTicker:
             await broadcast.publish(await self._live.snapshot())
 
     async def close(self) -> None:
-        await cancel_and_wait(self._tasks)
+        await self._supervisor.stop()
         for broadcast in self._broadcasts.values():
             await broadcast.close()
-        self._tasks.clear()
         self._broadcasts.clear()
 
 

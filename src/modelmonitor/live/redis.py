@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -30,7 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from modelmonitor._tasks import cancel_and_wait
+from modelmonitor._tasks import Supervisor
 from modelmonitor.aggregate import Aggregate, Columns, aggregate_batch, finished_second
 from modelmonitor.events import EventBatch, ProxyStats
 from modelmonitor.live.base import (
@@ -198,7 +199,7 @@ class RedisLiveState:
         self._client: Any = None
         self._instance = f"{os.uname().nodename}-{os.getpid()}-{os.urandom(4).hex()}"
         self._broadcasts: dict[float, Broadcast[LiveSnapshot]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor("live-feed")
         self._proxy_script: Any = None
         self._lease_script: Any = None
         self._record_script: Any = None
@@ -226,8 +227,7 @@ class RedisLiveState:
         self._record_script = self._client.register_script(_RECORD_SCRIPT)
 
     async def close(self) -> None:
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
+        await self._supervisor.stop()
         for broadcast in self._broadcasts.values():
             await broadcast.close()
         self._broadcasts.clear()
@@ -439,8 +439,10 @@ class RedisLiveState:
         broadcast = self._broadcasts.get(interval)
         if broadcast is None:
             broadcast = self._broadcasts[interval] = Broadcast()
-            self._tasks.append(asyncio.create_task(self._relay(interval, broadcast)))
-            self._tasks.append(asyncio.create_task(self._lead(interval)))
+            self._supervisor.spawn(
+                f"relay-{interval:g}s", functools.partial(self._relay, interval, broadcast)
+            )
+            self._supervisor.spawn(f"lead-{interval:g}s", functools.partial(self._lead, interval))
         return broadcast.subscribe()
 
     def _channel(self, interval: float) -> str:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 
 from modelmonitor.aggregate import Aggregate, Columns, WindowStats
+from modelmonitor.types import ServiceStatus
 
 __all__ = [
     "COARSE_SECONDS",
@@ -59,7 +60,7 @@ def last_seen_by_service(columns: Columns) -> dict[str, float]:
     return seen
 
 
-def service_status(minute: WindowStats, *, last_seen: float | None, now: float) -> str:
+def service_status(minute: WindowStats, *, last_seen: float | None, now: float) -> ServiceStatus:
     """healthy / degraded / down / idle, from the 1-minute window."""
     if minute.requests == 0:
         if last_seen is None or now - last_seen > 300:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 
-from modelmonitor._tasks import cancel_and_wait
+from modelmonitor._tasks import Supervisor, TaskHealth
 from modelmonitor.bus.base import Delivery, EventBus
 from modelmonitor.events import EventBatch, RequestEvent, decode_batch
 from modelmonitor.live.base import LiveState
@@ -25,7 +25,7 @@ __all__ = ["BatchHook", "Worker", "WorkerStats"]
 
 log = logging.getLogger("modelmonitor.worker")
 
-#: Called after each stored batch (alerting hooks in here); must not raise.
+#: Called after each stored batch (payload sampling and drift hook in here); must not raise.
 BatchHook = Callable[[EventBatch], Awaitable[None]]
 
 
@@ -73,7 +73,7 @@ class Worker:
         self._tier_retention = dict(retention_tiers_seconds or {})
         self._retention_every = retention_every_seconds
         self._clock = clock
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor("worker")
         self.stats = WorkerStats()
         self.hooks: list[BatchHook] = []
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=prefetch)
@@ -82,14 +82,23 @@ class Worker:
         self._observers.append(observe)
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._pump(), name="worker-pump"))
-        self._tasks.append(asyncio.create_task(self._process(), name="worker-process"))
+        self._supervisor.spawn("pump", self._pump)
+        self._supervisor.spawn("process", self._process)
         if any(self._retention) or any(self._tier_retention.values()):
-            self._tasks.append(asyncio.create_task(self._retain(), name="worker-retention"))
+            self._supervisor.spawn("retention", self._retain)
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
+        await self._supervisor.stop()
+
+    def health(self) -> TaskHealth:
+        """Down while a loop is down (the consumer died, say), degraded while the store
+        fails or just after a loop was restarted."""
+        tasks = self._supervisor.health()
+        if tasks.status != "ok":
+            return tasks
+        if not self.stats.store_ok:
+            return TaskHealth(status="degraded", detail=self.stats.last_error)
+        return TaskHealth(status="ok", detail=f"{self.stats.events_stored_total} events stored")
 
     async def _pump(self) -> None:
         async for delivery in self._bus.consume(prefetch=self._prefetch):

@@ -175,7 +175,6 @@ class Shipper:
         self._samples: list[PayloadSample] = []
         self._samples_of: list[RequestEvent] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self._last_sent = 0.0
         self.bus_state = "connected"
         self.batches_sent = 0
@@ -194,7 +193,6 @@ class Shipper:
 
     async def stop(self, flush_seconds: float = 5.0) -> None:
         """Flush everything left (for at most ``flush_seconds``), then stop."""
-        self._stopping = True
         self._buffer.on_batch_ready(0, None)
         task, self._task = self._task, None
         await cancel_and_wait([task])

@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from modelmonitor._tasks import cancel_and_wait
+from modelmonitor._tasks import Supervisor
 from modelmonitor.aggregate import Aggregate
 from modelmonitor.events import SQL_IS_ERROR, RequestEvent
 from modelmonitor.storage import _timescale
@@ -117,7 +117,7 @@ class PostgresStore:
         self._partitioned = False
         self._known_days: set[int] = set()
         self._outside: set[int] = set()  # days left to the default partition
-        self._maintenance: asyncio.Task[None] | None = None
+        self._maintenance = Supervisor("store")
 
     async def upgrade(self) -> list[Migration]:
         """Apply pending schema migrations (``modelmonitor db upgrade``); return them."""
@@ -152,11 +152,10 @@ class PostgresStore:
         else:
             await self._backfill_tiers()
         await self.maintain_partitions()
-        self._maintenance = asyncio.create_task(self._maintain_forever(), name="pg-partitions")
+        self._maintenance.spawn("partitions", self._maintain_forever)
 
     async def close(self) -> None:
-        await cancel_and_wait([self._maintenance])
-        self._maintenance = None
+        await self._maintenance.stop()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

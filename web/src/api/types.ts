@@ -4,83 +4,22 @@
 export type ComponentStatus = 'ok' | 'degraded' | 'down'
 export type ServiceStatus = 'healthy' | 'degraded' | 'down' | 'idle'
 
-export interface ProxyStats {
-  proxy_id: string
-  sent_at: number
-  buffer_size: number
-  buffer_capacity: number
-  dropped_total: number
-  captured_total: number
-  in_flight: Record<string, number>
-  bus_state: string
-  spooled: number
-  /** Edge refusals per kind and `routes_folded` (requests past a service's route cap). */
-  edge?: Record<string, number>
-}
+import type { components } from './schema'
 
-export interface ComponentHealth {
-  status: ComponentStatus
-  detail: string
-}
+/** The server's models, generated from /openapi.json (`make types`). */
+type Schemas = components['schemas']
 
-export interface Health {
-  status: ComponentStatus
-  version: string
-  uptime_seconds: number
-  components: Record<string, ComponentHealth>
-  buffer: { size: number; capacity: number; fill_ratio: number }
-  dropped_events_total: number
-  ingest_rate: number
-  proxies: ProxyStats[]
-}
-
-export interface ServiceInfo {
-  name: string
-  upstream: string | null
-  listen: string | null
-  path_prefix: string | null
-  first_seen: number | null
-  last_seen: number | null
-  requests_total: number
-}
-
-export interface ServicesResponse {
-  services: ServiceInfo[]
-}
+export type ProxyStats = Schemas['ProxyStatus']
+export type ComponentHealth = Schemas['ComponentHealth']
+export type Health = Schemas['Health']
+export type ServiceInfo = Schemas['ServiceInfo']
+export type ServicesResponse = Schemas['ServiceList']
 
 export type WindowName = '1s' | '10s' | '1m' | '5m'
-
-export interface WindowStats {
-  window_seconds: number
-  requests: number
-  errors: number
-  rps: number
-  error_rate: number
-  status_classes: Record<string, number>
-  request_bytes: number
-  response_bytes: number
-  p50_seconds: number | null
-  p90_seconds: number | null
-  p95_seconds: number | null
-  p99_seconds: number | null
-  mean_seconds: number | null
-}
-
-export interface RouteLive {
-  method: string
-  route: string
-  window: WindowStats
-}
-
+export type WindowStats = Schemas['WindowStats']
+export type RouteLive = Schemas['RouteLive']
 /** The newest anomaly score of one metric, with the band it was judged against. */
-export interface LiveAnomaly {
-  value: number
-  score: number
-  expected: number
-  lower: number
-  upper: number
-  at: number
-  anomalous: boolean
+export type LiveAnomaly = Omit<Schemas['LiveAnomaly'], 'member' | 'event'> & {
   /** The detector member that fired ('' when none did). */
   member?: string
   /** 'new_normal' where the detector re-learned after a lasting shift. */
@@ -90,28 +29,30 @@ export interface LiveAnomaly {
 /** Anomaly-tracked metrics (backend names). */
 export type AnomalyMetric = 'latency_p50' | 'latency_p95' | 'latency_p99' | 'error_rate' | 'throughput'
 
-export interface ServiceLive {
-  service: string
-  status: ServiceStatus
-  in_flight: number
-  last_seen: number | null
+/** A service's live state; windows and anomalies keyed by their known names. */
+export type ServiceLive = Omit<Schemas['ServiceLive'], 'windows' | 'anomalies'> & {
   windows: Partial<Record<WindowName, WindowStats>>
-  routes: RouteLive[]
   /** Present when anomaly detection has scored the service in the last minute. */
   anomalies?: Partial<Record<AnomalyMetric, LiveAnomaly>> | null
 }
 
-export interface LiveSnapshot {
-  at: number
-  ingest_rate: number
-  proxies: ProxyStats[]
-  services: ServiceLive[]
+export type LiveSnapshot = Omit<Schemas['LiveSnapshot'], 'services'> & { services: ServiceLive[] }
+
+/** The figures of one window that the overview shows (10 s: all; 1 min: rps; 5 min: requests). */
+export type OverviewWindow = Schemas['OverviewWindow']
+
+/** One service as the overview feed carries it (a full `ServiceLive` is one too). */
+export type ServiceOverview = Omit<Schemas['ServiceOverview'], 'windows'> & {
+  windows: Partial<Record<WindowName, OverviewWindow>>
+  anomalies?: ServiceLive['anomalies']
 }
 
-export interface LiveMessage {
-  type: 'snapshot'
-  data: LiveSnapshot
-}
+export type OverviewSnapshot = Omit<Schemas['OverviewSnapshot'], 'services'> & { services: ServiceOverview[] }
+
+export type LiveMessage =
+  | { type: 'snapshot'; data: LiveSnapshot }
+  | { type: 'overview'; data: OverviewSnapshot }
+  | { type: 'error'; detail: string }
 
 export type HistoricalMetric =
   | 'requests'

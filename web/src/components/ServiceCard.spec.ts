@@ -18,6 +18,7 @@ function win(seconds: number, over: Partial<WindowStats> = {}): WindowStats {
     p95_seconds: null,
     p99_seconds: null,
     mean_seconds: null,
+    llm: null,
     ...over,
   }
 }

@@ -24,6 +24,7 @@ const live: ServiceLive = {
       p95_seconds: 1.2,
       p99_seconds: 3,
       mean_seconds: 0.7,
+      llm: null,
     },
   },
 }

@@ -22,8 +22,12 @@ class FakeWebSocket implements WebSocketLike {
   open() {
     this.onopen?.({} as Event)
   }
-  send(snapshot: LiveSnapshot) {
-    this.onmessage?.({ data: JSON.stringify({ type: 'snapshot', data: snapshot }) } as MessageEvent)
+  sent: string[] = []
+  send(data: string) {
+    this.sent.push(data)
+  }
+  deliver(snapshot: LiveSnapshot, type: 'snapshot' | 'overview' = 'snapshot') {
+    this.onmessage?.({ data: JSON.stringify({ type, data: snapshot }) } as MessageEvent)
   }
   drop() {
     this.onerror?.({} as Event)
@@ -60,6 +64,7 @@ const snap = (at: number, rps = 5): LiveSnapshot => ({
           p95_seconds: 0.03,
           p99_seconds: 0.04,
           mean_seconds: 0.012,
+          llm: null,
         },
       },
     },
@@ -91,10 +96,10 @@ describe('useLive', () => {
   it('goes live on the first snapshot and exposes it', () => {
     const live = useLive(opts)
     expect(live.state.value).toBe('connecting')
-    expect(FakeWebSocket.last.url).toBe('ws://test/ws/metrics')
+    expect(FakeWebSocket.last.url).toBe('ws://test/ws/metrics?view=overview')
     FakeWebSocket.last.open()
     expect(live.state.value).toBe('connecting')
-    FakeWebSocket.last.send(snap(100, 7))
+    FakeWebSocket.last.deliver(snap(100, 7))
     expect(live.state.value).toBe('live')
     expect(live.snapshot.value?.at).toBe(100)
     expect(live.service('svc')?.windows['10s']?.rps).toBe(7)
@@ -105,7 +110,7 @@ describe('useLive', () => {
   it('reconnects with exponential backoff and resets it after data flows again', () => {
     const live = useLive(opts)
     FakeWebSocket.last.open()
-    FakeWebSocket.last.send(snap(1))
+    FakeWebSocket.last.deliver(snap(1))
 
     FakeWebSocket.last.drop()
     expect(live.state.value).toBe('reconnecting')
@@ -135,7 +140,7 @@ describe('useLive', () => {
     expect(FakeWebSocket.instances).toHaveLength(6)
 
     FakeWebSocket.last.open()
-    FakeWebSocket.last.send(snap(2))
+    FakeWebSocket.last.deliver(snap(2))
     expect(live.state.value).toBe('live')
     expect(live.attempts.value).toBe(0)
     expect(live.nextRetryAt.value).toBeNull()
@@ -150,7 +155,7 @@ describe('useLive', () => {
     const live = useLive({ ...opts, staleAfterMs: 3000 })
     const first = FakeWebSocket.last
     first.open()
-    first.send(snap(1))
+    first.deliver(snap(1))
     vi.advanceTimersByTime(4000)
     expect(first.closed).toBe(true)
     expect(live.state.value).toBe('reconnecting')
@@ -161,7 +166,7 @@ describe('useLive', () => {
 
   it('stops cleanly: no reconnect after stop()', () => {
     const live = useLive(opts)
-    FakeWebSocket.last.send(snap(1))
+    FakeWebSocket.last.deliver(snap(1))
     live.stop()
     expect(live.state.value).toBe('offline')
     vi.advanceTimersByTime(60_000)
@@ -181,13 +186,43 @@ describe('useLive', () => {
 
   it('keeps a bounded rolling history per service', () => {
     const live = useLive({ ...opts, historySeconds: 10 })
-    for (let t = 0; t <= 30; t++) FakeWebSocket.last.send(snap(t))
+    for (let t = 0; t <= 30; t++) FakeWebSocket.last.deliver(snap(t))
     const pts = live.history.get('svc')!
     expect(pts[0]!.t).toBe(20)
     expect(pts[pts.length - 1]!.t).toBe(30)
     expect(pts[0]!.p99).toBe(0.04)
-    FakeWebSocket.last.send(snap(30)) // duplicate time: ignored
+    FakeWebSocket.last.deliver(snap(30)) // duplicate time: ignored
     expect(live.history.get('svc')).toHaveLength(11)
+    live.stop()
+  })
+
+  it('subscribes through the URL, then switches views over the open socket', () => {
+    const live = useLive({ ...opts, subscription: { service: 'a b' } })
+    const sock = FakeWebSocket.last
+    expect(sock.url).toBe('ws://test/ws/metrics?service=a%20b')
+    live.subscribe({ service: 'a b' }) // unchanged: nothing sent
+    expect(sock.sent).toEqual([])
+    sock.open()
+    live.subscribe({ view: 'overview' })
+    expect(sock.sent.map((m) => JSON.parse(m))).toEqual([{ type: 'subscribe', view: 'overview' }])
+    live.subscribe({ service: 'svc' })
+    expect(JSON.parse(sock.sent[1]!)).toEqual({ type: 'subscribe', service: 'svc' })
+    sock.drop()
+    vi.advanceTimersByTime(500)
+    expect(FakeWebSocket.last.url).toBe('ws://test/ws/metrics?service=svc') // a reconnect asks for the current view
+    live.stop()
+  })
+
+  it('takes overview messages: services for the overview and their history, no complete service', () => {
+    const live = useLive(opts)
+    FakeWebSocket.last.deliver(snap(5, 3), 'snapshot')
+    expect(live.service('svc')).toBeDefined()
+    const overview = snap(6, 4) as unknown as LiveSnapshot
+    FakeWebSocket.last.deliver(overview, 'overview')
+    expect(live.state.value).toBe('live')
+    expect(live.snapshot.value?.services[0]?.windows['10s']?.rps).toBe(4)
+    expect(live.service('svc')).toBeUndefined()
+    expect(live.history.get('svc')!.map((p) => p.rps)).toEqual([3, 4])
     live.stop()
   })
 

@@ -1,6 +1,6 @@
 import { getCurrentScope, inject, onScopeDispose, ref, shallowRef, type InjectionKey, type Ref, type ShallowRef } from 'vue'
 import { wsUrl } from '../api/client'
-import type { LiveMessage, LiveSnapshot, ServiceLive } from '../api/types'
+import type { LiveMessage, LiveSnapshot, OverviewSnapshot, ServiceLive, ServiceOverview } from '../api/types'
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'offline'
 
@@ -11,6 +11,21 @@ export interface WebSocketLike {
   onclose: ((ev: CloseEvent) => unknown) | null
   onerror: ((ev: Event) => unknown) | null
   close(code?: number, reason?: string): void
+  send(data: string): void
+}
+
+/**
+ * What the feed sends: the overview of every service (small: what the overview page
+ * shows), one service complete, or everything.
+ */
+export type LiveSubscription = { view: 'overview' } | { view: 'full' } | { service: string }
+
+export function subscriptionQuery(sub: LiveSubscription): string {
+  return 'service' in sub ? `service=${encodeURIComponent(sub.service)}` : `view=${sub.view}`
+}
+
+function sameSubscription(a: LiveSubscription, b: LiveSubscription): boolean {
+  return subscriptionQuery(a) === subscriptionQuery(b)
 }
 export type WebSocketFactory = new (url: string) => WebSocketLike
 
@@ -44,6 +59,9 @@ export interface LivePoint {
   anomalies?: ServiceLive['anomalies']
 }
 
+/** Any snapshot the feed sends: a full (or one-service) snapshot, or the overview. */
+export type AnySnapshot = LiveSnapshot | OverviewSnapshot
+
 export interface UseLiveOptions {
   url?: string
   WebSocketImpl?: WebSocketFactory
@@ -54,10 +72,13 @@ export interface UseLiveOptions {
   /** Seconds of per-service history kept for the live charts. */
   historySeconds?: number
   autoStart?: boolean
+  /** The first subscription (views change it with `subscribe`). */
+  subscription?: LiveSubscription
 }
 
 export interface Live {
-  snapshot: ShallowRef<LiveSnapshot | null>
+  /** The newest message's data: the overview, or a full / one-service snapshot. */
+  snapshot: ShallowRef<AnySnapshot | null>
   state: Ref<ConnectionState>
   /** Reconnect attempts since the last message. */
   attempts: Ref<number>
@@ -67,14 +88,17 @@ export interface Live {
   /** Bumped on every snapshot; read it to depend on `history`. */
   tick: Ref<number>
   history: Map<string, LivePoint[]>
+  /** A service, complete: present while subscribed to it (or to the full view). */
   service: (name: string) => ServiceLive | undefined
+  /** Switch what the feed sends (over the open socket, without reconnecting). */
+  subscribe: (sub: LiveSubscription) => void
   start: () => void
   stop: () => void
   /** Close and reconnect now (e.g. from a "retry" button). */
   reconnect: () => void
 }
 
-export function toLivePoint(at: number, s: ServiceLive): LivePoint {
+export function toLivePoint(at: number, s: ServiceOverview): LivePoint {
   const w = s.windows['10s'] ?? s.windows['1s']
   return {
     t: at,
@@ -98,7 +122,10 @@ export function useLive(opts: UseLiveOptions = {}): Live {
   const Impl: WebSocketFactory | undefined =
     opts.WebSocketImpl ?? (typeof WebSocket !== 'undefined' ? (WebSocket as unknown as WebSocketFactory) : undefined)
 
-  const snapshot = shallowRef<LiveSnapshot | null>(null)
+  const snapshot = shallowRef<AnySnapshot | null>(null)
+  let subscription: LiveSubscription = opts.subscription ?? { view: 'overview' }
+  /** What the open socket was last told (its URL, then subscribe messages). */
+  let told: LiveSubscription | null = null
   const state = ref<ConnectionState>('connecting')
   const attempts = ref(0)
   const nextRetryAt = ref<number | null>(null)
@@ -118,9 +145,9 @@ export function useLive(opts: UseLiveOptions = {}): Live {
     nextRetryAt.value = null
   }
 
-  function handleSnapshot(data: LiveSnapshot) {
+  function handleSnapshot(data: AnySnapshot, complete: boolean) {
     snapshot.value = data
-    byName = new Map(data.services.map((s) => [s.service, s]))
+    byName = complete ? new Map((data as LiveSnapshot).services.map((s) => [s.service, s])) : new Map()
     const cutoff = data.at - historySeconds
     for (const s of data.services) {
       let pts = history.get(s.service)
@@ -141,7 +168,9 @@ export function useLive(opts: UseLiveOptions = {}): Live {
     state.value = attempts.value === 0 && lastMessageAt.value === null ? 'connecting' : 'reconnecting'
     let sock: WebSocketLike
     try {
-      sock = new Impl(opts.url ?? wsUrl('/ws/metrics'))
+      const base = opts.url ?? wsUrl('/ws/metrics')
+      sock = new Impl(`${base}${base.includes('?') ? '&' : '?'}${subscriptionQuery(subscription)}`)
+      told = subscription
     } catch {
       scheduleRetry()
       return
@@ -150,6 +179,7 @@ export function useLive(opts: UseLiveOptions = {}): Live {
     sock.onopen = () => {
       if (ws !== sock) return
       // "live" once data flows; until then we are still connecting.
+      tell()
     }
     sock.onmessage = (ev: MessageEvent) => {
       if (ws !== sock) return
@@ -159,11 +189,11 @@ export function useLive(opts: UseLiveOptions = {}): Live {
       } catch {
         return
       }
-      if (msg && msg.type === 'snapshot' && msg.data) {
+      if (msg && (msg.type === 'snapshot' || msg.type === 'overview') && msg.data) {
         lastMessageAt.value = Date.now()
         attempts.value = 0
         state.value = 'live'
-        handleSnapshot(msg.data)
+        handleSnapshot(msg.data, msg.type === 'snapshot')
       }
     }
     sock.onerror = () => {
@@ -174,6 +204,23 @@ export function useLive(opts: UseLiveOptions = {}): Live {
       ws = null
       if (running) scheduleRetry()
     }
+  }
+
+  /** Tell the open socket the current subscription, if it does not know it yet. */
+  function tell() {
+    if (!ws || told === null || sameSubscription(told, subscription)) return
+    try {
+      ws.send(JSON.stringify({ type: 'subscribe', ...subscription }))
+      told = subscription
+    } catch {
+      /* not open yet: onopen tells it */
+    }
+  }
+
+  function subscribe(sub: LiveSubscription) {
+    if (sameSubscription(sub, subscription)) return
+    subscription = sub
+    tell()
   }
 
   function scheduleRetry() {
@@ -246,6 +293,7 @@ export function useLive(opts: UseLiveOptions = {}): Live {
     tick,
     history,
     service: (name: string) => (snapshot.value ? byName.get(name) : undefined),
+    subscribe,
     start,
     stop,
     reconnect,

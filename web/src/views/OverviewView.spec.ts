@@ -33,6 +33,7 @@ function service(name: string, status: ServiceLive['status'], rps: number): Serv
     p95_seconds: 0.03,
     p99_seconds: 0.04,
     mean_seconds: 0.01,
+    llm: null,
   })
   return { service: name, status, in_flight: 0, last_seen: 100, windows: { '1s': w(1), '10s': w(10), '1m': w(60), '5m': w(300) }, routes: [] }
 }

@@ -1,7 +1,7 @@
 """``/api/v1/alerts``: current alerts, history, rules, silences, channels and deliveries.
 
 Thin views over :mod:`modelmonitor.alerts.service`; the alert system is built by
-the composition root and found in ``context.extras["alerts"]``.
+the composition root and found in ``context.alerts``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from modelmonitor.alerts.rules import AnomalyRule, RuleBase, RuleError, Threshol
 from modelmonitor.alerts.service import AlertView, ChannelView, NotFoundError
 from modelmonitor.alerts.silences import Silence
 from modelmonitor.alerts.system import AlertSystem
-from modelmonitor.api._openapi import schema_response
+from modelmonitor.api._openapi import DURATION_PATTERN, TIME_PATTERN, schema_response
 from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, not_found
 from modelmonitor.api.guard import Guard
 from modelmonitor.auth.roles import Role
@@ -68,8 +68,8 @@ class ChannelList(msgspec.Struct, kw_only=True):
 
 
 def _system(context: ApiContext) -> AlertSystem:
-    system = context.extras.get("alerts")
-    if not isinstance(system, AlertSystem):
+    system = context.alerts
+    if system is None:
         raise HTTPException(status_code=503, detail="alerting is not running in this process")
     return system
 
@@ -108,7 +108,7 @@ def _time(name: str, text: str | None, now: float) -> float | None:
 @router.get("", responses=schema_response(AlertList), summary="Firing, pending, recently resolved")
 async def current_alerts(
     context: Context,
-    resolved_within: str = "1h",
+    resolved_within: Annotated[str, Query(pattern=DURATION_PATTERN)] = "1h",
     service_name: str | None = Query(None, alias="service"),
 ) -> object:
     try:
@@ -124,8 +124,8 @@ async def current_alerts(
 @router.get("/history", responses=schema_response(HistoryList), summary="Alert state changes")
 async def alert_history(
     context: Context,
-    start: str | None = None,
-    end: str | None = None,
+    start: Annotated[str | None, Query(pattern=TIME_PATTERN)] = None,
+    end: Annotated[str | None, Query(pattern=TIME_PATTERN)] = None,
     service_name: str | None = Query(None, alias="service"),
     rule_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,

@@ -14,12 +14,13 @@ from modelmonitor.api.deps import ComponentHealth, Context, json_response
 from modelmonitor.api.guard import MaybePrincipal, Viewer, auth_responses
 from modelmonitor.auth.roles import Role
 from modelmonitor.live.base import ProxyStatus
+from modelmonitor.types import HealthStatus
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
 
-_RANK = {"ok": 0, "degraded": 1, "down": 2}
+_RANK: dict[HealthStatus, int] = {"ok": 0, "degraded": 1, "down": 2}
 
 
 class BufferHealth(msgspec.Struct, kw_only=True):
@@ -29,7 +30,7 @@ class BufferHealth(msgspec.Struct, kw_only=True):
 
 
 class Health(msgspec.Struct, kw_only=True):
-    status: str
+    status: HealthStatus
     version: str
     uptime_seconds: float
     components: dict[str, ComponentHealth]
@@ -84,13 +85,17 @@ class Liveness(msgspec.Struct, kw_only=True):
     status: str
 
 
+def _content(tp: Any) -> dict[str, Any]:
+    return {"content": schema_response(tp)[200]["content"]}
+
+
 def _either(*types: Any) -> dict[int | str, Any]:
     schemas = [schema_response(tp)[200]["content"]["application/json"]["schema"] for tp in types]
+    # anyOf, not oneOf: a full Health answer also has the liveness answer's one field.
+    content = {"application/json": {"schema": {"anyOf": schemas}}}
     return {
-        200: {
-            "description": "Health (status only, unless a viewer asks)",
-            "content": {"application/json": {"schema": {"oneOf": schemas}}},
-        }
+        200: {"description": "Health (status only, unless a viewer asks)", "content": content},
+        503: {"description": "A component is down", "content": content},
     }
 
 
@@ -109,7 +114,11 @@ async def health(context: Context, principal: MaybePrincipal) -> object:
 
 @router.get(
     "/api/v1/health",
-    responses={**schema_response(Health), **auth_responses()},
+    responses={
+        **schema_response(Health),
+        503: {"description": "A component is down", **_content(Health)},
+        **auth_responses(),
+    },
     summary="System health",
 )
 async def api_health(context: Context, principal: Viewer) -> object:

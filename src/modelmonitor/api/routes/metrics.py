@@ -11,16 +11,15 @@ import msgspec
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from modelmonitor.api._openapi import schema_response
-from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, parse_range
-from modelmonitor.api.routes.anomalies import (
-    HISTORY_TO_ANOMALY,
-    AnomalySeries,
-    add_live_anomalies,
-    anomaly_series,
+from modelmonitor.api._openapi import (
+    POSITIVE_DURATION,
+    TIME_PATTERN,
+    list_pattern,
+    schema_response,
 )
-from modelmonitor.live.base import WINDOWS, LiveSnapshot, ServiceLive, WindowStats
-from modelmonitor.live.windows import service_status
+from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, parse_range
+from modelmonitor.live.base import LiveSnapshot
+from modelmonitor.query.anomalies import HISTORY_TO_ANOMALY, AnomalySeries, anomaly_series
 from modelmonitor.query.history import (
     METRICS,
     RouteSummary,
@@ -60,26 +59,6 @@ class RouteList(msgspec.Struct, kw_only=True):
     routes: list[RouteSummary]
 
 
-async def realtime_snapshot(context: ApiContext, service: str | None) -> LiveSnapshot:
-    """The live snapshot, with configured services that saw no traffic listed as idle."""
-    snapshot = await context.live.snapshot(service=service)
-    present = {entry.service for entry in snapshot.services}
-    configured = [s.name for s in context.settings.effective_services]
-    missing = [name for name in configured if name not in present and service in (None, name)]
-    for name in missing:
-        windows = {label: WindowStats(window_seconds=seconds) for label, seconds in WINDOWS.items()}
-        snapshot.services.append(
-            ServiceLive(
-                service=name,
-                status=service_status(windows["1m"], last_seen=None, now=snapshot.at),
-                windows=windows,
-            )
-        )
-    snapshot.services.sort(key=lambda entry: entry.service)
-    await add_live_anomalies(context, snapshot)
-    return snapshot
-
-
 @router.get(
     "/metrics/realtime",
     responses=schema_response(LiveSnapshot),
@@ -87,11 +66,11 @@ async def realtime_snapshot(context: ApiContext, service: str | None) -> LiveSna
 )
 async def realtime(
     context: Context,
-    service: Annotated[str | None, Query(description="Only this service")] = None,
+    service: Annotated[str | None, Query(min_length=1, description="Only this service")] = None,
 ) -> object:
     if service is not None:
         await context.require_service(service)
-    return json_response(await realtime_snapshot(context, service))
+    return json_response(await context.read.snapshot(service))
 
 
 def _time_range(context: ApiContext, start: str, end: str) -> tuple[float, float, bool]:
@@ -109,19 +88,30 @@ def _time_range(context: ApiContext, start: str, end: str) -> tuple[float, float
 
 @router.get(
     "/metrics/historical",
-    responses=schema_response(HistoricalSeries),
+    responses=schema_response(HistoricalSeries, csv=True),
     summary="Series over time from the minute, hour or day rollups (JSON, or CSV)",
 )
 async def historical(
     context: Context,
     service: Annotated[str, Query(min_length=1)],
-    route: str | None = None,
+    route: Annotated[str | None, Query(min_length=1)] = None,
     metric: Annotated[
-        str, Query(description=f"Comma-separated; any of {', '.join(METRICS)}")
+        str,
+        Query(
+            description=f"Comma-separated; any of {', '.join(METRICS)}",
+            pattern=list_pattern(METRICS),
+        ),
     ] = DEFAULT_METRICS,
-    start: Annotated[str, Query(description="ISO-8601, -1h, now or Unix seconds")] = "-1h",
-    end: Annotated[str, Query(description="ISO-8601, -5m, now or Unix seconds")] = "now",
-    step: Annotated[str | None, Query(description="60s, 5m, 1h...; chosen when absent")] = None,
+    start: Annotated[
+        str, Query(description="ISO-8601, -1h, now or Unix seconds", pattern=TIME_PATTERN)
+    ] = "-1h",
+    end: Annotated[
+        str, Query(description="ISO-8601, -5m, now or Unix seconds", pattern=TIME_PATTERN)
+    ] = "now",
+    step: Annotated[
+        str | None,
+        Query(description="60s, 5m, 1h...; chosen when absent", pattern=POSITIVE_DURATION),
+    ] = None,
     format: Literal["json", "csv"] = "json",
     anomaly: Annotated[
         bool, Query(description="Add anomaly scores and expected bands (JSON only)")
@@ -167,8 +157,18 @@ async def historical(
     )
     if anomaly:
         tracked = sorted({HISTORY_TO_ANOMALY[m] for m in metrics if m in HISTORY_TO_ANOMALY})
-        result.anomalies = await anomaly_series(
-            context, service=service, metrics=tracked, start=start_at, end=end_at
+        reader = context.read.anomalies
+        result.anomalies = (
+            await anomaly_series(
+                reader,
+                service=service,
+                metrics=tracked,
+                start=start_at,
+                end=end_at,
+                limit=context.settings.max_history_points,
+            )
+            if reader is not None
+            else []
         )
     if format == "csv":
         return _csv(result)
@@ -200,8 +200,8 @@ def _csv(result: HistoricalSeries) -> Response:
 async def routes(
     context: Context,
     service: Annotated[str, Query(min_length=1)],
-    start: str = "-1h",
-    end: str = "now",
+    start: Annotated[str, Query(pattern=TIME_PATTERN)] = "-1h",
+    end: Annotated[str, Query(pattern=TIME_PATTERN)] = "now",
 ) -> object:
     start_at, end_at, _ = _time_range(context, start, end)
     await context.require_service(service)

@@ -16,7 +16,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from modelmonitor.alerts.system import AlertSystem
 from modelmonitor.api.deps import Context
-from modelmonitor.api.routes.metrics import realtime_snapshot
 from modelmonitor.live.base import LiveSnapshot
 from modelmonitor.telemetry import encode, gauge, request_families
 
@@ -187,12 +186,11 @@ async def alert_families(alerts: AlertSystem) -> list[Metric]:
     responses={200: {"content": {"text/plain": {}, "application/openmetrics-text": {}}}},
 )
 async def prometheus_metrics(context: Context, request: Request) -> Response:
-    snapshot = await realtime_snapshot(context, None)
+    snapshot = await context.read.snapshot()
     families: list[Metric] = [*live_families(snapshot), *proxy_families(snapshot)]
     if context.cluster_metrics is not None:
         families.extend(request_families(await context.cluster_metrics.read()))
-    alerts = context.extras.get("alerts")
-    if isinstance(alerts, AlertSystem):
-        families.extend(await alert_families(alerts))
+    if context.alerts is not None:
+        families.extend(await alert_families(context.alerts))
     body, content_type = encode(families, request.headers.get("accept"))
     return Response(body, media_type=content_type)

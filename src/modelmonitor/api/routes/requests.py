@@ -11,7 +11,7 @@ import msgspec
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from modelmonitor.api._openapi import schema_response
+from modelmonitor.api._openapi import TIME_PATTERN, schema_response
 from modelmonitor.api.deps import ApiContext, Context, invalid, json_response
 from modelmonitor.events import RequestEvent
 from modelmonitor.storage.base import EVENT_FIELDS, RequestFilter
@@ -108,24 +108,24 @@ async def _sampled_requests(
 
 @router.get(
     "/requests",
-    responses=schema_response(RequestPage),
+    responses=schema_response(RequestPage, csv=True),
     summary="Recent requests (JSON, or CSV with format=csv)",
 )
 async def recent_requests(
     context: Context,
     request: Request,
-    service: str | None = None,
-    route: str | None = None,
-    method: str | None = None,
-    model: str | None = None,
-    consumer: str | None = None,
+    service: Annotated[str | None, Query(min_length=1)] = None,
+    route: Annotated[str | None, Query(min_length=1)] = None,
+    method: Annotated[str | None, Query(pattern=r"^[A-Za-z]+$")] = None,
+    model: Annotated[str | None, Query(min_length=1)] = None,
+    consumer: Annotated[str | None, Query(min_length=1)] = None,
     status_class: Literal["1xx", "2xx", "3xx", "4xx", "5xx", "err"] | None = None,
     errors_only: bool = False,
     min_latency_ms: Annotated[float | None, Query(ge=0)] = None,
-    start: str | None = None,
-    end: str | None = None,
+    start: Annotated[str | None, Query(pattern=TIME_PATTERN)] = None,
+    end: Annotated[str | None, Query(pattern=TIME_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]+$")] = None,
     format: Literal["json", "csv"] = "json",
     sampled: Annotated[bool, Query(description="only requests whose bodies were sampled")] = False,
     sample_contains: Annotated[
