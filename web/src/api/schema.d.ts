@@ -333,6 +333,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/config/services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Monitored services and their configuration */
+        get: operations["list_services_api_v1_config_services_get"];
+        put?: never;
+        /** Add a service (proxies pick it up within seconds) */
+        post: operations["add_service_api_v1_config_services_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/config/services/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dry run: can the proxy reach this service's upstream? */
+        post: operations["test_connection_api_v1_config_services_test_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/config/services/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One service's configuration */
+        get: operations["get_service_api_v1_config_services__name__get"];
+        /** Replace a service's configuration */
+        put: operations["replace_service_api_v1_config_services__name__put"];
+        post?: never;
+        /** Stop monitoring a service */
+        delete: operations["delete_service_api_v1_config_services__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -795,6 +849,19 @@ export interface components {
             fill_ratio: number;
             size: number;
         };
+        /** CatalogEntry */
+        CatalogEntry: {
+            config: Record<string, never>;
+            name: string;
+            read_only: boolean;
+            source: components["schemas"]["ServiceSource"];
+            /** @default null */
+            updated_at: number | null;
+        };
+        /** CatalogList */
+        CatalogList: {
+            services: components["schemas"]["CatalogEntry"][];
+        };
         /** ChannelList */
         ChannelList: {
             channels: components["schemas"]["ChannelView"][];
@@ -818,6 +885,19 @@ export interface components {
             detail: string;
             /** @enum {unknown} */
             status: "degraded" | "down" | "ok";
+        };
+        /**
+         * ConnectionTest
+         * @description What a dry run of a service's upstream found.
+         */
+        ConnectionTest: {
+            /** @default  */
+            error: string;
+            /** @default null */
+            latency_ms: number | null;
+            reachable: boolean;
+            /** @default null */
+            status: number | null;
         };
         /** CreatedToken */
         CreatedToken: {
@@ -858,6 +938,37 @@ export interface components {
         /** DeliveryList */
         DeliveryList: {
             deliveries: components["schemas"]["Delivery"][];
+        };
+        /**
+         * DriftConfig
+         * @description How drift is judged for a service.
+         */
+        DriftConfig: {
+            /**
+             * Drift Share
+             * @default 0.5
+             */
+            drift_share: number;
+            /** Methods */
+            methods?: {
+                [key: string]: "psi" | "jensenshannon" | "ks" | "wasserstein" | "chisquare";
+            };
+            /** Reference */
+            reference?: string | null;
+            /**
+             * Reference Hours
+             * @default 24
+             */
+            reference_hours: number;
+            /** Thresholds */
+            thresholds?: {
+                [key: string]: number;
+            };
+            /**
+             * Window
+             * @default 3600
+             */
+            window: number;
         };
         /** DriftHistory */
         DriftHistory: {
@@ -1243,6 +1354,45 @@ export interface components {
             response: string;
             response_truncated: boolean;
         };
+        /**
+         * SamplingConfig
+         * @description Opt-in payload sampling: nothing is copied unless ``rate`` is above 0.
+         */
+        SamplingConfig: {
+            /** Allow Fields */
+            allow_fields?: string[];
+            /** Deny Fields */
+            deny_fields?: string[];
+            /** Features */
+            features?: {
+                [key: string]: string;
+            };
+            /**
+             * Max Body Bytes
+             * @default 16384
+             */
+            max_body_bytes: number;
+            /**
+             * Prediction
+             * @default auto
+             * @enum {string}
+             */
+            prediction: "auto" | "label" | "value";
+            /**
+             * Rate
+             * @default 0
+             */
+            rate: number;
+            /** Redact */
+            redact?: ("email" | "card" | "phone" | "token")[];
+            /** Redact Patterns */
+            redact_patterns?: string[];
+            /**
+             * Retention
+             * @default 604800
+             */
+            retention: number;
+        };
         /** Series */
         Series: {
             metric: string;
@@ -1251,6 +1401,62 @@ export interface components {
                 number | null
             ][];
             unit: string;
+        };
+        /**
+         * ServiceConfig
+         * @description One monitored model API.
+         */
+        ServiceConfig: {
+            /**
+             * Connect Timeout Seconds
+             * @default 5
+             */
+            connect_timeout_seconds: number;
+            drift?: components["schemas"]["DriftConfig"];
+            /**
+             * Forwarded Headers
+             * @default true
+             */
+            forwarded_headers: boolean;
+            /** Listen */
+            listen?: string | null;
+            /**
+             * Model Header
+             * @default X-Model-Name
+             */
+            model_header: string;
+            /** Model Json Field */
+            model_json_field?: string | null;
+            /** Name */
+            name: string;
+            /** Path Prefix */
+            path_prefix?: string | null;
+            /**
+             * Preserve Host
+             * @default false
+             */
+            preserve_host: boolean;
+            /**
+             * Propagate Trace
+             * @default false
+             */
+            propagate_trace: boolean;
+            /** Route Patterns */
+            route_patterns?: string[];
+            sampling?: components["schemas"]["SamplingConfig"];
+            /**
+             * Strip Prefix
+             * @default true
+             */
+            strip_prefix: boolean;
+            /**
+             * Timeout Seconds
+             * @default 60
+             */
+            timeout_seconds: number;
+            tls?: components["schemas"]["TLSConfig"];
+            /** Upstream */
+            upstream: string;
         };
         /** ServiceDrift */
         ServiceDrift: {
@@ -1320,6 +1526,31 @@ export interface components {
             windows: {
                 [key: string]: components["schemas"]["OverviewWindow"];
             };
+        };
+        /**
+         * ServiceSource
+         * @description Where a service is declared: the config file (read-only at run time) or the API.
+         * @enum {unknown}
+         */
+        ServiceSource: "api" | "config";
+        /**
+         * TLSConfig
+         * @description How the proxy talks TLS to an ``https://`` upstream.
+         */
+        TLSConfig: {
+            /** Ca File */
+            ca_file?: string | null;
+            /** Client Cert */
+            client_cert?: string | null;
+            /** Client Key */
+            client_key?: string | null;
+            /** Server Name */
+            server_name?: string | null;
+            /**
+             * Verify
+             * @default true
+             */
+            verify: boolean;
         };
         /** TokenList */
         TokenList: {
@@ -3388,6 +3619,403 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuthState"];
+                };
+            };
+        };
+    };
+    list_services_api_v1_config_services_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogList"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+        };
+    };
+    add_service_api_v1_config_services_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServiceConfig"];
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogEntry"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Declared in the configuration file, or clashes with another service */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    test_connection_api_v1_config_services_test_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServiceConfig"];
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionTest"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_service_api_v1_config_services__name__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogEntry"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replace_service_api_v1_config_services__name__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServiceConfig"];
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogEntry"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Declared in the configuration file, or clashes with another service */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_service_api_v1_config_services__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Declared in the configuration file, or clashes with another service */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -352,10 +352,10 @@ export interface ChannelsResponse {
   channels: Channel[]
 }
 
-// ---- Monitored services at run time (/api/v1/config/services; docs/configuration.md) ----
+// ---- Monitored services at run time (/api/v1/config/services; docs/production.md) ----
 
 /** Where a service is declared: the YAML file (read-only here) or the API. */
-export type ServiceSource = 'config' | 'api'
+export type ServiceSource = Schemas['ServiceSource']
 
 /** The fields of a service's configuration the dashboard edits (ServiceConfig). */
 export interface ServiceConfigInput {
@@ -375,22 +375,11 @@ export interface ServiceConfigInput {
 }
 
 /** A service as the API returns it; `config` also holds fields the form does not edit (tls, sampling...). */
-export interface CatalogEntry {
-  name: string
-  source: ServiceSource
-  read_only: boolean
+export type CatalogEntry = Omit<Schemas['CatalogEntry'], 'config'> & {
   config: ServiceConfigInput & Record<string, unknown>
-  updated_at: number | null
 }
 
-export interface CatalogResponse {
-  services: CatalogEntry[]
-}
+export type CatalogResponse = Omit<Schemas['CatalogList'], 'services'> & { services: CatalogEntry[] }
 
 /** POST /api/v1/config/services/test: what a dry run of the upstream found. */
-export interface ConnectionTest {
-  reachable: boolean
-  status: number | null
-  latency_ms: number | null
-  error: string
-}
+export type ConnectionTest = Schemas['ConnectionTest']
