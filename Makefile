@@ -9,7 +9,7 @@ WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tailwi
 TARGET ?=
 ARGS ?=
 
-.PHONY: run dev test test-python test-web lint typecheck types bench bench-proxy bench-hostile bench-pipeline bench-anomaly bench-ws bench-ui bench-sampling services build clean
+.PHONY: run dev test test-python test-web lint typecheck types bench bench-proxy bench-llm bench-hostile bench-pipeline bench-anomaly bench-ws bench-ui bench-sampling services build clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -66,12 +66,16 @@ lint: $(STAMP)
 typecheck: lint
 
 ## bench: proxy, pipeline and anomaly benchmarks (prints ratios against same-run baselines)
-bench: bench-proxy bench-hostile bench-pipeline bench-ws bench-ui bench-anomaly bench-sampling
+bench: bench-proxy bench-llm bench-hostile bench-pipeline bench-ws bench-ui bench-anomaly bench-sampling
 
 bench-proxy: $(STAMP) services
 	@bash scripts/ensure-bench-tools.sh
 	$(PY) bench/proxy.py
 
+## bench-llm: what recognition and LLM parsing cost the proxy (throughput, a 10,000-token stream)
+bench-llm: $(STAMP)
+	@bash scripts/ensure-bench-tools.sh
+	$(PY) bench/llm.py
 ## bench-hostile: 100,000 distinct random paths through `modelmonitor up` (memory, latency)
 bench-hostile: $(STAMP)
 	$(PY) bench/hostile.py

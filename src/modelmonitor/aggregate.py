@@ -165,6 +165,21 @@ def _labels(name: str) -> tuple[Callable[[RequestEvent], Any], Callable[[Columns
     return attrgetter(name), (lambda columns: _labels_of(columns.raw(name)))
 
 
+def _output_seconds(event: RequestEvent) -> float:
+    """Seconds spent answering after the first token, for answers with tokens."""
+    if not event.completion_tokens:
+        return 0.0
+    return max(event.latency_seconds - event.ttft_seconds, 0.0)
+
+
+def _output_seconds_bulk(columns: Columns) -> Column | None:
+    if not columns.any("completion_tokens"):
+        return None
+    spent = np.maximum(columns["latency_seconds"] - columns["ttft_seconds"], 0.0)
+    result: Column = np.where(columns["completion_tokens"] > 0, spent, 0.0)
+    return result
+
+
 def _optional(name: str, kind: Kind, short: str, source: str) -> Measure:
     return Measure(name, kind, short, *_field(source), optional=source)
 
@@ -199,6 +214,14 @@ MEASURES: tuple[Measure, ...] = (
     _optional("ttft", Kind.SKETCH, "t", "ttft_seconds"),
     Measure(
         "finish_reasons", Kind.LABELS, "f", *_labels("finish_reason"), optional="finish_reason"
+    ),
+    Measure(
+        "output_seconds",
+        Kind.SUM,
+        "os",
+        _output_seconds,
+        _output_seconds_bulk,
+        optional="completion_tokens",
     ),
 )
 _BY_SHORT = {measure.short: measure for measure in MEASURES}
@@ -242,6 +265,15 @@ class LanguageStats(msgspec.Struct, kw_only=True):
     ttft_p50_seconds: float | None = None
     ttft_p95_seconds: float | None = None
     finish_reasons: dict[str, int] = {}
+    #: Generation speed: completion tokens per second of answering after the first
+    #: token (the whole latency when not streamed).
+    tokens_per_second: float | None = None
+    #: Throughput over the window.
+    prompt_tokens_per_second: float = 0.0
+    completion_tokens_per_second: float = 0.0
+    cost_per_hour: float = 0.0
+    #: Share of answers cut by the token limit (finish reason ``length``).
+    finish_reason_length_rate: float | None = None
 
 
 class WindowStats(msgspec.Struct, kw_only=True):
@@ -281,6 +313,7 @@ class Aggregate:
     cost_usd: float
     ttft: LatencySketch
     finish_reasons: dict[str, int]
+    output_seconds: float
 
     def __init__(self) -> None:
         self.requests = 0
@@ -368,7 +401,19 @@ class Aggregate:
                 ttft_p95_seconds=self.ttft.quantile(0.95),
                 finish_reasons=dict(self.finish_reasons),
             )
+            self._language_rates(stats.llm, covered)
         return stats
+
+    def _language_rates(self, llm: LanguageStats, covered: float) -> None:
+        if self.output_seconds > 0:
+            llm.tokens_per_second = self.completion_tokens / self.output_seconds
+        if covered:
+            llm.prompt_tokens_per_second = self.prompt_tokens / covered
+            llm.completion_tokens_per_second = self.completion_tokens / covered
+            llm.cost_per_hour = self.cost_usd / covered * 3600
+        finished = sum(self.finish_reasons.values())
+        if finished:
+            llm.finish_reason_length_rate = self.finish_reasons.get("length", 0) / finished
 
     # -- stored rows ----------------------------------------------------------------
 

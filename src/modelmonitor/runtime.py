@@ -35,6 +35,7 @@ from modelmonitor.live import LiveState, create_live
 from modelmonitor.quality.store import QualityStore, create_quality_store
 from modelmonitor.settings import ConfigError, Settings, parse_host_port
 from modelmonitor.storage import EventStore, RollupTier, create_store
+from modelmonitor.storage.model_rollups import DimensionCaps
 from modelmonitor.telemetry import ClusterMetrics, create_cluster, encode
 from modelmonitor.types import Clock
 
@@ -112,6 +113,10 @@ class Runtime:
             self.store = create_store(
                 self.settings.effective_database_url,
                 compress_after_seconds=self.settings.timescale_compress_after,
+            )
+            self.store.caps = DimensionCaps(
+                max_models=self.settings.max_models_per_service,
+                max_consumers=self.settings.max_consumers_per_service,
             )
             await self.store.connect()
             self._stack.push_async_callback(self.store.close)
@@ -271,6 +276,7 @@ class Runtime:
                 log.warning("could not add request counters to the cluster totals: %s", exc)
 
     async def _start_proxy(self) -> None:
+        from modelmonitor.protocols.awareness import model_awareness
         from modelmonitor.proxy import CaptureBuffer, ProxyServer, Shipper
 
         assert self.bus is not None
@@ -288,6 +294,7 @@ class Runtime:
             capture=self.capture,
             tls=tls,
             limits=settings.proxy_limits,
+            models=model_awareness(settings),
         )
         spool = None
         if settings.spool_max_bytes:

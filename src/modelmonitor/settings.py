@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from modelmonitor.protocols.config import ConsumerConfig, ModelPrice, ProtocolName
 from modelmonitor.quality.config import DriftConfig, SamplingConfig
 from modelmonitor.timeparse import parse_duration
 
@@ -227,6 +228,15 @@ class ServiceConfig(BaseModel):
     #: Top-level JSON field of the request body naming the model (e.g. ``model``);
     #: read from the first 64 KiB of a JSON body only.
     model_json_field: str | None = None
+    #: What the service speaks (``auto`` recognises every known protocol by its
+    #: paths; ``none`` turns recognition off). See docs/models.md.
+    protocol: ProtocolName = ProtocolName.AUTO
+    #: The model a single-model server serves (MLflow, BentoML), for requests that
+    #: do not name one, and its version.
+    model: str | None = None
+    model_version: str | None = None
+    #: How callers are told apart (headers, hashed API keys, trusted proxies).
+    consumers: ConsumerConfig = Field(default_factory=ConsumerConfig)
     timeout_seconds: Duration = 60.0
     connect_timeout_seconds: Duration = 5.0
     preserve_host: bool = False
@@ -389,6 +399,20 @@ class Settings(BaseSettings):
     #: Bytes of undeliverable batches a proxy may keep on disk under ``data_dir/spool``
     #: while the broker is away (0: memory only).
     spool_max_bytes: int = Field(default=0, ge=0)
+
+    # Model-aware monitoring (docs/models.md).
+    #: US dollars per million tokens per model; merged over the bundled table.
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    #: Start from the bundled price table (``false``: only ``prices`` count).
+    default_prices: bool = True
+    #: Secret for hashing API keys into consumer names; when unset, one is made and
+    #: kept in ``data_dir/consumer-secret``. Give every proxy the same one.
+    consumer_secret: SecretStr | None = None
+    #: Bytes of each LLM request and JSON answer kept for reading tokens and model.
+    llm_inspect_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Distinct models and consumers tracked per service; more fold into ``other``.
+    max_models_per_service: int = Field(default=50, ge=1, le=10_000)
+    max_consumers_per_service: int = Field(default=200, ge=1, le=100_000)
 
     # Pipeline and API.
     ws_interval_seconds: Duration = 1.0

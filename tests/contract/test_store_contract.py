@@ -238,6 +238,32 @@ async def test_retention_deletes_old_events_and_rollups(store: EventStore) -> No
     assert await store.write_batch(make_events(10, start=BASE - 2 * day, seed=13)) == 10
 
 
+async def test_model_rollups_count_each_model_and_consumer_once(store: EventStore) -> None:
+    events = make_events(900, seed=21)
+    await store.write_batch(events[:600])
+    await store.write_batch(events[300:])  # half redelivered
+    rows = await store.model_rollups(start=0, end=BASE * 2, service="alpha")
+    named = [e for e in events if e.service == "alpha" and (e.model or e.consumer)]
+    found: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        aggregate = row.aggregate()
+        totals = found.setdefault((row.model, row.consumer), [0, 0, 0])
+        totals[0] += aggregate.requests
+        totals[1] += aggregate.completion_tokens
+        totals[2] += aggregate.errors
+    expected: dict[tuple[str, str], list[int]] = {}
+    for event in named:
+        totals = expected.setdefault((event.model, event.consumer), [0, 0, 0])
+        totals[0] += 1
+        totals[1] += event.completion_tokens
+        totals[2] += int(event.is_error)
+    assert found == expected
+    only = await store.model_rollups(start=0, end=BASE * 2, service="alpha", consumer="team-1")
+    assert {row.consumer for row in only} == {"team-1"}
+    await store.delete_before(raw_before=BASE * 2, rollups_before=BASE * 2)
+    assert await store.model_rollups(start=0, end=BASE * 2, service="alpha") == []
+
+
 async def test_hour_and_day_tiers_hold_the_minute_rows_summed(store: EventStore) -> None:
     day = 86_400.0
     events = make_events(3000, start=BASE - 2 * day, spread=2.5 * day, seed=21)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from modelmonitor.runtime import Parts, Runtime
+from modelmonitor.settings import load_settings
 from tests.alert_helpers import Receiver, serve
 from tests.integration.services_support import (
     PG_ADMIN_URL,
@@ -64,3 +67,17 @@ async def receiver() -> AsyncIterator[Receiver]:
     async with serve(found.app()) as url:
         found.url = url
         yield found
+
+
+@pytest.fixture
+async def pipeline(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """Worker and API on embedded backends (pushes every 0.2 s), no proxy."""
+    settings = load_settings(
+        data_dir=tmp_path, api="127.0.0.1:0", ws_interval_seconds=0.2, target="http://127.0.0.1:1"
+    )
+    runtime = Runtime(settings, parts=Parts(proxy=False, worker=True, api=True))
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from modelmonitor.events import RequestEvent
+from modelmonitor.protocols.awareness import ModelAwareness
 from modelmonitor.proxy import CaptureBuffer, ProxyServer
 from modelmonitor.settings import ProxyLimits, ServiceConfig
 
@@ -160,6 +161,7 @@ async def running_proxy(
     capacity: int = 10_000,
     listen: str = "127.0.0.1:0",
     tls: ssl.SSLContext | None = None,
+    models: ModelAwareness | None = None,
     **limits: float,
 ) -> AsyncIterator[tuple[ProxyServer, CaptureBuffer]]:
     """A started :class:`ProxyServer` for ``services`` and its capture buffer;
@@ -171,6 +173,7 @@ async def running_proxy(
         capture=capture,
         tls=tls,
         limits=ProxyLimits.model_validate(limits),
+        models=models,
     )
     await proxy.start()
     try:

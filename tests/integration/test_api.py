@@ -8,8 +8,6 @@ import io
 import json
 import math
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import msgspec
@@ -17,22 +15,8 @@ import pytest
 import websockets
 
 from modelmonitor.events import RequestEvent, encode_batch
-from modelmonitor.runtime import Parts, Runtime
-from modelmonitor.settings import load_settings
+from modelmonitor.runtime import Runtime
 from tests.helpers import make_batch, make_events
-
-
-@pytest.fixture
-async def pipeline(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = load_settings(
-        data_dir=tmp_path, api="127.0.0.1:0", ws_interval_seconds=0.2, target="http://127.0.0.1:1"
-    )
-    runtime = Runtime(settings, parts=Parts(proxy=False, worker=True, api=True))
-    await runtime.start()
-    try:
-        yield runtime
-    finally:
-        await runtime.stop()
 
 
 async def publish(runtime: Runtime, events: list[RequestEvent], batch_size: int = 250) -> None:

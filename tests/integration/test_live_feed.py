@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,6 @@ from modelmonitor.runtime import Parts, Runtime
 from modelmonitor.settings import load_settings
 from tests.helpers import make_events
 from tests.integration.services_support import Backends
-
-
-@pytest.fixture
-async def pipeline(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = load_settings(
-        data_dir=tmp_path, api="127.0.0.1:0", ws_interval_seconds=0.2, target="http://127.0.0.1:1"
-    )
-    runtime = Runtime(settings, parts=Parts(proxy=False, worker=True, api=True))
-    await runtime.start()
-    try:
-        yield runtime
-    finally:
-        await runtime.stop()
 
 
 async def feed(runtime: Runtime) -> None:

@@ -173,3 +173,64 @@ async def test_spans_and_metrics_reach_the_collector(transport: str, tmp_path: P
     assert sum(point.count for point in points) == 5
     assert all(sum(point.bucket_counts) == point.count for point in points)
     assert list(points[0].explicit_bounds)[:3] == [0.005, 0.01, 0.025]
+
+
+async def test_a_service_that_propagates_joins_the_callers_trace(tmp_path: Path) -> None:
+    """The model server's parent is the proxy's span, whose parent is the caller's; the
+    exported span and the request log carry the same ids."""
+    seen: list[str | None] = []
+
+    async def model(request: Request, reader: asyncio.StreamReader, writer: Any) -> bool:
+        seen.append(request.header("traceparent"))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        return True
+
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    async with http_receiver() as (endpoint, received), running_upstream(model) as upstream:
+        settings = load_settings(
+            data_dir=tmp_path,
+            listen="127.0.0.1:0",
+            api="127.0.0.1:0",
+            services=[
+                {"name": "traced", "upstream": upstream.url, "propagate_trace": True},
+                {"name": "plain", "upstream": upstream.url, "path_prefix": "/plain"},
+            ],
+            otlp={"endpoint": endpoint, "metrics": False},
+        )
+        runtime = Runtime(settings, parts=Parts())
+        await runtime.start()
+        try:
+            url = f"http://{runtime.proxy_addresses['traced']}"
+            async with httpx.AsyncClient(base_url=url) as client:
+                incoming = f"00-{caller_trace}-{caller_span}-01"
+                await client.get("/joined", headers={"traceparent": incoming})
+                await client.get("/started")
+                await client.get("/plain/x", headers={"traceparent": incoming})
+            await wait_until(lambda: len(received.spans()) >= 3)
+            assert runtime.api_url is not None
+            async with httpx.AsyncClient(base_url=runtime.api_url) as api:
+                log = (await api.get("/api/v1/requests", params={"service": "traced"})).json()
+        finally:
+            await runtime.stop()
+
+    joined, started, plain = seen
+    assert joined is not None and started is not None
+    version, trace_id, proxy_span, flags = joined.split("-")
+    assert (version, trace_id, flags) == ("00", caller_trace, "01")
+    assert proxy_span != caller_span
+    # Untouched where the service does not propagate.
+    assert plain == f"00-{caller_trace}-{caller_span}-01"
+    spans = {span.name: span for span in received.spans()}
+    span = spans["GET /joined"]
+    assert span.trace_id.hex() == caller_trace
+    assert span.span_id.hex() == proxy_span
+    assert span.parent_span_id.hex() == caller_span
+    # No caller trace: the proxy starts one, and is its root.
+    _, new_trace, new_span, _ = started.split("-")
+    assert new_trace != caller_trace
+    assert spans["GET /started"].trace_id.hex() == new_trace
+    assert spans["GET /started"].span_id.hex() == new_span
+    assert spans["GET /started"].parent_span_id == b""
+    by_path = {entry["path"]: entry for entry in log["requests"]}
+    assert by_path["/joined"]["trace_id"] == caller_trace
+    assert by_path["/joined"]["parent_span_id"] == caller_span

@@ -42,10 +42,10 @@ def documented_role(method: str, path: str) -> str:
         return "admin"
     if path.startswith("/api/v1/config/") and method not in ("GET", "HEAD"):
         return "admin"
-    if path.startswith("/api/v1/alerts") and method not in ("GET", "HEAD"):
+    if path.startswith(("/api/v1/alerts", "/api/v1/services/{service}/references")) and (
+        method not in ("GET", "HEAD")
+    ):
         return "editor"
-    if "/references/" in path and method not in ("GET", "HEAD"):
-        return "editor"  # drift references
     if method in ("GET", "WEBSOCKET"):
         return "viewer"
     raise AssertionError(f"{method} {path}: no documented role; add it to docs/security.md")

@@ -91,6 +91,17 @@ class _Change:
     detail: str = ""
 
 
+def rule_labels(rule: RuleBase) -> dict[str, str]:
+    """The rule's labels, with the model and consumer it is filtered by."""
+    if rule.model is None and rule.consumer is None:
+        return rule.labels
+    labels = dict(rule.labels)
+    for name, value in (("model", rule.model), ("consumer", rule.consumer)):
+        if value is not None:
+            labels[name] = value
+    return labels
+
+
 class AlertEngine:
     def __init__(
         self,
@@ -228,7 +239,7 @@ class AlertEngine:
             service=service,
             severity=rule.severity,
             route=rule.route,
-            labels=rule.labels,
+            labels=rule_labels(rule),
         )
         # ``alertname`` lets silences written for Alertmanager match (see channels).
         matchable = {**labels, "alertname": rule.name}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import itertools
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import msgspec
@@ -105,7 +106,31 @@ def metric_value(stats: WindowStats, metric: str) -> float | None:
         return stats.status_classes.get("5xx", 0) / stats.requests
     if metric == "throughput":
         return stats.rps
+    if metric in LANGUAGE_METRICS:
+        llm = stats.llm
+        if llm is None:
+            return None
+        value = getattr(llm, LANGUAGE_METRICS[metric])
+        return None if value is None else float(value)
     raise ValueError(f"metric {metric!r} is not read from a window")
+
+
+#: Alert metric -> the field of a window's language-model stats.
+LANGUAGE_METRICS = {
+    "ttft_p50": "ttft_p50_seconds",
+    "ttft_p95": "ttft_p95_seconds",
+    "tokens_per_second": "tokens_per_second",
+    "prompt_tokens_per_second": "prompt_tokens_per_second",
+    "completion_tokens_per_second": "completion_tokens_per_second",
+    "cost_per_hour": "cost_per_hour",
+    "finish_reason_length_rate": "finish_reason_length_rate",
+}
+#: Metrics that hold on any traffic level (rates of the whole window).
+_RATES = frozenset(
+    {"throughput", "prompt_tokens_per_second", "completion_tokens_per_second", "cost_per_hour"}
+)
+#: ``(service, seconds, model, consumer, now)`` -> the window of those requests.
+DimensionWindow = Callable[[str, int, str | None, str | None, float], Awaitable[WindowStats]]
 
 
 class ThresholdEvaluator(Evaluator):
@@ -118,9 +143,13 @@ class ThresholdEvaluator(Evaluator):
 
     kind = "threshold"
 
-    def __init__(self, live: LiveState, dropped: DroppedEvents) -> None:
+    def __init__(
+        self, live: LiveState, dropped: DroppedEvents, dimensions: DimensionWindow | None = None
+    ) -> None:
         self._live = live
         self._dropped = dropped
+        #: Windows filtered by model or consumer (from the event store), if available.
+        self.dimensions = dimensions
 
     def targets(self, rule: RuleBase, context: RoundContext) -> list[str]:
         assert isinstance(rule, ThresholdRule)
@@ -133,13 +162,20 @@ class ThresholdEvaluator(Evaluator):
         if rule.metric == "dropped_events":
             value = self._dropped.increase(rule.window_seconds, now)
             return Evaluation(active=compare(value, rule.comparator, rule.threshold), value=value)
-        stats = await self._live.window(
-            service=service, seconds=rule.window_seconds, route=rule.route, now=now
-        )
+        if rule.model is not None or rule.consumer is not None:
+            if self.dimensions is None:
+                return Evaluation(active=False)
+            stats = await self.dimensions(
+                service, rule.window_seconds, rule.model, rule.consumer, now
+            )
+        else:
+            stats = await self._live.window(
+                service=service, seconds=rule.window_seconds, route=rule.route, now=now
+            )
         measured = metric_value(stats, rule.metric)
         if measured is None:
             return Evaluation(active=False, requests=stats.requests)
-        enough = rule.metric == "throughput" or stats.requests >= rule.min_requests
+        enough = rule.metric in _RATES or stats.requests >= rule.min_requests
         active = enough and compare(measured, rule.comparator, rule.threshold)
         return Evaluation(active=active, value=measured, requests=stats.requests)
 
@@ -159,12 +195,16 @@ _LABELS = {
     "latency_p99": "p99",
     "error_rate": "error rate",
     "throughput": "throughput",
+    "ttft_p95": "TTFT p95",
+    "tokens_per_second": "tokens/s",
 }
 
 
 def _format(metric: str, value: float) -> tuple[str, str]:
-    if metric.startswith("latency_"):
+    if metric.startswith(("latency_", "ttft_")):
         return f"{value * 1000:.0f}", "ms"
+    if metric == "tokens_per_second":
+        return f"{value:.1f}", "tokens/s"
     if metric == "error_rate":
         return f"{value * 100:.1f}", "%"
     return f"{value:.1f}", "req/s"

@@ -31,6 +31,7 @@ __all__ = [
     "ANOMALY_METRICS",
     "COMPARATORS",
     "DRIFT_METRICS",
+    "LANGUAGE_ANOMALY_METRICS",
     "METRICS",
     "RULE_KINDS",
     "WINDOW_SECONDS",
@@ -58,10 +59,28 @@ Metric = Literal[
     "5xx_rate",
     "throughput",
     "dropped_events",
+    # Language models (docs/models.md), from requests that carried tokens.
+    "ttft_p50",
+    "ttft_p95",
+    "tokens_per_second",
+    "prompt_tokens_per_second",
+    "completion_tokens_per_second",
+    "cost_per_hour",
+    "finish_reason_length_rate",
 ]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
-AnomalyMetric = Literal["latency_p50", "latency_p95", "latency_p99", "error_rate", "throughput"]
+AnomalyMetric = Literal[
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "error_rate",
+    "throughput",
+    "ttft_p95",
+    "tokens_per_second",
+]
 ANOMALY_METRICS: tuple[str, ...] = AnomalyMetric.__args__  # type: ignore[attr-defined]
+#: Anomaly metrics that only language-model services have.
+LANGUAGE_ANOMALY_METRICS = ("ttft_p95", "tokens_per_second")
 Comparator = Literal[">", ">=", "<", "<="]
 COMPARATORS: tuple[str, ...] = Comparator.__args__  # type: ignore[attr-defined]
 Severity = Literal["info", "warning", "critical"]
@@ -114,6 +133,10 @@ class RuleBase(BaseModel):
     service: str = "*"
     #: Only this route template of the service (e.g. ``/v1/models/{id}/predict``).
     route: str | None = None
+    #: Only this model's / this consumer's requests (threshold rules; evaluated
+    #: from the per-minute model rollups, so over whole minutes).
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    consumer: str | None = Field(default=None, min_length=1, max_length=200)
     severity: Severity = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
     #: Free text shown in notifications.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from typing import Any
 
 from modelmonitor.alerts.channels import (
@@ -20,11 +21,12 @@ from modelmonitor.alerts.channels import (
 )
 from modelmonitor.alerts.dispatch import Dispatcher
 from modelmonitor.alerts.engine import AlertEngine
-from modelmonitor.alerts.evaluators import AnomalyEvaluator
+from modelmonitor.alerts.evaluators import AnomalyEvaluator, ThresholdEvaluator
 from modelmonitor.alerts.rules import RuleBase, RuleError, parse_rule
 from modelmonitor.alerts.store import AlertStore, create_alert_store
 from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig, window_for
 from modelmonitor.live.base import LiveState
+from modelmonitor.query.models import dimension_window
 from modelmonitor.settings import ConfigError, Settings
 from modelmonitor.storage.base import EventStore
 from modelmonitor.types import Clock
@@ -129,6 +131,10 @@ class AlertSystem:
         self.engine.evaluators["anomaly"] = AnomalyEvaluator(
             store, step_seconds=self.tracker.config.step_seconds
         )
+        if history is not None:  # rules filtered by model or consumer read its rollups
+            threshold = self.engine.evaluators["threshold"]
+            assert isinstance(threshold, ThresholdEvaluator)
+            threshold.dimensions = partial(dimension_window, history)
         self._config_rules = list(rules or [])
         self._own_store = own_store
 

@@ -53,7 +53,16 @@ __all__ = [
 log = logging.getLogger("modelmonitor.anomaly")
 
 #: Metrics with a detector per service.
-TRACKED_METRICS = ("latency_p50", "latency_p95", "latency_p99", "error_rate", "throughput")
+TRACKED_METRICS = (
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "error_rate",
+    "throughput",
+    # Language-model services only (no value elsewhere): see docs/models.md.
+    "ttft_p95",
+    "tokens_per_second",
+)
 #: The lease that makes one process the feeder.
 LEASE_NAME = "anomaly-tracker"
 #: ``AnomalyPoint.event`` of the point where a detector re-learned after a lasting shift.

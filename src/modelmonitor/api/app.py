@@ -31,6 +31,7 @@ from modelmonitor.api.routes import (
     drift,
     health,
     metrics,
+    models,
     oidc,
     prometheus,
     requests,
@@ -188,7 +189,7 @@ def _include_routes(app: FastAPI) -> None:
     app.include_router(health.router)  # /health is public; /api/v1/health guards itself
     app.include_router(auth.router)  # login and state are public; logout guards itself
     app.include_router(oidc.router)  # public: the way in
-    for module in (services, metrics, anomalies, requests, alerts, drift):
+    for module in (services, metrics, models, anomalies, requests, alerts, drift):
         app.include_router(module.router, dependencies=viewer, responses=denied)
     app.include_router(
         prometheus.router, dependencies=[Depends(Guard(Role.METRICS))], responses=denied

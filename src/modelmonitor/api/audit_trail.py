@@ -138,7 +138,7 @@ class AuditTrailMiddleware:
 
 
 def _alerts(app: FastAPI) -> Any:
-    system = app.state.context.extras.get("alerts")
+    system = app.state.context.alerts
     if system is None:
         raise LookupError("alerting is not running")
     return system

@@ -1,4 +1,5 @@
-"""The bundled demo model API: real scikit-learn models behind a JSON predict endpoint.
+"""The bundled demo model API: real scikit-learn models behind a JSON predict endpoint,
+KServe V2 inference (:mod:`.kserve`) and OpenAI-compatible chat completions (:mod:`.llm`).
 
 Two classifiers are trained at start-up on datasets that ship with scikit-learn
 (iris, wine), so nothing is downloaded. Latency follows a log-normal spread with
@@ -20,6 +21,8 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from modelmonitor.demo.kserve import add_v2_routes
+from modelmonitor.demo.llm import add_chat_routes
 from modelmonitor.demo.tabular import add_invocations_route
 
 __all__ = ["Chaos", "create_demo_app"]
@@ -147,6 +150,8 @@ def create_demo_app(*, seed: int | None = None, base_latency_ms: float = 12.0) -
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    add_chat_routes(app, rng=rng, behave=behave)
+    add_v2_routes(app, models=models, behave=behave)
     add_invocations_route(app, behave=behave)
 
     @app.get("/admin/chaos")

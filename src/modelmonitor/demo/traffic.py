@@ -9,6 +9,8 @@ import time
 import httpx
 import msgspec
 
+from modelmonitor.demo.llm import DEMO_LLMS
+
 __all__ = ["TrafficReport", "drive_traffic"]
 
 _IRIS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
@@ -18,6 +20,9 @@ _WINE = [
 ]
 
 
+DEMO_MODELS = sorted(DEMO_LLMS)
+
+
 class TrafficReport(msgspec.Struct, kw_only=True):
     sent: int = 0
     by_status: dict[str, int] = {}
@@ -25,26 +30,72 @@ class TrafficReport(msgspec.Struct, kw_only=True):
     seconds: float = 0.0
 
 
+#: Who calls the demo: two teams by API key (recorded only as a keyed hash) and two
+#: people by an ``X-User`` header.
+_CALLERS: list[dict[str, str]] = [
+    {"Authorization": "Bearer demo-key-search-team-0001"},
+    {"Authorization": "Bearer demo-key-support-bot-0002"},
+    {"X-User": "alice"},
+    {"X-User": "bob"},
+]
+_QUESTIONS = [
+    "What is the capital of France?",
+    "Summarise the attached incident report in three sentences, listing the root cause.",
+    "Write a haiku about latency.",
+    "Explain the difference between p95 and p99 latency to a new engineer, with an example.",
+]
+
+
+def _chat(rng: random.Random) -> dict[str, object]:
+    body: dict[str, object] = {
+        "model": rng.choice(DEMO_MODELS),
+        "messages": [{"role": "user", "content": rng.choice(_QUESTIONS)}],
+        "stream": rng.random() < 0.7,
+    }
+    if rng.random() < 0.3:
+        body["max_tokens"] = rng.choice([16, 32, 64])
+    if body["stream"] and rng.random() < 0.6:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _v2(rng: random.Random) -> tuple[str, dict[str, object]]:
+    name = "iris" if rng.random() < 0.6 else "wine"
+    rows = [rng.choice(_IRIS if name == "iris" else _WINE) for _ in range(rng.randint(1, 4))]
+    path = f"/v2/models/{name}/infer"
+    if name == "iris" and rng.random() < 0.5:
+        path = "/v2/models/iris/versions/3/infer"
+    tensor = {"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP32"}
+    tensor["data"] = [float(value) for row in rows for value in row]
+    return path, {"inputs": [tensor]}
+
+
 def _request(rng: random.Random) -> tuple[str, str, dict[str, object] | None, dict[str, str]]:
     roll = rng.random()
-    if roll < 0.45:
+    caller = dict(rng.choice(_CALLERS))
+    if roll < 0.3:
         return (
             "POST",
             "/v1/models/iris/predict",
             {"instances": [rng.choice(_IRIS)]},
             {"X-Model-Name": "iris"},
         )
-    if roll < 0.75:
+    if roll < 0.45:
         return (
             "POST",
             "/v1/models/wine/predict",
             {"instances": [rng.choice(_WINE)]},
             {"X-Model-Name": "wine"},
         )
-    if roll < 0.9:
+    if roll < 0.52:
         return "POST", "/predict", {"model": "iris", "features": rng.choice(_IRIS)}, {}
-    if roll < 0.97:
+    if roll < 0.55:
         return "POST", "/v1/completions", {"model": "tiny-lm", "prompt": "hi", "max_tokens": 8}, {}
+    if roll < 0.8:
+        return "POST", "/v1/chat/completions", _chat(rng), caller
+    if roll < 0.97:
+        path, body = _v2(rng)
+        return "POST", path, body, caller
     return "GET", "/v1/models", None, {}
 
 

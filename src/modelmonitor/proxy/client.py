@@ -9,6 +9,7 @@ from time import monotonic, perf_counter, time
 from typing import TYPE_CHECKING, NamedTuple
 
 import httptools
+from msgspec.structs import replace
 
 from modelmonitor.events import RequestEvent
 from modelmonitor.proxy.edge import Refusal, Reject
@@ -32,6 +33,7 @@ from modelmonitor.proxy.http import (
 )
 from modelmonitor.proxy.model import JSON_PREFIX_BYTES, json_field
 from modelmonitor.proxy.routes import MAX_CACHED_PATH, OTHER
+from modelmonitor.proxy.tracecontext import TRACEPARENT, continue_trace, with_traceparent
 from modelmonitor.proxy.tunnel import Tunnel
 
 if TYPE_CHECKING:
@@ -83,6 +85,17 @@ class _Rare(NamedTuple):
     model: str
     forwarded_for: list[bytes]
     forwarded_seen: int
+    consumer: str  # see protocols.consumers
+    client_ip: str  # "" unless a trusted proxy forwarded the request
+
+    def apply(self, exchange: Exchange) -> None:
+        """Set what these headers asked for on the exchange they belong to."""
+        exchange.upgrade = self.upgrade is not None
+        exchange.chunked_request = self.transfer_encoding is not None
+        exchange.expect_continue = self.expect
+        exchange.model = self.model
+        exchange.consumer = self.consumer
+        exchange.client_ip = self.client_ip
 
 
 def _origin_form(url: bytes) -> bytes:
@@ -329,26 +342,26 @@ class ClientConnection(asyncio.Protocol):
         else:  # inline fast path of _route: one service on this port, origin-form target
             query = url.find(b"?")
             service, path = listener.default, url if query < 0 else url[:query]
+        incoming_trace = self.models.get(TRACEPARENT) if self.rare else None
         rare = self._take_rare(service, parts) if self.rare else None
         if service is None:
             listener.unrouted_total += 1  # no service to record it for: counted here
             self._answer_locally(404, "no_service", "no service is configured for this path")
             return
-        parser = self.parser
-        method_bytes = parser.get_method()
+        method_bytes = self.parser.get_method()
         method = METHODS.get(method_bytes) or method_bytes.decode("latin-1")
         head = self._upstream_head(service, method_bytes, url, parts, host, rare)
-        exchange = Exchange(self, service, method, path, head, perf_counter())
+        trace = continue_trace(incoming_trace) if service.propagate_trace else None
+        exchange = Exchange(
+            self, service, method, path, with_traceparent(head, trace), perf_counter(), trace
+        )
         if rare is not None:
-            exchange.upgrade = rare.upgrade is not None
-            exchange.chunked_request = rare.transfer_encoding is not None
-            exchange.expect_continue = rare.expect
-            exchange.model = rare.model
+            rare.apply(exchange)
         if service.hooks is not None:
             exchange.inspect = service.hooks(method, path.decode("utf-8", "replace"), exchange.t0)
         if has_body and service.json_field and not exchange.model:
             exchange.json_prefix = bytearray()
-        exchange.close_client = not parser.should_keep_alive()
+        exchange.close_client = not self.parser.should_keep_alive()
         exchange.is_head = method_bytes == _HEAD
         exchange.http10 = self.http10 == 1
         service.in_flight += 1
@@ -435,7 +448,20 @@ class ClientConnection(asyncio.Protocol):
         expect, self.expect = self.expect, False
         forwarded_for, self.forwarded_for = self.forwarded_for, []
         seen, self.forwarded_seen = self.forwarded_seen, 0
-        return _Rare(parts, transfer_encoding, expect, upgrade, model, forwarded_for, seen)
+        consumer = client_ip = ""
+        if service is not None and service.consumers is not None:
+            consumer, client_ip = service.consumers.identify(models, self.peer, forwarded_for)
+        return _Rare(
+            parts,
+            transfer_encoding,
+            expect,
+            upgrade,
+            model,
+            forwarded_for,
+            seen,
+            consumer,
+            client_ip,
+        )
 
     def _upstream_head(
         self,
@@ -692,10 +718,19 @@ class ClientConnection(asyncio.Protocol):
             exchange.response_bytes,
             error,
             model,
-            self.peer,
+            exchange.client_ip or self.peer,
+            exchange.consumer,
         )
         if exchange.inspect is not None:
             event = exchange.inspect.finish(event)
+        if exchange.trace is not None:
+            trace = exchange.trace
+            event = replace(
+                event,
+                trace_id=trace.trace_id,
+                span_id=trace.span_id,
+                parent_span_id=trace.parent_span_id,
+            )
         listener.capture.append(event)
 
     def _reject(self, kind: Refusal, status: int, detail: str) -> None:

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from modelmonitor.proxy.client import ClientConnection
-    from modelmonitor.proxy.sampling import BodyHooks
+    from modelmonitor.proxy.inspect import BodyHook
     from modelmonitor.proxy.service import Service
+    from modelmonitor.proxy.tracecontext import Trace
     from modelmonitor.proxy.upstream import UpstreamConnection
 
 __all__ = ["REPLAY_LIMIT", "Exchange", "ReadBlock"]
@@ -34,8 +35,10 @@ class Exchange:
         "chunked_request",
         "chunked_response",
         "client",
+        "client_ip",
         "close_client",
         "close_delimited",
+        "consumer",
         "done",
         "expect_continue",
         "head",
@@ -60,6 +63,7 @@ class Exchange:
         "service",
         "status",
         "t0",
+        "trace",
         "ttfb",
         "upgrade",
         "upstream",
@@ -73,6 +77,7 @@ class Exchange:
         path: bytes,
         head: bytes,
         t0: float,
+        trace: Trace | None = None,
     ) -> None:
         self.client = client
         self.service = service
@@ -88,8 +93,14 @@ class Exchange:
         self.request_bytes = 0
         self.response_bytes = 0
         self.model = ""
-        #: The body hook of this exchange (payload sampling), if any.
-        self.inspect: BodyHooks | None = None
+        #: Who called (see ``protocols.consumers``) and the client address when a
+        #: trusted proxy forwarded the request ("": the peer).
+        self.consumer = ""
+        self.client_ip = ""
+        #: The body hook measuring this exchange (``proxy.inspect``), if any.
+        self.inspect: BodyHook | None = None
+        #: The proxy's span, when the service propagates W3C trace context.
+        self.trace = trace
         self.json_prefix: bytearray | None = None
         self.chunked_request = False
         self.chunked_response = False

@@ -154,12 +154,20 @@ def _compile(pattern: str) -> re.Pattern[str]:
 class RouteTemplater:
     """Maps request paths to route templates for one service; cached, capped."""
 
-    __slots__ = ("_patterns", "_routes", "describe", "folded", "max_routes")
+    __slots__ = ("_patterns", "_routes", "_special", "describe", "folded", "max_routes")
 
     def __init__(
-        self, patterns: Iterable[str] = (), *, cache_size: int = 4096, max_routes: int = 1_000
+        self,
+        patterns: Iterable[str] = (),
+        *,
+        cache_size: int = 4096,
+        max_routes: int = 1_000,
+        special: Callable[[str], str | None] | None = None,
     ) -> None:
         self._patterns = [(_compile(p), p) for p in patterns]
+        #: Consulted after the user's patterns: a serving protocol's own routes
+        #: (finite, like the user's, so never capped).
+        self._special = special
         #: Distinct automatic templates handed out (at most ``max_routes``).
         self._routes: set[str] = set()
         self.max_routes = max_routes
@@ -190,6 +198,10 @@ class RouteTemplater:
         for regex, pattern in self._patterns:
             if regex.fullmatch(path):
                 return pattern, path  # user patterns are finite: never capped
+        if self._special is not None:
+            special = self._special(path)
+            if special is not None:
+                return special, path
         segments = path.split("/")
         kinds = [classify_segment(segment) for segment in segments]
         route = "/".join(

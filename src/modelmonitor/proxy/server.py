@@ -14,6 +14,7 @@ import logging
 import ssl
 from collections.abc import Sequence
 from time import monotonic
+from typing import TYPE_CHECKING
 
 from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.events import EventIdFactory
@@ -24,6 +25,9 @@ from modelmonitor.proxy.sampling import SampleSink
 from modelmonitor.proxy.service import Listener, Service
 from modelmonitor.proxy.upstream import UpstreamConnection
 from modelmonitor.settings import ProxyLimits, ServiceConfig, parse_host_port
+
+if TYPE_CHECKING:
+    from modelmonitor.protocols.awareness import ModelAwareness
 
 __all__ = ["ProxyServer"]
 
@@ -48,6 +52,7 @@ class ProxyServer:
         backlog: int = 2048,
         limits: ProxyLimits | None = None,
         tls: ssl.SSLContext | None = None,
+        models: ModelAwareness | None = None,
     ) -> None:
         self.capture = capture
         #: Server-side TLS for every listener (clients use https://), or None.
@@ -57,6 +62,11 @@ class ProxyServer:
         self.edge = EdgeCounters()
         self._ids = ids or EventIdFactory()
         self._backlog = backlog
+        if models is None:
+            from modelmonitor.protocols.awareness import ModelAwareness  # imports the proxy
+
+            models = ModelAwareness()
+        self._models = models
         self._listen = listen
         self._max_idle = max_idle_per_service
         self.services = [self._new_service(config) for config in services]
@@ -77,7 +87,7 @@ class ProxyServer:
         self._sweeper: asyncio.Task[None] | None = None
 
     def _new_service(self, config: ServiceConfig) -> Service:
-        service = Service(config, max_idle=self._max_idle, limits=self.limits)
+        service = Service(config, max_idle=self._max_idle, limits=self.limits, models=self._models)
         if config.sampling.enabled:
             if self.capture.samples is None:
                 self.capture.samples = SampleSink()

@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING
 from modelmonitor.events import EventIdFactory
 from modelmonitor.proxy.capture import CaptureBuffer
 from modelmonitor.proxy.edge import EdgeCounters
+from modelmonitor.proxy.inspect import HookFactory, chain
 from modelmonitor.proxy.routes import RouteTemplater
-from modelmonitor.proxy.sampling import SampleSink, Starter, sampling_hooks, with_sampling
+from modelmonitor.proxy.sampling import SampleSink, sampling_hooks
+from modelmonitor.proxy.tracecontext import TRACEPARENT
 from modelmonitor.proxy.upstream import UpstreamTarget
 from modelmonitor.settings import ProxyLimits, ServiceConfig
 
 if TYPE_CHECKING:
+    from modelmonitor.protocols.awareness import ModelAwareness
     from modelmonitor.proxy.client import ClientConnection
     from modelmonitor.proxy.tunnel import Tunnel
 
@@ -23,7 +26,9 @@ class Service:
     """One monitored service as the hot path needs it: precomputed, no lookups."""
 
     __slots__ = (
+        "_measure",
         "config",
+        "consumers",
         "forwarded",
         "hooks",
         "in_flight",
@@ -31,6 +36,7 @@ class Service:
         "model_header",
         "name",
         "preserve_host",
+        "propagate_trace",
         "routes",
         "template",
         "timeout",
@@ -38,14 +44,30 @@ class Service:
     )
 
     def __init__(
-        self, config: ServiceConfig, *, max_idle: int = 512, limits: ProxyLimits | None = None
+        self,
+        config: ServiceConfig,
+        *,
+        max_idle: int = 512,
+        limits: ProxyLimits | None = None,
+        models: ModelAwareness | None = None,
     ) -> None:
         limits = limits or ProxyLimits()
         self.config = config
         self.name = config.name
-        #: Route templates, capped at ``limits.max_routes_per_service``.
+        if models is None:
+            from modelmonitor.protocols.awareness import ModelAwareness  # imports the proxy
+
+            models = ModelAwareness()
+        aware = models.for_service(
+            protocol=config.protocol,
+            consumers=config.consumers,
+            model=config.model or "",
+            model_version=config.model_version or "",
+        )
+        #: Route templates (a serving protocol's own first), capped at
+        #: ``limits.max_routes_per_service``.
         self.routes = RouteTemplater(
-            config.route_patterns, max_routes=limits.max_routes_per_service
+            config.route_patterns, max_routes=limits.max_routes_per_service, special=aware.route
         )
         self.template = self.routes.template
         self.upstream = UpstreamTarget(
@@ -55,15 +77,19 @@ class Service:
         self.json_field = config.model_json_field or ""
         self.preserve_host = config.preserve_host
         self.forwarded = config.forwarded_headers
+        self.propagate_trace = config.propagate_trace
         self.timeout = config.timeout_seconds
         self.in_flight = 0
-        #: Starts a request's body hook (payload sampling), or ``None``.
-        self.hooks: Starter | None = None
+        #: Names a request's consumer from its headers, or ``None``.
+        self.consumers = aware.consumers
+        self._measure = aware.hooks
+        #: Starts a request's body hook (protocol measurements, payload sampling).
+        self.hooks: HookFactory | None = aware.hooks
 
     def sample_into(self, sink: SampleSink) -> None:
-        """Copy sampled bodies of this service into ``sink`` (when its config samples),
-        after any body hook the service already runs."""
-        self.hooks = with_sampling(self.hooks, sampling_hooks(self.config.sampling, sink))
+        """Copy sampled bodies of this service into ``sink`` (when its config samples)."""
+        sampling = sampling_hooks(self.config.sampling, sink)
+        self.hooks = chain([f for f in (self._measure, sampling) if f is not None])
 
 
 class Listener:
@@ -139,8 +165,15 @@ class Listener:
         prefixed.sort(key=lambda item: -len(item[0]))
         self.default = default
         self.prefixed = prefixed
-        #: Lower-case model header names of this listener's services.
-        self.model_headers = frozenset(service.model_header for service in services)
+        #: Lower-case names of headers read (and forwarded): model headers, and
+        #: ``traceparent`` when a service continues traces.
+        watched = {service.model_header for service in services}
+        for service in services:
+            if service.consumers is not None:
+                watched |= service.consumers.watched
+        if any(service.propagate_trace for service in services):
+            watched.add(TRACEPARENT)
+        self.model_headers = frozenset(watched)
 
     @property
     def services(self) -> list[Service]:

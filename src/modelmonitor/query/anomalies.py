@@ -30,6 +30,8 @@ HISTORY_TO_ANOMALY = {
     "error_rate": "error_rate",
     "rps": "throughput",
     "requests": "throughput",
+    "ttft_p95": "ttft_p95",
+    "tokens_per_second": "tokens_per_second",
 }
 #: Newest points older than this are not shown as live (the tracker stopped).
 _LIVE_MAX_AGE = 60.0

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import msgspec
 
 from modelmonitor.aggregate import Aggregate
-from modelmonitor.storage.base import ROLLUP_SECONDS, EventStore, RollupTier
+from modelmonitor.storage.base import ROLLUP_SECONDS, EventStore, RollupRow, RollupTier
+from modelmonitor.storage.model_rollups import ModelRollup
 
 __all__ = [
     "METRICS",
@@ -42,7 +43,35 @@ METRICS: dict[str, str] = {
     "status_err": "count",
     "request_bytes": "bytes",
     "response_bytes": "bytes",
+    # Language models (docs/models.md).
+    "prompt_tokens": "tokens",
+    "completion_tokens": "tokens",
+    "prompt_tokens_per_second": "tokens/s",
+    "completion_tokens_per_second": "tokens/s",
+    "tokens_per_second": "tokens/s",
+    "ttft_p50": "seconds",
+    "ttft_p95": "seconds",
+    "cost_usd": "usd",
+    "cost_per_hour": "usd/h",
+    "finish_reason_length_rate": "ratio",
 }
+#: Metrics that are 0 (not missing) in a step without requests.
+_ZERO_WHEN_IDLE = frozenset(
+    {
+        "requests",
+        "rps",
+        "errors",
+        "request_bytes",
+        "response_bytes",
+        "prompt_tokens",
+        "completion_tokens",
+        "prompt_tokens_per_second",
+        "completion_tokens_per_second",
+        "cost_usd",
+        "cost_per_hour",
+    }
+)
+_TTFT = {"ttft_p50": 0.5, "ttft_p95": 0.95}
 _QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 _NICE_STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
 
@@ -106,6 +135,23 @@ def _value(slot: Aggregate, metric: str, step: int) -> float | None:
         return float(slot.request_bytes)
     if metric == "response_bytes":
         return float(slot.response_bytes)
+    return _language_value(slot, metric, step)
+
+
+def _language_value(slot: Aggregate, metric: str, step: int) -> float | None:
+    if metric in ("prompt_tokens", "completion_tokens", "cost_usd"):
+        return float(getattr(slot, metric))
+    if metric in ("prompt_tokens_per_second", "completion_tokens_per_second"):
+        return float(getattr(slot, metric.removesuffix("_per_second"))) / step
+    if metric == "cost_per_hour":
+        return slot.cost_usd / step * 3600
+    if metric == "tokens_per_second":
+        return slot.completion_tokens / slot.output_seconds if slot.output_seconds else None
+    if metric in _TTFT:
+        return slot.ttft.quantile(_TTFT[metric]) if slot.ttft.count else None
+    if metric == "finish_reason_length_rate":
+        finished = sum(slot.finish_reasons.values())
+        return slot.finish_reasons.get("length", 0) / finished if finished else None
     raise ValueError(f"unknown metric {metric!r}")
 
 
@@ -119,12 +165,23 @@ async def load_series(
     end: float,
     step: int,
     tier: RollupTier | None = None,
+    model: str | None = None,
+    consumer: str | None = None,
 ) -> list[Series]:
     """One series per metric, a point per step from ``start`` (aligned down) to ``end``,
-    read from ``tier`` (by default the coarsest that tiles ``step``)."""
+    read from ``tier`` (by default the coarsest that tiles ``step``).
+
+    With ``model`` or ``consumer``, the series count only those requests (from the
+    per-minute model rollups, which do not split by route)."""
     tier = RollupTier.for_step(step) if tier is None else tier
     first = math.floor(start / step) * step
-    rows = await store.rollups(start=first, end=end, service=service, route=route, tier=tier)
+    rows: Sequence[RollupRow | ModelRollup]
+    if model is not None or consumer is not None:
+        rows = await store.model_rollups(
+            start=first, end=end, service=service, model=model, consumer=consumer
+        )
+    else:
+        rows = await store.rollups(start=first, end=end, service=service, route=route, tier=tier)
     slots: dict[int, Aggregate] = {}
     for row in rows:
         index = int((row.bucket - first) // step)
@@ -140,9 +197,7 @@ async def load_series(
         for index in range(count):
             slot = slots.get(index)
             if slot is None:
-                zero_ok = metric in ("requests", "rps", "errors") or metric.startswith(
-                    ("status_", "request_", "response_")
-                )
+                zero_ok = metric in _ZERO_WHEN_IDLE or metric.startswith("status_")
                 points.append(
                     (float(first + index * step), _value(empty, metric, step) if zero_ok else None)
                 )

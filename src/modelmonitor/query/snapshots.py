@@ -17,7 +17,12 @@ import msgspec
 
 from modelmonitor.live.base import WINDOWS, LiveSnapshot, LiveState, ServiceLive, WindowStats
 from modelmonitor.live.windows import service_status
-from modelmonitor.query.anomalies import AnomalyPoints, add_live_anomalies
+from modelmonitor.query.anomalies import (
+    AnomalyPoints,
+    AnomalySeries,
+    add_live_anomalies,
+    anomaly_series,
+)
 from modelmonitor.settings import Settings
 from modelmonitor.storage.base import EventStore
 from modelmonitor.types import Clock, ServiceStatus
@@ -166,6 +171,22 @@ class ReadModel:
         if self.anomalies is not None:
             await add_live_anomalies(self.anomalies, enriched)
         return enriched
+
+    async def anomaly_series(
+        self, *, service: str, metrics: list[str], start: float, end: float
+    ) -> list[AnomalySeries]:
+        """Scored series of ``metrics`` over ``[start, end)`` (none without an anomaly
+        store), at most ``max_history_points`` points each."""
+        if self.anomalies is None:
+            return []
+        return await anomaly_series(
+            self.anomalies,
+            service=service,
+            metrics=metrics,
+            start=start,
+            end=end,
+            limit=self.settings.max_history_points,
+        )
 
     async def known_services(self) -> set[str]:
         """Configured, stored and live service names."""

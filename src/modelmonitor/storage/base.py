@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import IntEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
 from modelmonitor.aggregate import Aggregate
 from modelmonitor.events import RequestEvent
+
+if TYPE_CHECKING:
+    from modelmonitor.storage.model_rollups import DimensionCaps, ModelRollup
 
 __all__ = [
     "EVENT_FIELDS",
@@ -145,6 +148,8 @@ class RequestFilter(msgspec.Struct, kw_only=True):
 @runtime_checkable
 class EventStore(Protocol):
     url: str
+    #: Distinct models and consumers per service kept in the model rollups.
+    caps: DimensionCaps
 
     async def connect(self) -> None:
         """Open, and create or migrate the schema."""
@@ -174,6 +179,18 @@ class EventStore(Protocol):
         tier: RollupTier = RollupTier.MINUTE,
     ) -> list[RollupRow]:
         """Rows of ``tier`` with ``start <= bucket < end``, ordered by bucket."""
+        ...
+
+    async def model_rollups(
+        self,
+        *,
+        start: float,
+        end: float,
+        service: str,
+        model: str | None = None,
+        consumer: str | None = None,
+    ) -> list[ModelRollup]:
+        """One service's rollups by model and consumer with ``start <= bucket < end``."""
         ...
 
     async def recent_requests(self, query: RequestFilter) -> list[RequestEvent]:

@@ -43,6 +43,14 @@ from modelmonitor.storage.base import (
     ServiceSummary,
     event_from_row,
 )
+from modelmonitor.storage.model_rollups import (
+    MODEL_ROLLUP_COLUMNS,
+    DimensionCaps,
+    ModelRollup,
+    aggregate_model_rollups,
+    model_rollup_from_row,
+    model_rollup_values,
+)
 from modelmonitor.storage.pg_migrations import Migration, apply_migrations
 from modelmonitor.storage.rollups import (
     ROLLUP_COLUMNS,
@@ -82,6 +90,7 @@ _STAGING = (
     + ") ON COMMIT DELETE ROWS"
 )
 _ROLLUP_COLUMNS = ", ".join(ROLLUP_COLUMNS)
+_MODEL_COLUMNS = ", ".join(MODEL_ROLLUP_COLUMNS)
 _KEYS = (
     "unnest($1::float8[], $2::text[], $3::text[], $4::text[]) AS k(bucket, service, method, route)"
 )
@@ -113,6 +122,8 @@ class PostgresStore:
         self._pool_size = pool_size
         self._maintenance_every = maintenance_every_seconds
         self._clock = clock
+        #: Distinct models and consumers per service in the model rollups.
+        self.caps = DimensionCaps()
         self._pool: Any = None
         self._partitioned = False
         self._known_days: set[int] = set()
@@ -142,6 +153,12 @@ class PostgresStore:
             await self._pool.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table"
                 " WHERE partrelid = 'events'::regclass)"
+            )
+        )
+        self.caps.seed(
+            (row[0], row[1], row[2])
+            for row in await self._pool.fetch(
+                "SELECT DISTINCT service, model, consumer FROM model_rollups"
             )
         )
         self.timescale = await _timescale.is_timescale(self._pool)
@@ -291,6 +308,7 @@ class PostgresStore:
             if not self.timescale:
                 for tier in RollupTier:
                     await self._update_rollups(connection, fresh, tier)
+            await self._update_model_rollups(connection, fresh)
         if self.timescale:
             await _timescale.refresh_after_write(
                 self.pool,
@@ -347,7 +365,69 @@ class PostgresStore:
             [rollup_values(row) for row in merged],
         )
 
+    async def _update_model_rollups(self, connection: Any, events: Sequence[RequestEvent]) -> None:
+        new = aggregate_model_rollups(events, self.caps)
+        if not new:
+            return
+        keys = sorted(new, key=lambda key: (key[1], key[0], key[2], key[3]))
+        columns = [[key[i] for key in keys] for i in range(4)]
+        unnest = (
+            "unnest($1::float8[], $2::text[], $3::text[], $4::text[])"
+            " AS k(bucket, service, model, consumer)"
+        )
+        # Same locking as the route rollups: placeholders first, then every row in
+        # primary-key order.
+        await connection.execute(
+            f"INSERT INTO model_rollups ({_MODEL_COLUMNS})"
+            " SELECT bucket, service, model, consumer, 0, 0, '{}', 0, 0, 0, ''::bytea, ''::bytea"
+            f" FROM {unnest} ORDER BY service, bucket, model, consumer"
+            " ON CONFLICT (service, bucket, model, consumer) DO NOTHING",
+            *columns,
+        )
+        existing = await connection.fetch(
+            f"SELECT {', '.join('r.' + c for c in MODEL_ROLLUP_COLUMNS)}"
+            f" FROM model_rollups r JOIN {unnest} USING (bucket, service, model, consumer)"
+            " ORDER BY r.service, r.bucket, r.model, r.consumer FOR UPDATE OF r",
+            *columns,
+        )
+        values = []
+        for found in existing:
+            current = model_rollup_from_row(found)
+            key = (current.bucket, current.service, current.model, current.consumer)
+            total = current.aggregate()
+            total.merge(new[key])
+            values.append(model_rollup_values(key, total))
+        await connection.executemany(
+            "UPDATE model_rollups SET requests = $5, errors = $6, status_classes = $7::jsonb,"
+            " request_bytes = $8, response_bytes = $9, latency_sum_seconds = $10,"
+            " latency_sketch = $11, measures = $12"
+            " WHERE bucket = $1 AND service = $2 AND model = $3 AND consumer = $4",
+            values,
+        )
+
     # -- reads --------------------------------------------------------------------
+
+    async def model_rollups(
+        self,
+        *,
+        start: float,
+        end: float,
+        service: str,
+        model: str | None = None,
+        consumer: str | None = None,
+    ) -> list[ModelRollup]:
+        clauses = ["service = $1", "bucket >= $2", "bucket < $3"]
+        params: list[Any] = [service, start, end]
+        for column, value in (("model", model), ("consumer", consumer)):
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{column} = ${len(params)}")
+        rows = await self.pool.fetch(
+            f"SELECT {_MODEL_COLUMNS} FROM model_rollups WHERE {' AND '.join(clauses)}"
+            " ORDER BY bucket, model, consumer",
+            *params,
+        )
+        return [model_rollup_from_row(row) for row in rows]
 
     async def count_events(self, *, service: str | None = None) -> int:
         if service is None:
@@ -445,6 +525,8 @@ class PostgresStore:
     ) -> tuple[int, int]:
         """Drop whole days older than ``raw_before``, then delete the remaining older rows."""
         limits = {**(tiers_before or {}), RollupTier.MINUTE: rollups_before}
+        if rollups_before:
+            await self.pool.execute("DELETE FROM model_rollups WHERE bucket < $1", rollups_before)
         if self.timescale:
             return await _timescale.delete_before(
                 self.pool, raw_before=raw_before, tiers_before=limits

@@ -28,6 +28,14 @@ from modelmonitor.storage.base import (
     ServiceSummary,
     event_from_row,
 )
+from modelmonitor.storage.model_rollups import (
+    MODEL_ROLLUP_COLUMNS,
+    DimensionCaps,
+    ModelRollup,
+    aggregate_model_rollups,
+    model_rollup_from_row,
+    model_rollup_values,
+)
 from modelmonitor.storage.rollups import (
     ROLLUP_COLUMNS,
     RollupKey,
@@ -97,6 +105,25 @@ _SCHEMA.extend(
 # Set once the hour and day tiers were filled from the minute rows of a database made
 # before they existed.
 _SCHEMA.append("CREATE TABLE IF NOT EXISTS rollup_backfill (done_at REAL NOT NULL)")
+# Per-minute rollups by model and consumer (storage/model_rollups.py).
+_SCHEMA += [
+    """CREATE TABLE IF NOT EXISTS model_rollups (
+        bucket REAL NOT NULL,
+        service TEXT NOT NULL,
+        model TEXT NOT NULL,
+        consumer TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        status_classes TEXT NOT NULL,
+        request_bytes INTEGER NOT NULL,
+        response_bytes INTEGER NOT NULL,
+        latency_sum_seconds REAL NOT NULL,
+        latency_sketch BLOB NOT NULL,
+        measures BLOB NOT NULL,
+        PRIMARY KEY (service, bucket, model, consumer)
+    )""",
+    "CREATE INDEX IF NOT EXISTS model_rollups_bucket ON model_rollups (bucket)",
+]
 
 _EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
 _SQLITE_TYPES = {
@@ -138,9 +165,13 @@ def sqlite_path(url: str) -> str:
     return parts.path[1:] if parts.path.startswith("/") else parts.path
 
 
+_MODEL_COLUMNS = ", ".join(MODEL_ROLLUP_COLUMNS)
+
+
 class SQLiteStore:
     def __init__(self, url: str) -> None:
         self.url = url
+        self.caps = DimensionCaps()
         self._path = sqlite_path(url)
         query = parse_qs(urlsplit(url).query)
         self._sqlite = SQLiteThread(
@@ -157,6 +188,13 @@ class SQLiteStore:
         await self._sqlite.open()
         await self._run(_add_model_columns)
         await self._run(_add_rollup_measures)
+        self.caps.seed(
+            await self._run(
+                lambda db: db.execute(
+                    "SELECT DISTINCT service, model, consumer FROM model_rollups"
+                ).fetchall()
+            )
+        )
         await self._run(self._backfill_tiers)
 
     @staticmethod
@@ -199,13 +237,13 @@ class SQLiteStore:
             return 0
         return await self._run(lambda db: self._write(db, events))
 
-    @staticmethod
-    def _write(db: sqlite3.Connection, events: Sequence[RequestEvent]) -> int:
+    def _write(self, db: sqlite3.Connection, events: Sequence[RequestEvent]) -> int:
         db.execute("BEGIN IMMEDIATE")
         try:
             fresh = SQLiteStore._insert_new(db, events)
             if fresh:
                 SQLiteStore._update_rollups(db, fresh)
+                self._update_model_rollups(db, fresh)
                 SQLiteStore._update_services(db, fresh)
             db.execute("COMMIT")
         except BaseException:
@@ -271,6 +309,23 @@ class SQLiteStore:
             db.execute(
                 f"INSERT OR REPLACE INTO {tier.table} ({_ROLLUP_COLUMNS}) VALUES ({marks})",
                 rollup_values(merged),
+            )
+
+    def _update_model_rollups(self, db: sqlite3.Connection, events: Sequence[RequestEvent]) -> None:
+        marks = ",".join("?" * len(MODEL_ROLLUP_COLUMNS))
+        for key, aggregate in aggregate_model_rollups(events, self.caps).items():
+            found = db.execute(
+                f"SELECT {_MODEL_COLUMNS} FROM model_rollups"
+                " WHERE bucket = ? AND service = ? AND model = ? AND consumer = ?",
+                key,
+            ).fetchone()
+            if found:
+                total = model_rollup_from_row(found).aggregate()
+                total.merge(aggregate)
+                aggregate = total
+            db.execute(
+                f"INSERT OR REPLACE INTO model_rollups ({_MODEL_COLUMNS}) VALUES ({marks})",
+                model_rollup_values(key, aggregate),
             )
 
     @staticmethod
@@ -343,6 +398,31 @@ class SQLiteStore:
 
         return await self._run(fetch)
 
+    async def model_rollups(
+        self,
+        *,
+        start: float,
+        end: float,
+        service: str,
+        model: str | None = None,
+        consumer: str | None = None,
+    ) -> list[ModelRollup]:
+        clauses = ["service = ?", "bucket >= ?", "bucket < ?"]
+        params: list[Any] = [service, start, end]
+        for column, value in (("model", model), ("consumer", consumer)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        sql = (
+            f"SELECT {_MODEL_COLUMNS} FROM model_rollups WHERE {' AND '.join(clauses)}"
+            " ORDER BY bucket"
+        )
+
+        def fetch(db: sqlite3.Connection) -> list[ModelRollup]:
+            return [model_rollup_from_row(row) for row in db.execute(sql, params)]
+
+        return await self._run(fetch)
+
     async def recent_requests(self, query: RequestFilter) -> list[RequestEvent]:
         clauses: list[str] = []
         params: list[Any] = []
@@ -403,6 +483,8 @@ class SQLiteStore:
                     rolled += db.execute(
                         f"DELETE FROM {tier.table} WHERE bucket < ?", (before,)
                     ).rowcount
+            if rollups_before:
+                db.execute("DELETE FROM model_rollups WHERE bucket < ?", (rollups_before,))
             return raw, rolled
 
         return await self._run(delete)

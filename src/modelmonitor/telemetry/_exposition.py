@@ -86,6 +86,47 @@ def request_families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
     for service, count in sorted(snapshot.folded.items()):
         folded.add_metric([service], count)
     yield from (requests, errors, sent, received, latency, ttfb, folded)
+    yield from language_families(snapshot)
+
+
+def language_families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
+    """Tokens, cost and time to first token of the series that carried any."""
+    labels = list(LABEL_NAMES)
+    prompt = CounterMetricFamily(
+        "modelmonitor_prompt_tokens",
+        "Prompt (input) tokens of language-model calls.",
+        labels=labels,
+    )
+    completion = CounterMetricFamily(
+        "modelmonitor_completion_tokens",
+        "Completion (output) tokens of language-model calls.",
+        labels=labels,
+    )
+    cost = CounterMetricFamily(
+        "modelmonitor_cost_usd", "Cost of language-model calls (price table).", labels=labels
+    )
+    ttft = HistogramMetricFamily(
+        "modelmonitor_time_to_first_token_seconds",
+        "Time from the request's first byte to the first streamed content token.",
+        labels=labels,
+    )
+    for key, values in sorted(snapshot.series.items()):
+        if len(values) < LAYOUT.size:
+            continue  # a vector from a version without these measures
+        used = values[LAYOUT.prompt_tokens] or values[LAYOUT.completion_tokens]
+        if not used and not values[LAYOUT.ttft_sum]:
+            continue
+        label_values = list(key)
+        prompt.add_metric(label_values, values[LAYOUT.prompt_tokens])
+        completion.add_metric(label_values, values[LAYOUT.completion_tokens])
+        cost.add_metric(label_values, values[LAYOUT.cost_usd])
+        if values[LAYOUT.ttft_sum]:
+            ttft.add_metric(
+                label_values,
+                _histogram_buckets(values, LAYOUT.ttft_buckets),
+                values[LAYOUT.ttft_sum],
+            )
+    yield from (prompt, completion, cost, ttft)
 
 
 def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -74,9 +74,31 @@ class _Layout:
     def ttfb_buckets(self) -> int:
         return self.latency_buckets + self.buckets
 
+    # Language-model measures (docs/models.md): tokens, cost, and a time-to-first-token
+    # histogram of the requests that measured one.
+    @property
+    def prompt_tokens(self) -> int:
+        return self.ttfb_buckets + self.buckets
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.prompt_tokens + 1
+
+    @property
+    def cost_usd(self) -> int:
+        return self.prompt_tokens + 2
+
+    @property
+    def ttft_sum(self) -> int:
+        return self.prompt_tokens + 3
+
+    @property
+    def ttft_buckets(self) -> int:
+        return self.prompt_tokens + 4
+
     @property
     def size(self) -> int:
-        return self.ttfb_buckets + self.buckets
+        return self.ttft_buckets + self.buckets
 
 
 LAYOUT = _Layout()
@@ -96,6 +118,15 @@ class MetricsSnapshot(msgspec.Struct, frozen=True):
         for service, count in other.folded.items():
             folded[service] = folded.get(service, 0) + count
         return MetricsSnapshot(series, folded)
+
+
+def _observe_language(vector: list[float], event: RequestEvent) -> None:
+    vector[LAYOUT.prompt_tokens] += event.prompt_tokens
+    vector[LAYOUT.completion_tokens] += event.completion_tokens
+    vector[LAYOUT.cost_usd] += event.cost_usd
+    if event.ttft_seconds > 0:
+        vector[LAYOUT.ttft_sum] += event.ttft_seconds
+        vector[LAYOUT.ttft_buckets + bisect_left(LATENCY_BUCKETS_SECONDS, event.ttft_seconds)] += 1
 
 
 def _add_into(target: list[float], values: Iterable[float]) -> None:
@@ -146,6 +177,8 @@ class RequestMetrics:
             vector[5] += event.ttfb_seconds
             vector[latency_at + bisect_left(bounds, event.latency_seconds)] += 1
             vector[ttfb_at + bisect_left(bounds, event.ttfb_seconds)] += 1
+            if event.prompt_tokens or event.completion_tokens or event.ttft_seconds:
+                _observe_language(vector, event)
 
     def _admit(self, raw: SeriesKey) -> SeriesKey:
         """The series a new label set counts in: itself, or its service's fold."""

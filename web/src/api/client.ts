@@ -11,6 +11,7 @@ import type {
   DeliveriesResponse,
   Delivery,
   DeliveryStatus,
+  DimensionList,
   RuleInput,
   RulesResponse,
   Silence,
@@ -184,10 +185,21 @@ export class ApiClient {
     return this.get('/api/v1/routes', q, signal)
   }
 
+  /** GET /api/v1/models or /api/v1/consumers: per-model or per-consumer totals over a range. */
+  dimensions(
+    by: 'model' | 'consumer',
+    q: { service: string; start?: string | number; end?: string | number; model?: string; consumer?: string },
+    signal?: AbortSignal,
+  ): Promise<DimensionList> {
+    return this.get(by === 'model' ? '/api/v1/models' : '/api/v1/consumers', q, signal)
+  }
+
   requests(
     q: {
       service?: string
       route?: string
+      model?: string
+      consumer?: string
       status_class?: string
       errors_only?: boolean
       min_latency_ms?: number

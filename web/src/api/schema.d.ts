@@ -387,6 +387,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/consumers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-consumer requests, errors, latency, tokens and cost over a range */
+        get: operations["consumers_api_v1_consumers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -430,6 +447,23 @@ export interface paths {
         };
         /** Live windows (1 s, 10 s, 1 min, 5 min) per service and route */
         get: operations["realtime_api_v1_metrics_realtime_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-model requests, errors, latency, tokens and cost over a range */
+        get: operations["models_api_v1_models_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -899,6 +933,25 @@ export interface components {
             /** @default null */
             status: number | null;
         };
+        /**
+         * ConsumerConfig
+         * @description Who calls a service: a header's value, or a keyed hash of the API key.
+         */
+        ConsumerConfig: {
+            /**
+             * Api Keys
+             * @default true
+             */
+            api_keys: boolean;
+            /** Headers */
+            headers?: string[];
+            /** Labels */
+            labels?: {
+                [key: string]: string;
+            };
+            /** Trusted Proxies */
+            trusted_proxies?: string[];
+        };
         /** CreatedToken */
         CreatedToken: {
             info: components["schemas"]["TokenView"];
@@ -938,6 +991,37 @@ export interface components {
         /** DeliveryList */
         DeliveryList: {
             deliveries: components["schemas"]["Delivery"][];
+        };
+        /** DimensionList */
+        DimensionList: {
+            by: string;
+            end: number;
+            folded_requests: number;
+            items: components["schemas"]["DimensionSummary"][];
+            service: string;
+            start: number;
+        };
+        /**
+         * DimensionSummary
+         * @description One model's (or consumer's) requests over a range. ``other`` holds the values
+         *     past the service's cardinality cap.
+         */
+        DimensionSummary: {
+            completion_tokens: number;
+            cost_usd: number;
+            error_rate: number;
+            errors: number;
+            finish_reasons: {
+                [key: string]: number;
+            };
+            name: string;
+            p50_seconds: number | null;
+            p95_seconds: number | null;
+            prompt_tokens: number;
+            requests: number;
+            tokens_estimated: number;
+            tokens_per_second: number | null;
+            ttft_p95_seconds: number | null;
         };
         /**
          * DriftConfig
@@ -1102,7 +1186,13 @@ export interface components {
             /** @default 0 */
             completion_tokens: number;
             /** @default 0 */
+            completion_tokens_per_second: number;
+            /** @default 0 */
+            cost_per_hour: number;
+            /** @default 0 */
             cost_usd: number;
+            /** @default null */
+            finish_reason_length_rate: number | null;
             /** @default {} */
             finish_reasons: {
                 [key: string]: number;
@@ -1110,9 +1200,13 @@ export interface components {
             /** @default 0 */
             prompt_tokens: number;
             /** @default 0 */
+            prompt_tokens_per_second: number;
+            /** @default 0 */
             streamed: number;
             /** @default 0 */
             tokens_estimated: number;
+            /** @default null */
+            tokens_per_second: number | null;
             /** @default null */
             ttft_p50_seconds: number | null;
             /** @default null */
@@ -1236,6 +1330,12 @@ export interface components {
                 [key: string]: number;
             } | null;
         };
+        /**
+         * ProtocolName
+         * @description What a service speaks. ``auto`` recognises every known protocol by its paths.
+         * @enum {string}
+         */
+        ProtocolName: "auto" | "openai" | "mlflow" | "kserve-v1" | "kserve-v2" | "triton" | "torchserve" | "tf-serving" | "bentoml" | "rest" | "none";
         /**
          * ProxyStatus
          * @description A proxy's last reported state, as the API shows it (named fields).
@@ -1412,6 +1512,7 @@ export interface components {
              * @default 5
              */
             connect_timeout_seconds: number;
+            consumers?: components["schemas"]["ConsumerConfig"];
             drift?: components["schemas"]["DriftConfig"];
             /**
              * Forwarded Headers
@@ -1420,6 +1521,8 @@ export interface components {
             forwarded_headers: boolean;
             /** Listen */
             listen?: string | null;
+            /** Model */
+            model?: string | null;
             /**
              * Model Header
              * @default X-Model-Name
@@ -1427,6 +1530,8 @@ export interface components {
             model_header: string;
             /** Model Json Field */
             model_json_field?: string | null;
+            /** Model Version */
+            model_version?: string | null;
             /** Name */
             name: string;
             /** Path Prefix */
@@ -1441,6 +1546,8 @@ export interface components {
              * @default false
              */
             propagate_trace: boolean;
+            /** @default auto */
+            protocol: components["schemas"]["ProtocolName"];
             /** Route Patterns */
             route_patterns?: string[];
             sampling?: components["schemas"]["SamplingConfig"];
@@ -2277,6 +2384,8 @@ export interface operations {
                      * @enum {string}
                      */
                     comparator?: ">" | ">=" | "<" | "<=";
+                    /** Consumer */
+                    consumer?: string | null;
                     /**
                      * Created At
                      * @default 0
@@ -2316,12 +2425,14 @@ export interface operations {
                      * Metric
                      * @enum {string}
                      */
-                    metric: "latency_p50" | "latency_p90" | "latency_p95" | "latency_p99" | "error_rate" | "5xx_rate" | "throughput" | "dropped_events";
+                    metric: "latency_p50" | "latency_p90" | "latency_p95" | "latency_p99" | "error_rate" | "5xx_rate" | "throughput" | "dropped_events" | "ttft_p50" | "ttft_p95" | "tokens_per_second" | "prompt_tokens_per_second" | "completion_tokens_per_second" | "cost_per_hour" | "finish_reason_length_rate";
                     /**
                      * Min Requests
                      * @default 10
                      */
                     min_requests?: number;
+                    /** Model */
+                    model?: string | null;
                     /** Name */
                     name: string;
                     /**
@@ -2368,6 +2479,8 @@ export interface operations {
                 } | {
                     /** Channels */
                     channels?: string[] | null;
+                    /** Consumer */
+                    consumer?: string | null;
                     /**
                      * Created At
                      * @default 0
@@ -2412,7 +2525,9 @@ export interface operations {
                      * Metric
                      * @enum {string}
                      */
-                    metric: "latency_p50" | "latency_p95" | "latency_p99" | "error_rate" | "throughput";
+                    metric: "latency_p50" | "latency_p95" | "latency_p99" | "error_rate" | "throughput" | "ttft_p95" | "tokens_per_second";
+                    /** Model */
+                    model?: string | null;
                     /** Name */
                     name: string;
                     /**
@@ -2614,6 +2729,8 @@ export interface operations {
                      * @enum {string}
                      */
                     comparator?: ">" | ">=" | "<" | "<=";
+                    /** Consumer */
+                    consumer?: string | null;
                     /**
                      * Created At
                      * @default 0
@@ -2653,12 +2770,14 @@ export interface operations {
                      * Metric
                      * @enum {string}
                      */
-                    metric: "latency_p50" | "latency_p90" | "latency_p95" | "latency_p99" | "error_rate" | "5xx_rate" | "throughput" | "dropped_events";
+                    metric: "latency_p50" | "latency_p90" | "latency_p95" | "latency_p99" | "error_rate" | "5xx_rate" | "throughput" | "dropped_events" | "ttft_p50" | "ttft_p95" | "tokens_per_second" | "prompt_tokens_per_second" | "completion_tokens_per_second" | "cost_per_hour" | "finish_reason_length_rate";
                     /**
                      * Min Requests
                      * @default 10
                      */
                     min_requests?: number;
+                    /** Model */
+                    model?: string | null;
                     /** Name */
                     name: string;
                     /**
@@ -2705,6 +2824,8 @@ export interface operations {
                 } | {
                     /** Channels */
                     channels?: string[] | null;
+                    /** Consumer */
+                    consumer?: string | null;
                     /**
                      * Created At
                      * @default 0
@@ -2749,7 +2870,9 @@ export interface operations {
                      * Metric
                      * @enum {string}
                      */
-                    metric: "latency_p50" | "latency_p95" | "latency_p99" | "error_rate" | "throughput";
+                    metric: "latency_p50" | "latency_p95" | "latency_p99" | "error_rate" | "throughput" | "ttft_p95" | "tokens_per_second";
+                    /** Model */
+                    model?: string | null;
                     /** Name */
                     name: string;
                     /**
@@ -3301,7 +3424,7 @@ export interface operations {
         parameters: {
             query: {
                 service: string;
-                /** @description Comma-separated; any of latency_p50, latency_p95, latency_p99, error_rate, throughput */
+                /** @description Comma-separated; any of latency_p50, latency_p95, latency_p99, error_rate, throughput, ttft_p95, tokens_per_second */
                 metric?: string | null;
                 /** @description ISO-8601, -1h, now or Unix seconds */
                 start?: string;
@@ -4020,6 +4143,73 @@ export interface operations {
             };
         };
     };
+    consumers_api_v1_consumers_get: {
+        parameters: {
+            query: {
+                service: string;
+                model?: string | null;
+                /** @description ISO-8601, -1h, now or Unix seconds */
+                start?: string;
+                /** @description ISO-8601, -1h, now or Unix seconds */
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DimensionList"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     api_health_api_v1_health_get: {
         parameters: {
             query?: never;
@@ -4076,7 +4266,11 @@ export interface operations {
             query: {
                 service: string;
                 route?: string | null;
-                /** @description Comma-separated; any of requests, rps, errors, error_rate, p50, p90, p95, p99, mean_latency, status_2xx, status_3xx, status_4xx, status_5xx, status_err, request_bytes, response_bytes */
+                /** @description Only this model's requests */
+                model?: string | null;
+                /** @description Only this consumer's requests */
+                consumer?: string | null;
+                /** @description Comma-separated; any of requests, rps, errors, error_rate, p50, p90, p95, p99, mean_latency, status_2xx, status_3xx, status_4xx, status_5xx, status_err, request_bytes, response_bytes, prompt_tokens, completion_tokens, prompt_tokens_per_second, completion_tokens_per_second, tokens_per_second, ttft_p50, ttft_p95, cost_usd, cost_per_hour, finish_reason_length_rate */
                 metric?: string;
                 /** @description ISO-8601, -1h, now or Unix seconds */
                 start?: string;
@@ -4165,6 +4359,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LiveSnapshot"];
+                };
+            };
+            /** @description Not authenticated (or the token/session is invalid) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Authenticated, but the role is too low (or no CSRF token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                    };
+                };
+            };
+            /** @description Unknown service, or no such item */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A parameter or body field is invalid (named in detail[].loc) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_api_v1_models_get: {
+        parameters: {
+            query: {
+                service: string;
+                consumer?: string | null;
+                /** @description ISO-8601, -1h, now or Unix seconds */
+                start?: string;
+                /** @description ISO-8601, -1h, now or Unix seconds */
+                end?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DimensionList"];
                 };
             };
             /** @description Not authenticated (or the token/session is invalid) */

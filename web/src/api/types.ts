@@ -18,6 +18,33 @@ export type ServicesResponse = Schemas['ServiceList']
 export type WindowName = '1s' | '10s' | '1m' | '5m'
 export type WindowStats = Schemas['WindowStats']
 export type RouteLive = Schemas['RouteLive']
+export type LanguageStats = Schemas['LanguageStats']
+
+/** One row of GET /api/v1/models or /api/v1/consumers. */
+export interface DimensionSummary {
+  name: string
+  requests: number
+  errors: number
+  error_rate: number
+  p50_seconds: number | null
+  p95_seconds: number | null
+  ttft_p95_seconds: number | null
+  prompt_tokens: number
+  completion_tokens: number
+  tokens_estimated: number
+  tokens_per_second: number | null
+  cost_usd: number
+  finish_reasons: Record<string, number>
+}
+
+export interface DimensionList {
+  service: string
+  start: number
+  end: number
+  by: 'model' | 'consumer'
+  items: DimensionSummary[]
+  folded_requests: number
+}
 /** The newest anomaly score of one metric, with the band it was judged against. */
 export type LiveAnomaly = Omit<Schemas['LiveAnomaly'], 'member' | 'event'> & {
   /** The detector member that fired ('' when none did). */

@@ -45,9 +45,28 @@ export function useRoutes(params: MaybeRefOrGetter<{ service: string; range: Tim
   )
 }
 
+/** GET /api/v1/models or /api/v1/consumers over a range (optionally within one consumer or model). */
+export function useDimensions(
+  params: MaybeRefOrGetter<{ by: 'model' | 'consumer'; service: string; range: TimeRange; model?: string; consumer?: string } | null>,
+  intervalMs: MaybeRefOrGetter<number | null> = null,
+) {
+  const key = computed(() => JSON.stringify(toValue(params)))
+  return useResource(
+    (signal) => {
+      const p = toValue(params)
+      if (!p) return Promise.resolve(null)
+      const q = rangeQuery(p.range)
+      return api.dimensions(p.by, { service: p.service, start: q.start, end: q.end, model: p.model, consumer: p.consumer }, signal)
+    },
+    { watch: [key], intervalMs, enabled: () => toValue(params) !== null },
+  )
+}
+
 export interface RequestFilters {
   service?: string
   route?: string
+  model?: string
+  consumer?: string
   status_class?: string
   errors_only?: boolean
   min_latency_ms?: number

@@ -8,10 +8,10 @@ from typing import Annotated
 import msgspec
 from fastapi import APIRouter, Query
 
-from modelmonitor.alerts.rules import ANOMALY_METRICS
+from modelmonitor.alerts.rules import ANOMALY_METRICS, LANGUAGE_ANOMALY_METRICS
 from modelmonitor.api._openapi import TIME_PATTERN, list_pattern, schema_response
 from modelmonitor.api.deps import Context, invalid, json_response, parse_range
-from modelmonitor.query.anomalies import AnomalySeries, anomaly_series
+from modelmonitor.query.anomalies import AnomalySeries
 
 __all__ = ["AnomalyList", "router"]
 
@@ -60,17 +60,9 @@ async def anomalies(
             )
     start_at, end_at = parse_range(context, start, end)
     await context.require_service(service)
-    reader = context.read.anomalies
-    series = (
-        await anomaly_series(
-            reader,
-            service=service,
-            metrics=metrics,
-            start=start_at,
-            end=end_at,
-            limit=context.settings.max_history_points,
-        )
-        if reader is not None
-        else []
+    series = await context.read.anomaly_series(
+        service=service, metrics=metrics, start=start_at, end=end_at
     )
+    if metric is None:  # language-model metrics only where the service has them
+        series = [s for s in series if s.points or s.metric not in LANGUAGE_ANOMALY_METRICS]
     return json_response(AnomalyList(start=start_at, end=end_at, series=series))

@@ -19,7 +19,7 @@ from modelmonitor.api._openapi import (
 )
 from modelmonitor.api.deps import ApiContext, Context, invalid, json_response, parse_range
 from modelmonitor.live.base import LiveSnapshot
-from modelmonitor.query.anomalies import HISTORY_TO_ANOMALY, AnomalySeries, anomaly_series
+from modelmonitor.query.anomalies import HISTORY_TO_ANOMALY, AnomalySeries
 from modelmonitor.query.history import (
     METRICS,
     RouteSummary,
@@ -95,6 +95,12 @@ async def historical(
     context: Context,
     service: Annotated[str, Query(min_length=1)],
     route: Annotated[str | None, Query(min_length=1)] = None,
+    model: Annotated[
+        str | None, Query(min_length=1, description="Only this model's requests")
+    ] = None,
+    consumer: Annotated[
+        str | None, Query(min_length=1, description="Only this consumer's requests")
+    ] = None,
     metric: Annotated[
         str,
         Query(
@@ -123,6 +129,8 @@ async def historical(
         invalid(
             "metric", f"unknown metric {', '.join(unknown) or '(none)'}; use {', '.join(METRICS)}"
         )
+    if route is not None and (model is not None or consumer is not None):
+        invalid("route", "route cannot be combined with model or consumer")
     start_at, end_at, capped = _time_range(context, start, end)
     requested = None
     if step is not None:
@@ -144,6 +152,8 @@ async def historical(
         start=start_at,
         end=end_at,
         step=step_seconds,
+        model=model,
+        consumer=consumer,
     )
     result = HistoricalSeries(
         service=service,
@@ -157,18 +167,8 @@ async def historical(
     )
     if anomaly:
         tracked = sorted({HISTORY_TO_ANOMALY[m] for m in metrics if m in HISTORY_TO_ANOMALY})
-        reader = context.read.anomalies
-        result.anomalies = (
-            await anomaly_series(
-                reader,
-                service=service,
-                metrics=tracked,
-                start=start_at,
-                end=end_at,
-                limit=context.settings.max_history_points,
-            )
-            if reader is not None
-            else []
+        result.anomalies = await context.read.anomaly_series(
+            service=service, metrics=tracked, start=start_at, end=end_at
         )
     if format == "csv":
         return _csv(result)

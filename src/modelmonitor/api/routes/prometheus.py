@@ -66,11 +66,52 @@ def live_families(snapshot: LiveSnapshot) -> Iterator[Metric]:
                 if value is not None:
                     latency.add_metric([*labels, percentile], value)
     yield from (rps, latency, errors, in_flight)
+    yield from _language_gauges(snapshot)
     yield gauge(
         "modelmonitor_ingest_events_per_second",
         "Events stored per second over the last 10 seconds.",
         snapshot.ingest_rate,
     )
+
+
+def _language_gauges(snapshot: LiveSnapshot) -> Iterator[Metric]:
+    """The live windows' language-model figures, for services that carry LLM traffic."""
+    window_labels = ["service", "window"]
+    tokens = GaugeMetricFamily(
+        "modelmonitor_llm_tokens_per_second",
+        "Prompt and completion tokens per second over the window.",
+        labels=[*window_labels, "kind"],
+    )
+    speed = GaugeMetricFamily(
+        "modelmonitor_llm_generation_tokens_per_second",
+        "Completion tokens per second of answering after the first token.",
+        labels=window_labels,
+    )
+    ttft = GaugeMetricFamily(
+        "modelmonitor_llm_time_to_first_token_seconds",
+        "Time to first token percentiles over the window.",
+        labels=[*window_labels, "percentile"],
+    )
+    cost = GaugeMetricFamily(
+        "modelmonitor_llm_cost_per_hour_usd",
+        "Spend rate over the window, in US dollars per hour.",
+        labels=window_labels,
+    )
+    for service in snapshot.services:
+        for window_name, window in service.windows.items():
+            llm = window.llm
+            if llm is None:
+                continue
+            labels = [service.service, window_name]
+            tokens.add_metric([*labels, "prompt"], llm.prompt_tokens_per_second)
+            tokens.add_metric([*labels, "completion"], llm.completion_tokens_per_second)
+            cost.add_metric(labels, llm.cost_per_hour)
+            if llm.tokens_per_second is not None:
+                speed.add_metric(labels, llm.tokens_per_second)
+            for percentile, value in (("p50", llm.ttft_p50_seconds), ("p95", llm.ttft_p95_seconds)):
+                if value is not None:
+                    ttft.add_metric([*labels, percentile], value)
+    yield from (tokens, speed, ttft, cost)
 
 
 def proxy_families(snapshot: LiveSnapshot) -> Iterator[Metric]:
