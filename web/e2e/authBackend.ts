@@ -9,14 +9,17 @@ export const USERS = { ada: 'admin', eve: 'editor', vic: 'viewer' } as const
 
 export interface AuthBackend {
   base: string
+  /** The proxy's URL (only with `proxy: true`). */
+  proxy?: string
   stop: () => Promise<void>
 }
 
 /**
  * A second, REAL backend with authentication on: `modelmonitor users add` for an
- * admin, an editor and a viewer, then `modelmonitor api` on a free port.
+ * admin, an editor and a viewer, then `modelmonitor api` on a free port (with
+ * `proxy: true`, `modelmonitor up --demo`: proxy, worker, API and the demo model API).
  */
-export async function startAuthBackend(name: string, authYaml: string[] = []): Promise<AuthBackend> {
+export async function startAuthBackend(name: string, authYaml: string[] = [], opts: { proxy?: boolean } = {}): Promise<AuthBackend> {
   const bin = modelmonitorBin()
   const dataDir = mkdtempSync(join(tmpdir(), `modelmonitor-e2e-${name}-`))
   for (const [user, role] of Object.entries(USERS)) {
@@ -40,7 +43,15 @@ export async function startAuthBackend(name: string, authYaml: string[] = []): P
   const results = resolve(WEB_DIR, 'test-results')
   mkdirSync(results, { recursive: true })
   const log = createWriteStream(join(results, `backend-${name}.log`))
-  const child: ChildProcess = start(bin, ['api', '--api', `127.0.0.1:${port}`, '--data-dir', dataDir, '--config', config], (s) => log.write(s))
+  const common = ['--api', `127.0.0.1:${port}`, '--data-dir', dataDir, '--config', config]
+  let proxy: string | undefined
+  let args = ['api', ...common]
+  if (opts.proxy) {
+    const [proxyPort, demoPort] = [await freePort(), await freePort()]
+    proxy = `http://127.0.0.1:${proxyPort}`
+    args = ['up', '--demo', '--demo-port', String(demoPort), '--listen', `127.0.0.1:${proxyPort}`, ...common]
+  }
+  const child: ChildProcess = start(bin, args, (s) => log.write(s))
   const base = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 60_000
   for (;;) {
@@ -55,6 +66,7 @@ export async function startAuthBackend(name: string, authYaml: string[] = []): P
   }
   return {
     base,
+    proxy,
     stop: async () => {
       stop(child)
       await new Promise((r) => setTimeout(r, 1000))

@@ -18,6 +18,7 @@ export const routes: RouteRecordRaw[] = [
   { path: '/services/:name/data', name: 'service-data', component: () => import('./views/DataView.vue'), meta: { title: 'Data quality' } },
   { path: '/alerts', name: 'alerts', component: () => import('./views/AlertsView.vue'), meta: { title: 'Alerts' } },
   { path: '/system', name: 'system', component: () => import('./views/SystemView.vue'), meta: { title: 'System' } },
+  { path: '/config/services', name: 'services-config', component: () => import('./views/ServicesConfigView.vue'), meta: { title: 'Monitored services' } },
   { path: '/login', name: 'login', component: () => import('./views/LoginView.vue'), meta: { title: 'Sign in', public: true } },
   { path: '/admin', name: 'admin', component: () => import('./views/AdminView.vue'), meta: { title: 'Users and tokens', role: 'admin' } },
   { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { title: 'Audit log', role: 'admin' } },

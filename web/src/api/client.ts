@@ -2,6 +2,10 @@ import type {
   AlertHistoryResponse,
   AlertRule,
   AlertsResponse,
+  CatalogEntry,
+  CatalogResponse,
+  ConnectionTest,
+  ServiceConfigInput,
   Channel,
   ChannelsResponse,
   DeliveriesResponse,
@@ -263,6 +267,27 @@ export class ApiClient {
 
   setChannelEnabled(name: string, enabled: boolean): Promise<Channel> {
     return this.request('POST', `/api/v1/alerts/channels/${encodeURIComponent(name)}/${enabled ? 'enable' : 'disable'}`)
+  }
+
+  catalog(signal?: AbortSignal): Promise<CatalogResponse> {
+    return this.get('/api/v1/config/services', {}, signal)
+  }
+
+  addService(config: ServiceConfigInput): Promise<CatalogEntry> {
+    return this.request('POST', '/api/v1/config/services', {}, config)
+  }
+
+  replaceService(name: string, config: ServiceConfigInput): Promise<CatalogEntry> {
+    return this.request('PUT', `/api/v1/config/services/${encodeURIComponent(name)}`, {}, config)
+  }
+
+  deleteService(name: string): Promise<void> {
+    return this.request('DELETE', `/api/v1/config/services/${encodeURIComponent(name)}`)
+  }
+
+  /** Dry run: can the proxy reach this upstream? Nothing is stored. */
+  testService(config: ServiceConfigInput): Promise<ConnectionTest> {
+    return this.request('POST', '/api/v1/config/services/test', {}, config)
   }
 
   testChannel(name: string): Promise<Delivery> {

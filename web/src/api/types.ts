@@ -378,3 +378,35 @@ export interface Channel {
 export interface ChannelsResponse {
   channels: Channel[]
 }
+
+// ---- Monitored services at run time (/api/v1/config/services; docs/production.md) ----
+
+/** Where a service is declared: the YAML file (read-only here) or the API. */
+export type ServiceSource = Schemas['ServiceSource']
+
+/** The fields of a service's configuration the dashboard edits (ServiceConfig). */
+export interface ServiceConfigInput {
+  name: string
+  upstream: string
+  /** Own listening address `host:port`; null shares the main port. */
+  listen: string | null
+  path_prefix: string | null
+  strip_prefix: boolean
+  route_patterns: string[]
+  model_header: string
+  model_json_field: string | null
+  timeout_seconds: number
+  connect_timeout_seconds: number
+  preserve_host: boolean
+  propagate_trace: boolean
+}
+
+/** A service as the API returns it; `config` also holds fields the form does not edit (tls, sampling...). */
+export type CatalogEntry = Omit<Schemas['CatalogEntry'], 'config'> & {
+  config: ServiceConfigInput & Record<string, unknown>
+}
+
+export type CatalogResponse = Omit<Schemas['CatalogList'], 'services'> & { services: CatalogEntry[] }
+
+/** POST /api/v1/config/services/test: what a dry run of the upstream found. */
+export type ConnectionTest = Schemas['ConnectionTest']
