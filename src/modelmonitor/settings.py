@@ -408,6 +408,9 @@ class Settings(BaseSettings):
     #: Secret for hashing API keys into consumer names; when unset, one is made and
     #: kept in ``data_dir/consumer-secret``. Give every proxy the same one.
     consumer_secret: SecretStr | None = None
+    #: Seals the credentials of channels added through the API in the store. Give every
+    #: API replica and worker the same one; else ``data_dir/secret-key`` (one machine).
+    secret_key: SecretStr | None = None
     #: Bytes of each LLM request and JSON answer kept for reading tokens and model.
     llm_inspect_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     #: Distinct models and consumers tracked per service; more fold into ``other``.

@@ -15,6 +15,7 @@ from modelmonitor.alerts.runtime_channels import (
     RuntimeChannels,
     StoredChannel,
 )
+from modelmonitor.sealing import Sealer
 
 
 def webhook(name: str, url: str) -> StoredChannel:
@@ -29,8 +30,11 @@ def webhook(name: str, url: str) -> StoredChannel:
 async def test_stored_channels_reach_every_dispatcher(alert_store: Any) -> None:
     api_side = Dispatcher(channels={}, store=alert_store)
     worker_side = Dispatcher(channels={}, store=alert_store)
-    api = RuntimeChannels(alert_store, dispatcher=api_side, declared=["declared"])
-    worker = RuntimeChannels(alert_store, dispatcher=worker_side, declared=["declared"])
+    sealer = Sealer(b"shared secret")
+    api = RuntimeChannels(alert_store, dispatcher=api_side, declared=["declared"], sealer=sealer)
+    worker = RuntimeChannels(
+        alert_store, dispatcher=worker_side, declared=["declared"], sealer=sealer
+    )
     await api_side.start()
     await worker_side.start()
     try:
@@ -41,6 +45,16 @@ async def test_stored_channels_reach_every_dispatcher(alert_store: Any) -> None:
         assert worker_side.channels["pager"].config.url == "http://127.0.0.1:9/one"
         assert [c.name for c in await worker.stored()] == ["pager"]
         assert (await worker.get("pager")).settings["secret"] == "k3y"
+        # At rest the document is sealed: neither the secret nor the URL is readable.
+        async with alert_store.session() as session:
+            (row,) = await session.fetch("SELECT doc FROM alert_channel_configs")
+        assert row[0].startswith("sealed:")
+        assert "k3y" not in row[0] and "127.0.0.1" not in row[0]
+        # Another key cannot open it: the channel is left out, not half-read.
+        stranger = RuntimeChannels(
+            alert_store, dispatcher=worker_side, declared=[], sealer=Sealer(b"other")
+        )
+        assert await stranger.stored() == []
 
         await api.replace(webhook("pager", "http://127.0.0.1:9/two"))
         await worker.sync()

@@ -26,6 +26,7 @@ from modelmonitor._tasks import cancel_and_wait
 from modelmonitor.alerts.channels import CHANNEL_TYPES, NotificationChannel
 from modelmonitor.alerts.dispatch import Dispatcher
 from modelmonitor.alerts.store.sql import Session
+from modelmonitor.sealing import Sealer, SealError
 
 __all__ = [
     "ChannelConflict",
@@ -131,9 +132,12 @@ class RuntimeChannels:
         *,
         dispatcher: Dispatcher,
         declared: Sequence[str],
+        sealer: Sealer,
         poll_seconds: float = 2.0,
     ) -> None:
         self._store = store
+        #: Seals each stored document: channel credentials never sit in the store in clear.
+        self._sealer = sealer
         self._dispatcher = dispatcher
         self.declared = frozenset(declared)
         self._poll_seconds = poll_seconds
@@ -145,14 +149,26 @@ class RuntimeChannels:
     async def stored(self) -> list[StoredChannel]:
         async with self._store.session() as session:
             rows = await session.fetch("SELECT doc FROM alert_channel_configs ORDER BY name")
-        return [_decoder.decode(row[0]) for row in rows]
+        found = []
+        for row in rows:
+            try:
+                found.append(self._decode(row[0]))
+            except SealError as exc:
+                log.error("a stored channel cannot be read, not used: %s", exc)
+        return found
 
     async def get(self, name: str) -> StoredChannel:
         async with self._store.session() as session:
             rows = await session.fetch("SELECT doc FROM alert_channel_configs WHERE name = ?", name)
         if not rows:
             raise ChannelNotFound(f"no stored channel named {name!r}")
-        return _decoder.decode(rows[0][0])
+        return self._decode(rows[0][0])
+
+    def _decode(self, doc: str) -> StoredChannel:
+        return _decoder.decode(self._sealer.open(doc))
+
+    def _encode(self, channel: StoredChannel) -> str:
+        return self._sealer.seal(msgspec.json.encode(channel))
 
     def _writable(self, name: str) -> None:
         if name in self.declared:
@@ -169,7 +185,7 @@ class RuntimeChannels:
                 " ON CONFLICT (name) DO NOTHING RETURNING name",
                 channel.name,
                 channel.updated_at,
-                msgspec.json.encode(channel).decode(),
+                self._encode(channel),
             )
         if not rows:
             raise ChannelConflict(f"a channel named {channel.name!r} exists already")
@@ -184,7 +200,7 @@ class RuntimeChannels:
                 "UPDATE alert_channel_configs SET updated_at = ?, doc = ? WHERE name = ?"
                 " RETURNING name",
                 channel.updated_at,
-                msgspec.json.encode(channel).decode(),
+                self._encode(channel),
                 channel.name,
             )
         if not rows:

@@ -8,6 +8,7 @@ hold live windows also run the engine (``evaluate=True``) and the anomaly tracke
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from functools import partial
@@ -29,6 +30,7 @@ from modelmonitor.alerts.store.sql import SqlAlertStore
 from modelmonitor.anomaly.tracker import AnomalyTracker, TrackerConfig, window_for
 from modelmonitor.live.base import LiveState
 from modelmonitor.query.models import dimension_window
+from modelmonitor.sealing import Sealer, load_sealer
 from modelmonitor.settings import ConfigError, Settings
 from modelmonitor.storage.base import EventStore
 from modelmonitor.types import Clock
@@ -109,6 +111,7 @@ class AlertSystem:
         own_store: bool = True,
         anomaly: TrackerConfig | None = None,
         history: EventStore | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.store = store
         self.channels = channels
@@ -116,7 +119,13 @@ class AlertSystem:
         self.dispatcher = Dispatcher(channels=channels, store=store, clock=clock)
         #: Channels added through the API (None when the store has no SQL session).
         self.runtime_channels = (
-            RuntimeChannels(store, dispatcher=self.dispatcher, declared=list(channels))
+            RuntimeChannels(
+                store,
+                dispatcher=self.dispatcher,
+                declared=list(channels),
+                # A key of this process alone unless given: from_settings shares one.
+                sealer=sealer or Sealer(os.urandom(32)),
+            )
             if isinstance(store, SqlAlertStore)
             else None
         )
@@ -158,7 +167,9 @@ class AlertSystem:
     ) -> AlertSystem:
         """Validate the alerting settings (raises :class:`ConfigError`) and build."""
         rules, channels = validate_alerting(settings, now=clock())
+        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
         return cls(
+            sealer=load_sealer(settings.data_dir, secret_key),
             store=store or create_alert_store(settings.effective_database_url),
             channels=channels,
             live=live,
