@@ -234,6 +234,13 @@ async def test_production_proxies_and_workers_are_summed_by_prometheus(
                 'modelmonitor_proxy_captured_events_total{job="proxy"}',
                 lambda v: v == 100,
             )
+            # rate() needs two scrapes of a series: wait for them before asking panels.
+            for expr in (
+                'sum(rate(modelmonitor_requests_total{job="api"}[1m]))',
+                "sum(rate(modelmonitor_alert_rounds_total[1m]))",
+                'sum(rate(modelmonitor_requests_total{job=~"worker.*"}[1m]))',
+            ):
+                await asyncio.to_thread(prometheus.wait_for, expr, lambda v: v >= 0)
             await asyncio.to_thread(grafana_queries_return_data, prometheus)
             # A worker restarts: its own counters start over, the cluster view does not.
             await workers[0].stop()
