@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -105,8 +106,11 @@ async def test_shifted_features_and_only_they_drift(runtime: Runtime) -> None:
         steady_from = time.time() - 1
         await score(client, 400, rng)
         await all_profiled(runtime, 400)
-        await asyncio.sleep(1.1)  # the next profile bucket
-        shifted_from = time.time()
+        await asyncio.sleep(1.1)  # past the steady requests' last profile bucket
+        # Start the shift on a bucket boundary, so no 1 s bucket holds both kinds.
+        now = time.time()
+        shifted_from = float(math.ceil(now))
+        await asyncio.sleep(shifted_from - now + 0.01)
         await score(
             client,
             200,
@@ -118,7 +122,7 @@ async def test_shifted_features_and_only_they_drift(runtime: Runtime) -> None:
     async with httpx.AsyncClient(base_url=runtime.api_url, timeout=30) as api:
         pinned = await api.put(
             "/api/v1/services/wine/references/steady",
-            json={"start": str(steady_from), "end": str(shifted_from)},
+            json={"start": str(steady_from), "end": str(shifted_from - 0.5)},
         )
         assert pinned.status_code == 201, pinned.text
         answer = await api.get(
