@@ -31,6 +31,10 @@ let api = ''
 let proxy = ''
 let shiftedFrom = 0
 
+// The worker's profile flush and the page's first drift request race under load: retry
+// (a fresh backend each time) rather than let one slow flush fail the run.
+test.describe.configure({ retries: 2 })
+
 test.beforeAll(async () => {
   const [proxyPort, apiPort] = [await freePort(), await freePort()]
   const dir = mkdtempSync(join(tmpdir(), 'modelmonitor-e2e-data-'))
@@ -65,13 +69,21 @@ test.beforeAll(async () => {
   const until = Date.now() / 1000
   shiftedFrom = until
   await send(40, 0.6, 1000)
-  await new Promise((r) => setTimeout(r, 7000))
   const pinned = await fetch(`${api}/api/v1/services/wine/references/steady`, {
     method: 'PUT',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ start: String(from), end: String(until) }),
   })
   expect(pinned.status).toBe(201)
+  // Wait until the worker has profiled the shifted phase (its flush time varies with load).
+  const query = `reference=steady&start=${shiftedFrom}&end=now`
+  for (let i = 0; ; i++) {
+    const answer = await fetch(`${api}/api/v1/services/wine/drift?${query}`)
+    const report = answer.ok ? (await answer.json()).report : null
+    if (report && report.current_rows > 0 && report.features.length > 0) break
+    if (i > 120) throw new Error(`the shifted phase was never profiled (${answer.status})`)
+    await new Promise((r) => setTimeout(r, 500))
+  }
 })
 
 test.afterAll(() => stop(backend))
